@@ -1,0 +1,3 @@
+"""mlmake: make for machine learning."""
+
+__version__ = "0.1.0"

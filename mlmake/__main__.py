@@ -1,0 +1,4 @@
+from mlmake.cli import main
+
+if __name__ == "__main__":
+    main()

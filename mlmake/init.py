@@ -1,0 +1,55 @@
+"""`mlmake init`: a new project from templates/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from mlmake.errors import MlmakeError, did_you_mean
+from mlmake.schema import data_dir
+
+_SKIP = {"__pycache__", "build", ".mlmake"}
+
+
+def templates() -> dict[str, str]:
+    """Template name → its one-line summary (the first line of its README.md)."""
+    root = data_dir() / "templates"
+    out: dict[str, str] = {}
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if (path / "mlproject.yaml").is_file():
+            readme = path / "README.md"
+            first = readme.read_text(encoding="utf-8").splitlines()[0] if readme.is_file() else ""
+            out[path.name] = first.lstrip("# ").strip()
+    return out
+
+
+def create(target: Path, template: str, *, force: bool = False) -> list[Path]:
+    """Copy the template into target, naming the project after the folder."""
+    known = templates()
+    if template not in known:
+        hint = did_you_mean(template, known)
+        raise MlmakeError(f"unknown template '{template}'" + (f" ({hint})" if hint else "")
+                          + f"; available: {', '.join(known)}")
+    if (target / "mlproject.yaml").exists() and not force:
+        raise MlmakeError(f"{target / 'mlproject.yaml'} already exists (use --force to overwrite)")
+    source = data_dir() / "templates" / template
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", target.name) or "project"
+    if name[0].isdigit():
+        name = "p" + name
+    written: list[Path] = []
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if path.is_dir() or _SKIP & set(rel.parts):
+            continue
+        dest = target / rel
+        if dest.exists() and not force:
+            raise MlmakeError(f"{dest} already exists (use --force to overwrite)")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if rel == Path("mlproject.yaml"):
+            text = path.read_text(encoding="utf-8")
+            dest.write_text(re.sub(r"(?m)^project: .*$", f"project: {name}", text, count=1), encoding="utf-8")
+        else:
+            shutil.copyfile(path, dest)
+        written.append(dest)
+    return written

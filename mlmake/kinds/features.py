@@ -1,0 +1,27 @@
+"""features.NAME: polars SQL or a Python hook over datasets and other feature sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmake.kinds.base import TABLE_FILE, NodeDecl, Ref, Result, Task, build_dir
+from mlmake.spec import Feature, node_config
+
+SECTION = "features"
+KIND = "features"
+RECIPE = 1
+LIBRARIES = ("polars",)
+TABLES = ("features", "datasets")
+
+
+def declare(project: Any, item: Feature) -> NodeDecl:
+    refs = tuple(Ref(n, (SECTION, item.name, "from", i), TABLES) for i, n in enumerate(item.inputs))
+    code = (item.python.rsplit(":", 1)[0],) if item.python else ()
+    return NodeDecl(
+        f"{SECTION}.{item.name}", KIND, item.span, node_config(item), refs,
+        code=code, outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
+    )
+
+
+def run(task: Task) -> Result:
+    raise NotImplementedError(TABLE_FILE)

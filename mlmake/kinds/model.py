@@ -1,0 +1,25 @@
+"""models.NAME: train, evaluate and gate an xgboost model on a feature set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmake.kinds.base import NodeDecl, Ref, Result, Task, build_dir
+from mlmake.spec import Model, node_config
+
+SECTION = "models"
+KIND = "model"
+RECIPE = 1
+LIBRARIES = ("polars", "xgboost")
+
+
+def declare(project: Any, item: Model) -> NodeDecl:
+    ref = Ref(item.features, (SECTION, item.name, "features"), ("features", "datasets"))
+    return NodeDecl(
+        f"{SECTION}.{item.name}", KIND, item.span, node_config(item), (ref,),
+        outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
+    )
+
+
+def run(task: Task) -> Result:
+    raise NotImplementedError

@@ -1,0 +1,151 @@
+"""Turns the raw file into the effective configuration: environment overlays,
+-P overrides and ${params.x} interpolation, each error located."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mlmake.errors import Diagnostic, Span, SpecError, did_you_mean
+from mlmake.source import Document, Path, format_path, load_text
+
+SECTIONS = ("params", "remote", "datasets", "features", "models", "steps", "deploy")
+_REF = re.compile(r"\$\{([^}]*)\}")
+_WHOLE = re.compile(r"^\$\{([^}]*)\}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """One -P KEY=VALUE from the command line, already split."""
+
+    path: Path
+    value: Any
+    text: str
+
+
+def parse_override(text: str) -> Override:
+    """Parse `KEY=VALUE`; a KEY that is not a section path is a parameter name."""
+    key, sep, raw = text.partition("=")
+    where = Span(f"-P {text}", 0, 0)
+    if not sep or not key.strip():
+        raise SpecError([Diagnostic(where, "", "expected KEY=VALUE", "for example -P seed=7")])
+    parts: list[str | int] = [p for p in key.strip().split(".")]
+    if parts[0] not in SECTIONS:
+        parts.insert(0, "params")
+    try:
+        value = load_text(raw, f"-P {text}").data if raw.strip() else ""
+    except SpecError:
+        value = raw
+    return Override(tuple(parts), value, text)
+
+
+def resolve(
+    doc: Document, env: str | None = None, overrides: tuple[Override, ...] = ()
+) -> tuple[Document, list[Diagnostic]]:
+    """The document as it applies (overlays, overrides, interpolation) and its errors."""
+    data = copy.deepcopy(doc.data) if isinstance(doc.data, dict) else doc.data
+    if not isinstance(data, dict):
+        return doc, []
+    errors: list[Diagnostic] = []
+    spans = dict(doc.value_spans)
+    if env is not None:
+        _apply_env(doc, data, env, errors)
+    for ov in overrides:
+        if ov.path[0] == "params":
+            _set(data, ov, errors, spans, create=True)
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    resolver = _Interpolator(doc, params or {}, errors)
+    for section in SECTIONS[1:]:
+        if section in data:
+            data[section] = resolver.walk(data[section], (section,))
+    for ov in overrides:
+        if ov.path[0] != "params":
+            _set(data, ov, errors, spans, create=False)
+    return replace(doc, data=data, value_spans=spans), errors
+
+
+def _apply_env(doc: Document, data: dict[str, Any], env: str, errors: list[Diagnostic]) -> None:
+    envs = data.get("environments") if isinstance(data.get("environments"), dict) else {}
+    overlay = envs.get(env) if envs else None
+    if not isinstance(overlay, dict):
+        hint = did_you_mean(env, list(envs or {})) or (
+            f"known: {', '.join(sorted(envs))}" if envs else "the file declares no environments")
+        errors.append(Diagnostic(Span(f"--env {env}", 0, 0), "environments",
+                                 f"unknown environment '{env}'", hint))
+        return
+    if isinstance(overlay.get("params"), dict):
+        base = data.get("params") if isinstance(data.get("params"), dict) else {}
+        data["params"] = {**base, **overlay["params"]}
+    if "remote" in overlay:
+        data["remote"] = overlay["remote"]
+
+
+def _set(data: dict[str, Any], ov: Override, errors: list[Diagnostic],
+         spans: dict[Path, Span], *, create: bool) -> None:
+    node: Any = data
+    for i, part in enumerate(ov.path[:-1]):
+        if not isinstance(node, dict):
+            break
+        if part not in node and create:
+            node[part] = {}
+        if part not in node:
+            hint = did_you_mean(str(part), list(node))
+            errors.append(Diagnostic(Span(f"-P {ov.text}", 0, 0), format_path(ov.path[: i + 1]),
+                                     f"no such key '{part}' to override", hint))
+            return
+        node = node[part]
+    if not isinstance(node, dict):
+        errors.append(Diagnostic(Span(f"-P {ov.text}", 0, 0), format_path(ov.path),
+                                 "cannot override inside a value that is not a mapping"))
+        return
+    node[ov.path[-1]] = ov.value
+    spans[ov.path] = Span(f"-P {ov.text}", 0, 0)
+
+
+class _Interpolator:
+    def __init__(self, doc: Document, params: dict[str, Any], errors: list[Diagnostic]) -> None:
+        self.doc = doc
+        self.params = params
+        self.errors = errors
+
+    def walk(self, value: Any, path: Path) -> Any:
+        if isinstance(value, dict):
+            return {k: self.walk(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.walk(v, path + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "${" in value:
+            return self.interpolate(value, path)
+        return value
+
+    def interpolate(self, text: str, path: Path) -> Any:
+        whole = _WHOLE.match(text)
+        if whole:
+            return self.lookup(whole.group(1), path)
+        escaped = text.replace("$${", "\0")
+        out = _REF.sub(lambda m: _to_text(self.lookup(m.group(1), path)), escaped)
+        return out.replace("\0", "${")
+
+    def lookup(self, ref: str, path: Path) -> Any:
+        parts = ref.strip().split(".")
+        if parts[0] != "params" or len(parts) < 2:
+            self.errors.append(self.doc.diagnostic(
+                path, f"cannot interpolate '${{{ref}}}'", "only ${params.NAME} references are supported"))
+            return "${" + ref + "}"
+        node: Any = self.params
+        for i, part in enumerate(parts[1:], start=1):
+            if not isinstance(node, dict) or part not in node:
+                known = list(node) if isinstance(node, dict) else []
+                name = ".".join(parts[1 : i + 1])
+                hint = did_you_mean(part, known) or "declare it under params:"
+                self.errors.append(self.doc.diagnostic(path, f"'${{{ref}}}' refers to a missing param '{name}'", hint))
+                return "${" + ref + "}"
+            node = node[part]
+        return node
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

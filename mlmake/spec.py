@@ -1,0 +1,332 @@
+"""The project as frozen dataclasses, each item carrying its Span; `load_project`
+runs source → resolve → schema → spec and reports every problem at once."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mlmake import schema
+from mlmake.errors import Diagnostic, MlmakeError, Span, SpecError
+from mlmake.resolve import Override, resolve
+from mlmake.source import Document, load_text
+
+PROJECT_FILE = "mlproject.yaml"
+SUPPORTED_VERSIONS = (1,)
+INTERNAL = {"internal": True}      # not a key of the file
+NOT_FINGERPRINTED = {"fingerprint": False}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    type: str
+    nullable: bool = True
+    unique: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[Any, ...] | None = None
+    regex: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    rows: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    path: str
+    format: str
+    schema: dict[str, Column] = field(default_factory=dict)
+    checks: tuple[Check, ...] = ()
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    inputs: tuple[str, ...] = field(metadata={"key": "from"})
+    key: tuple[str, ...] = ()
+    sql: str | None = None
+    python: str | None = None
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    test_size: float = 0.2
+    seed: int = 0
+    stratify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    features: str
+    target: str
+    task: str
+    drop: tuple[str, ...] = ()
+    split: Split = Split()
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+    gates: dict[str, str] = field(default_factory=dict)
+    slices: tuple[str, ...] = ()
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    cmd: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Deploy:
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    model: str
+    kind: str
+    input: str | None = None
+    output: str | None = None
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    url: str = ".mlmake/remote"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    params: dict[str, Any] = field(default_factory=dict)
+    remote: Remote | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    root: Path = field(metadata=INTERNAL)
+    file: str = field(metadata=INTERNAL)
+    version: int
+    project: str
+    description: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
+    remote: Remote = Remote()
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+    features: dict[str, Feature] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
+    steps: dict[str, Step] = field(default_factory=dict)
+    deploy: dict[str, Deploy] = field(default_factory=dict)
+    doc: Document | None = field(default=None, metadata=INTERNAL, compare=False, repr=False)
+
+
+def key_of(f: Any) -> str:
+    """The file's key for a dataclass field."""
+    return str(f.metadata.get("key", f.name))
+
+
+def file_fields(cls: type) -> list[Any]:
+    """The fields of a dataclass that are keys of the file."""
+    return [f for f in fields(cls) if not f.metadata.get("internal")]
+
+
+def node_config(item: Any) -> dict[str, Any]:
+    """The normalized configuration of an item, as it enters the fingerprint."""
+    out: dict[str, Any] = {}
+    for f in file_fields(type(item)):
+        if f.metadata.get("fingerprint", True):
+            out[key_of(f)] = _plain(getattr(item, f.name))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return node_config(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def find_project_file(root: Path) -> Path:
+    path = root / PROJECT_FILE
+    if not path.is_file():
+        raise MlmakeError(f"no {PROJECT_FILE} in {root} (run `mlmake init` to create one, or pass -C DIR)")
+    return path
+
+
+def load_document(root: Path) -> Document:
+    """Read and parse the project file, checking its version before anything else."""
+    path = find_project_file(root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MlmakeError(f"cannot read {path}: {exc}") from None
+    doc = load_text(text, PROJECT_FILE)
+    if not isinstance(doc.data, dict):
+        raise SpecError([doc.diagnostic((), "expected a mapping at the top of the file",
+                                        "start with `version: 1` and `project: NAME`")])
+    version = doc.data.get("version")
+    if version not in SUPPORTED_VERSIONS:
+        msg = "missing required key 'version'" if version is None else \
+            f"this mlmake reads version 1 of the file, got {version!r}"
+        raise SpecError([doc.diagnostic(("version",), msg, "write `version: 1`, or upgrade mlmake")])
+    return doc
+
+
+def load_project(root: Path, env: str | None = None, overrides: tuple[Override, ...] = ()) -> Project:
+    """Load, resolve and check the project in ROOT; raise SpecError with every problem."""
+    doc = load_document(root)
+    resolved, errors = resolve(doc, env, overrides)
+    bad_paths = {d.path for d in errors}
+    errors += [d for d in schema.check(resolved) if d.path not in bad_paths]
+    if errors:
+        raise SpecError(sorted(errors, key=_order))
+    project = _build_project(root, resolved)
+    errors = _check_paths(project, resolved)
+    if errors:
+        raise SpecError(errors)
+    return project
+
+
+def _order(d: Diagnostic) -> tuple[int, int]:
+    return (d.span.line, d.span.col) if d.span else (0, 0)
+
+
+def _build_project(root: Path, doc: Document) -> Project:
+    data = doc.data
+
+    def spans(section: str) -> dict[str, Span | None]:
+        return {n: doc.span((section, n), key=True) for n in data.get(section, {})}
+
+    def build(section: str, make: Any) -> dict[str, Any]:
+        sp = spans(section)
+        return {n: make(n, sp[n], v) for n, v in data.get(section, {}).items()}
+
+    return Project(
+        root=root, file=doc.file, version=data["version"], project=data["project"],
+        description=data.get("description", ""), params=data.get("params", {}),
+        environments={n: _environment(v) for n, v in data.get("environments", {}).items()},
+        remote=_remote(data.get("remote")) or Remote(),
+        datasets=build("datasets", _dataset), features=build("features", _feature),
+        models=build("models", _model), steps=build("steps", _step), deploy=build("deploy", _deploy),
+        doc=doc,
+    )
+
+
+def _remote(data: dict[str, Any] | None) -> Remote | None:
+    return Remote(data["url"], dict(data.get("options", {}))) if data else None
+
+
+def _environment(data: dict[str, Any]) -> Environment:
+    return Environment(dict(data.get("params", {})), _remote(data.get("remote")))
+
+
+def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
+    fmt = d.get("format") or _format_of(d["path"])
+    columns = {c: Column(**{k: tuple(v) if k == "allowed" else v for k, v in spec.items()})
+               for c, spec in d.get("schema", {}).items()}
+    checks = tuple(Check(**c) for c in d.get("checks", []))
+    return Dataset(name, span, d["path"], fmt, columns, checks, d.get("description", ""))
+
+
+def _format_of(path: str) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return {"jsonl": "ndjson", "pq": "parquet"}.get(suffix, suffix or "csv")
+
+
+def _names(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _feature(name: str, span: Span | None, d: dict[str, Any]) -> Feature:
+    return Feature(name, span, _names(d["from"]), _names(d.get("key")), d.get("sql"), d.get("python"),
+                   d.get("description", ""))
+
+
+def _model(name: str, span: Span | None, d: dict[str, Any]) -> Model:
+    return Model(
+        name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
+        Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
+        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""),
+    )
+
+
+def _step(name: str, span: Span | None, d: dict[str, Any]) -> Step:
+    cmd = d["cmd"]
+    args = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(_arg(a) for a in cmd)
+    return Step(name, span, args, tuple(d.get("deps", ())), tuple(d.get("outs", ())), d.get("description", ""))
+
+
+def _arg(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _deploy(name: str, span: Span | None, d: dict[str, Any]) -> Deploy:
+    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""))
+
+
+# --- paths -------------------------------------------------------------------
+
+NODE_SECTIONS = ("datasets", "features", "models", "steps", "deploy")
+
+
+def is_address(text: str) -> bool:
+    """Whether a dep names a node (`models.churn`) rather than a file."""
+    section, dot, name = text.partition(".")
+    return bool(dot) and section in NODE_SECTIONS and "/" not in name and not name.endswith(".py")
+
+
+def _check_paths(project: Project, doc: Document) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+
+    def check(path: str, where: tuple[str | int, ...]) -> None:
+        problem = path_problem(path)
+        if problem:
+            found.append(doc.diagnostic(where, problem, "paths are relative to the project folder"))
+
+    for n, ds in project.datasets.items():
+        check(ds.path, ("datasets", n, "path"))
+    for n, ft in project.features.items():
+        if ft.python:
+            check(ft.python.rsplit(":", 1)[0], ("features", n, "python"))
+    for n, st in project.steps.items():
+        for i, p in enumerate(st.deps):
+            if not is_address(p):
+                check(p, ("steps", n, "deps", i))
+        for i, p in enumerate(st.outs):
+            check(p, ("steps", n, "outs", i))
+    for n, dp in project.deploy.items():
+        if dp.output:
+            check(dp.output, ("deploy", n, "output"))
+    return found
+
+
+def path_problem(path: str) -> str:
+    """Why a path from the file is not allowed, or ''."""
+    if os.path.isabs(path) or path.startswith("~"):
+        return f"the path '{path}' must be relative to the project"
+    norm = os.path.normpath(path)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        return f"the path '{path}' leaves the project"
+    if norm.split(os.sep)[0] in (".git", ".mlmake", ".dvc"):
+        return f"the path '{path}' is inside {norm.split(os.sep)[0]}/, which mlmake manages"
+    return ""

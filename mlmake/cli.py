@@ -96,7 +96,7 @@ def validate(ctx: click.Context, env: str | None, params: tuple[str, ...]) -> No
       mlmake -C examples/churn validate --env prod
     """
     project, graph = load(ctx, env, params)
-    counts = {}
+    counts: dict[str, int] = {}
     for address in graph.nodes:
         section = address.split(".", 1)[0]
         counts[section] = counts.get(section, 0) + 1
@@ -144,3 +144,208 @@ def init(ctx: click.Context, directory: str, template: str, list_: bool, force: 
 
 def main() -> None:
     cli(prog_name="mlmake")
+
+
+def planning(ctx: click.Context, env: str | None, params: tuple[str, ...], targets: tuple[str, ...],
+             force: bool = False, downstream: bool = False) -> Any:
+    """Load the project and plan it against the lock and the workspace."""
+    from mlmake.fingerprint import Hasher
+    from mlmake.lock import read_lock
+    from mlmake.plan import make_plan
+
+    project, graph = load(ctx, env, params)
+    lock = read_lock(project.root)
+    hasher = Hasher(project.root)
+    plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream)
+    hasher.save()
+    return project, graph, lock, plan
+
+
+def targets_argument(f: Any) -> Any:
+    return click.argument("targets", nargs=-1, metavar="[TARGET]...")(f)
+
+
+def downstream_option(f: Any) -> Any:
+    return click.option("--downstream", is_flag=True, help="Also every node downstream of the targets.")(f)
+
+
+@cli.command()
+@targets_argument
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Output format (json: schemas/plan.schema.json).")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing to do, 2 when changes are pending.")
+@click.option("--force", is_flag=True, help="Plan the targets as forced rebuilds.")
+@downstream_option
+@env_option
+@param_option
+@click.pass_context
+def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitcode: bool, force: bool,
+         downstream: bool, env: str | None, params: tuple[str, ...]) -> None:
+    """Show what a build would do and why. Needs no data: works in CI on a fresh clone.
+
+    \b
+    Symbols: + new, ~ rebuild, ~? rebuild if upstream output changes,
+             = up to date, - in the lock but no longer in the file.
+    \b
+    Examples:
+      mlmake plan
+      mlmake plan models.churn -P models.churn.params.max_depth=8
+      mlmake plan --format markdown > plan.md
+      mlmake plan --detailed-exitcode   # 0 nothing to do, 2 changes, 1 error
+    """
+    from mlmake import render
+
+    project, graph, _, result = planning(ctx, env, params, targets, force, downstream)
+    if fmt == "json":
+        sys.stdout.write(render.plan_json(result, project.project))
+    elif fmt == "markdown":
+        sys.stdout.write(render.plan_markdown(result, graph, project.project))
+    else:
+        for line, style in render.plan_lines(result):
+            report.out(line, style)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("node")
+@env_option
+@param_option
+@click.pass_context
+def why(ctx: click.Context, node: str, env: str | None, params: tuple[str, ...]) -> None:
+    """Explain one node: every fingerprint component, recorded and current.
+
+    \b
+    Example:
+      mlmake why models.churn_xgb
+    """
+    from mlmake import render
+
+    _, graph, lock, result = planning(ctx, env, params, ())
+    address = graph.resolve_target(node)
+    step = next(s for s in result.steps if s.address == address)
+    entry = lock.get(address)
+    recorded = {"fingerprint": entry.fingerprint, "components": entry.components} if entry else None
+    for line in render.why_lines(step, recorded):
+        report.out(line)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "mermaid", "dot"]), default="text",
+              show_default=True, help="Output format.")
+@env_option
+@param_option
+@click.pass_context
+def graph(ctx: click.Context, fmt: str, env: str | None, params: tuple[str, ...]) -> None:
+    """Print the dependency graph.
+
+    \b
+    Examples:
+      mlmake graph
+      mlmake graph --format dot | dot -Tsvg > graph.svg
+    """
+    from mlmake import render
+
+    _, g = load(ctx, env, params)
+    text = {"text": render.graph_text, "mermaid": render.mermaid, "dot": render.dot}[fmt](g)
+    sys.stdout.write(text)
+
+
+@cli.command()
+@targets_argument
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Nodes to run in parallel (each gets cores/N threads).")
+@click.option("--force", is_flag=True, help="Rebuild the targets even if up to date.")
+@click.option("--keep-going", "-k", is_flag=True, help="Go on with independent nodes after a failure.")
+@downstream_option
+@env_option
+@param_option
+@click.pass_context
+def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, keep_going: bool,
+          downstream: bool, env: str | None, params: tuple[str, ...]) -> None:
+    """Build what is stale: the targets (default: everything) and what they need.
+
+    \b
+    Examples:
+      mlmake build
+      mlmake build models.churn -j 2
+      mlmake build -P models.churn.params.max_depth=8 --env dev
+    """
+    from mlmake.execute import Builder, Options
+    from mlmake.runners import make_runner
+
+    project, graph = load(ctx, env, params)
+    options = Options(targets, jobs, force, keep_going, downstream, env, params)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    runner = make_runner(jobs, threads)
+    try:
+        Builder(project, graph, options, runner, report.make_reporter()).build()
+    finally:
+        runner.shutdown(cancel=False)
+
+
+@cli.command()
+@env_option
+@param_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, env: str | None, params: tuple[str, ...], as_json: bool) -> None:
+    """Show each node as built, stale, missing (not in this workspace) or failed.
+
+    \b
+    Example:
+      mlmake status
+    """
+    import json
+
+    from mlmake import runs
+
+    project, _, _, result = planning(ctx, env, params, ())
+    last = {r.node: r for r in reversed(runs.history(project.root, limit=100_000))}
+    rows = []
+    for step in result.steps:
+        state = {"fresh": "built", "absent": "missing", "remove": "removed"}.get(step.action, "stale")
+        if state == "stale" and step.address in last and last[step.address].status == "failed" \
+                and last[step.address].fingerprint == step.fingerprint:
+            state = "failed"
+        rows.append({"node": step.address, "kind": step.kind, "state": state,
+                     "reasons": [r.text() for r in step.reasons]})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    width = max((len(r["node"]) for r in rows), default=0)
+    for r in rows:
+        why = f"  {r['reasons'][0]}" if r["reasons"] else ""
+        report.out(f"{r['state']:<8} {r['node']:<{width}}{why}")
+
+
+@cli.command(name="runs")
+@click.argument("node", required=False)
+@click.option("--limit", default=20, show_default=True, help="How many runs to show.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def runs_cmd(ctx: click.Context, node: str | None, limit: int, as_json: bool) -> None:
+    """The history of node runs: status, duration, params and metrics.
+
+    \b
+    Examples:
+      mlmake runs
+      mlmake runs models.churn --json
+    """
+    import dataclasses
+    import json
+    import time as _time
+
+    from mlmake import runs
+
+    records = runs.history(project_root(ctx), node, limit)
+    if as_json:
+        sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in records], indent=2) + "\n")
+        return
+    if not records:
+        report.out("no runs recorded yet (run `mlmake build`)")
+        return
+    for r in records:
+        when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(r.started))
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.metrics.items())
+        report.out(f"{when}  {r.run_id}  {r.status:<6} {r.node:<28} {r.duration:7.2f}s  {metrics}")

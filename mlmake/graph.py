@@ -161,7 +161,8 @@ def _resolve_ref(ref: Ref, decls: dict[str, NodeDecl]) -> str | None:
     return next((f"{s}.{ref.name}" for s in ref.sections if f"{s}.{ref.name}" in decls), None)
 
 
-_WORDS = {"datasets": "dataset", "features": "feature set", "models": "model", "steps": "step", "deploy": "deploy target"}
+_WORDS = {"datasets": "dataset", "features": "feature set", "models": "model", "steps": "step",
+          "deploy": "deploy target"}
 
 
 def _unknown(ref: Ref) -> str:

@@ -38,3 +38,96 @@ def _write(stream: TextIO, text: str, style: str) -> None:
     else:
         stream.write(text + "\n")
         stream.flush()
+
+
+class PlainReporter:
+    """Build progress as plain lines (for pipes, CI logs and tests)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+
+    def build_started(self, total: int) -> None:
+        self.total = total
+        if total == 0:
+            out("Nothing to build: every node is up to date.")
+
+    def node_started(self, step: Any) -> None:
+        why = "; ".join(r.text() for r in step.reasons)
+        out(f"[{self.done + 1}/{self.total}] {step.address}" + (f"  ({why})" if why else ""))
+
+    def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
+        self.done += 1
+        shown = ", ".join(f"{k}={_num(v)}" for k, v in list(metrics.items())[:6])
+        out(f"  done {address} in {seconds:.1f}s" + (f"  {shown}" if shown else ""), "green")
+
+    def node_skipped(self, address: str, why: str) -> None:
+        self.done += 1
+        out(f"  skip {address}: {why}", "dim")
+
+    def node_failed(self, address: str, message: str, log_tail: list[str]) -> None:
+        self.done += 1
+        err(f"FAILED {address}: {message}", "red")
+        if log_tail:
+            err("  last lines of its log:")
+            for line in log_tail:
+                err(f"  | {line}")
+
+    def build_finished(self, summary: str, ok: bool) -> None:
+        out(summary, "bold" if ok else "red")
+
+
+class RichReporter(PlainReporter):
+    """Build progress with a live bar on a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), transient=True)
+        self.bar: Any = None
+
+    def build_started(self, total: int) -> None:
+        super().build_started(total)
+        if total:
+            self.progress.start()
+            self.bar = self.progress.add_task("building", total=total)
+
+    def node_started(self, step: Any) -> None:
+        self.progress.update(self.bar, description=f"building {step.address}")
+        self.progress.console.print(f"[bold]{step.address}[/]  " + "; ".join(r.text() for r in step.reasons),
+                                    highlight=False, markup=True)
+
+    def _advance(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.progress.update(self.bar, completed=self.done)
+
+    def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
+        self._advance()
+        shown = ", ".join(f"{k}={_num(v)}" for k, v in list(metrics.items())[:6])
+        self.progress.console.print(f"  [green]done[/] {address} in {seconds:.1f}s  {shown}", highlight=False)
+
+    def node_skipped(self, address: str, why: str) -> None:
+        self._advance()
+        self.progress.console.print(f"  [dim]skip {address}: {why}[/]", highlight=False)
+
+    def node_failed(self, address: str, message: str, log_tail: list[str]) -> None:
+        self._advance()
+        self.progress.stop()
+        super().node_failed(address, message, log_tail)
+        self.done -= 1
+        self.progress.start()
+
+    def build_finished(self, summary: str, ok: bool) -> None:
+        self.progress.stop()
+        out(summary, "bold" if ok else "red")
+
+
+def make_reporter() -> PlainReporter:
+    return RichReporter() if is_terminal(sys.stdout) else PlainReporter()
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -76,8 +76,8 @@ def _apply_env(doc: Document, data: dict[str, Any], env: str, errors: list[Diagn
                                  f"unknown environment '{env}'", hint))
         return
     if isinstance(overlay.get("params"), dict):
-        base = data.get("params") if isinstance(data.get("params"), dict) else {}
-        data["params"] = {**base, **overlay["params"]}
+        base = data.get("params")
+        data["params"] = {**(base if isinstance(base, dict) else {}), **overlay["params"]}
     if "remote" in overlay:
         data["remote"] = overlay["remote"]
 

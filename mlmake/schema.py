@@ -104,7 +104,7 @@ def _explain_choice(doc: Document, error: Any, path: Path) -> list[Diagnostic]:
     deeper = [e for e in error.context if len(e.absolute_path) > len(error.absolute_path)]
     if deeper:
         return _explain(doc, min(deeper, key=lambda e: len(e.schema_path)))
-    types = [_TYPE_WORDS.get(o.get("type", ""), o.get("type", "")) for o in options if "type" in o]
+    types = [_TYPE_WORDS.get(str(o["type"]), str(o["type"])) for o in options if "type" in o]
     if len(types) == len(options):
         expected = " or ".join(str(t) for t in types)
         return [doc.diagnostic(path, f"expected {expected}, got {_show(error.instance)}")]
@@ -114,7 +114,7 @@ def _explain_choice(doc: Document, error: Any, path: Path) -> list[Diagnostic]:
 def _message(kind: str, value: Any, expected: Any, path: Path) -> str:
     got = _show(value)
     if kind == "type":
-        names = expected if isinstance(expected, list) else [expected]
+        names = [str(n) for n in (expected if isinstance(expected, list) else [expected])]
         return f"expected {' or '.join(_TYPE_WORDS.get(n, n) for n in names)}, got {got}"
     if kind == "const" and path == ("version",):
         return f"this mlmake reads version {expected} of the file, got {got}"

@@ -240,10 +240,15 @@ def _environment(data: dict[str, Any]) -> Environment:
 
 def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
     fmt = d.get("format") or _format_of(d["path"])
-    columns = {c: Column(**{k: tuple(v) if k == "allowed" else v for k, v in spec.items()})
-               for c, spec in d.get("schema", {}).items()}
+    columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
     checks = tuple(Check(**c) for c in d.get("checks", []))
     return Dataset(name, span, d["path"], fmt, columns, checks, d.get("description", ""))
+
+
+def _column(d: dict[str, Any]) -> Column:
+    allowed = d.get("allowed")
+    return Column(d["type"], d.get("nullable", True), d.get("unique", False), d.get("min"), d.get("max"),
+                  tuple(allowed) if allowed is not None else None, d.get("regex"))
 
 
 def _format_of(path: str) -> str:

@@ -15,6 +15,6 @@ def registry() -> dict[str, ModuleType]:
 def by_kind(kind: str) -> ModuleType:
     """The module of a kind name (`dataset`, `model`, …)."""
     for module in registry().values():
-        if module.KIND == kind:
+        if kind == module.KIND:
             return module
     raise KeyError(kind)

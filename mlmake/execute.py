@@ -1,0 +1,277 @@
+"""Runs a plan: ready nodes go to a runner, each node writes into a staging
+folder that is renamed into place only on success, and its lock entry is
+written right after, so a killed build leaves only finished nodes recorded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import traceback
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlmake import runs
+from mlmake.errors import BuildError, Interrupted, NodeError
+from mlmake.fingerprint import Hasher
+from mlmake.graph import Graph
+from mlmake.kinds.base import Task
+from mlmake.lock import Entry, Lock, read_lock, with_entry, write_lock
+from mlmake.plan import ABSENT, FRESH, REMOVE, Plan, Reason, Step, decide, make_plan
+from mlmake.spec import Project
+from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
+
+TODO = ("new", "build", "maybe", ABSENT)
+
+
+class Reporter(Protocol):
+    def build_started(self, total: int) -> None: ...
+    def node_started(self, step: Step) -> None: ...
+    def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None: ...
+    def node_skipped(self, address: str, why: str) -> None: ...
+    def node_failed(self, address: str, message: str, log_tail: list[str]) -> None: ...
+    def build_finished(self, summary: str, ok: bool) -> None: ...
+
+
+class Runner(Protocol):
+    def submit(self, task: Task) -> Future[dict[str, Any]]: ...
+    def shutdown(self, cancel: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    targets: tuple[str, ...] = ()
+    jobs: int = 1
+    force: bool = False
+    keep_going: bool = False
+    downstream: bool = False
+    env: str | None = None
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    built: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.built)} built", f"{len(self.fresh)} up to date"]
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} not run")
+        return "Build: " + ", ".join(parts) + "."
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Run one recipe; module-level so a process pool can call it. Returns plain data."""
+    from mlmake import kinds
+
+    try:
+        result = kinds.by_kind(task.kind).run(task)
+        return {"ok": True, "metrics": result.metrics}
+    except NodeError as exc:
+        return {"ok": False, "error": str(exc)}
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a recipe bug must not take the build down
+        _log(task.log, traceback.format_exc())
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _log(path: str, text: str) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+
+
+class Builder:
+    """One build of one project."""
+
+    def __init__(self, project: Project, graph: Graph, options: Options, runner: Runner, reporter: Reporter) -> None:
+        self.project, self.graph, self.options = project, graph, options
+        self.root = project.root
+        self.runner, self.reporter = runner, reporter
+        self.hasher = Hasher(self.root)
+        self.lock: Lock = read_lock(self.root)
+        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.commit = runs.git_commit(self.root)
+        self.outcome = Outcome()
+        self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
+
+    def build(self) -> Outcome:
+        with BuildLock(self.root):
+            clean_staging(self.root)
+            plan = make_plan(self.graph, self.lock, self.hasher, self.options.targets,
+                             force=self.options.force, downstream=self.options.downstream)
+            try:
+                self._run(plan)
+            finally:
+                self.hasher.save()
+        return self.outcome
+
+    def _run(self, plan: Plan) -> None:
+        todo = {s.address: s for s in plan.steps if s.action in TODO}
+        self.outcome.fresh += [s.address for s in plan.steps if s.action == FRESH]
+        self._remove([s.address for s in plan.steps if s.action == REMOVE])
+        self.reporter.build_started(len(todo))
+        running: dict[Future[dict[str, Any]], tuple[Step, Task, float]] = {}
+        try:
+            self._loop(todo, running)
+        except KeyboardInterrupt:
+            self.runner.shutdown(cancel=True)
+            for _, task, _ in running.values():
+                shutil.rmtree(staging_root(self.root) / _slug(task.address), ignore_errors=True)
+            raise Interrupted("interrupted: finished nodes are recorded; run `mlmake build` to go on") from None
+        ok = not self.outcome.failed
+        self.reporter.build_finished(self.outcome.summary(), ok)
+        if not ok:
+            raise BuildError(f"{len(self.outcome.failed)} node(s) failed: {', '.join(self.outcome.failed)}")
+
+    def _loop(self, todo: dict[str, Step], running: dict[Future[dict[str, Any]], tuple[Step, Task, float]]) -> None:
+        stopped = False
+        while todo or running:
+            for address in [a for a in list(todo) if not stopped and len(running) < self.options.jobs]:
+                if self._is_ready(address, todo, running):
+                    self._start(todo.pop(address), running)
+            if not running:
+                if todo and not stopped and any(self._is_ready(a, todo, running) for a in todo):
+                    continue
+                self._skip_rest(todo)
+                return
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                step, task, started = running.pop(future)
+                if not self._finish(step, task, started, future.result()):
+                    stopped = stopped or not self.options.keep_going
+            if stopped:
+                self._skip_rest(todo)
+                todo.clear()
+
+    def _is_ready(self, address: str, todo: dict[str, Step], running: dict[Any, tuple[Step, Task, float]]) -> bool:
+        busy = set(todo) | {s.address for s, _, _ in running.values()}
+        ups = self.graph.upstream(address)
+        if any(u in self.outcome.failed or u in self.outcome.skipped for u in ups):
+            return False
+        return not any(u in busy for u in ups)
+
+    def _skip_rest(self, todo: dict[str, Step]) -> None:
+        for address in list(todo):
+            failed = [u for u in self.graph.closure([address], down=False) if u in self.outcome.failed]
+            why = f"upstream {failed[0]} failed" if failed else "the build stopped"
+            self.outcome.skipped.append(address)
+            self.reporter.node_skipped(address, why)
+            del todo[address]
+
+    def _start(self, planned: Step, running: dict[Future[dict[str, Any]], tuple[Step, Task, float]]) -> None:
+        decl = self.graph.nodes[planned.address]
+        forced = self.options.force and planned.action != ABSENT and any(r.code == "forced" for r in planned.reasons)
+        step = decide(decl, self.graph, self.lock, self.hasher, forced=forced)
+        if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes
+            self.outcome.fresh.append(step.address)
+            self.reporter.node_skipped(step.address, "up to date (upstream output unchanged)")
+            return
+        if step.action == ABSENT:
+            step = Step(step.address, step.kind, ABSENT, tuple(Reason("output_missing", m) for m in step.missing),
+                        step.fingerprint, step.components, step.missing)
+        task = self._task(step)
+        self.reporter.node_started(step)
+        running[self.runner.submit(task)] = (step, task, time.time())
+
+    def _task(self, step: Step) -> Task:
+        decl = self.graph.nodes[step.address]
+        slug = _slug(step.address)
+        staging: dict[str, str] = {}
+        for out in decl.outputs:
+            if decl.kind == "cmd":
+                staging[out] = str(self.root / out)
+            else:
+                tmp = staging_root(self.root) / slug / Path(out).name
+                tmp.mkdir(parents=True, exist_ok=True)
+                staging[out] = str(tmp)
+        log = log_path(self.root, step.address)
+        log.write_text(f"# {step.address} ({decl.kind}) run {self.run_id}\n", encoding="utf-8")
+        upstream = {u: list(self.graph.nodes[u].outputs) for u in self.graph.upstream(step.address)}
+        kinds = {u: self.graph.nodes[u].kind for u in upstream}
+        return Task(step.address, decl.kind, str(self.root), decl.config, staging, upstream, kinds,
+                    self.threads, str(log))
+
+    def _finish(self, step: Step, task: Task, started: float, result: dict[str, Any]) -> bool:
+        seconds = time.time() - started
+        if result.get("ok"):
+            error = self._commit(step, task, result.get("metrics") or {})
+            if error is None:
+                self._record(step, "built", started, seconds, result.get("metrics") or {}, "")
+                self.outcome.built.append(step.address)
+                self.reporter.node_finished(step.address, seconds, result.get("metrics") or {})
+                return True
+            result = {"ok": False, "error": error}
+        message = str(result.get("error"))
+        kept = self._keep_failed(task)
+        if kept:
+            message += f"\n(outputs kept for inspection in {kept})"
+        self._record(step, "failed", started, seconds, {}, message)
+        self.outcome.failed.append(step.address)
+        self.reporter.node_failed(step.address, message, _tail(task.log))
+        return False
+
+    def _commit(self, step: Step, task: Task, metrics: dict[str, Any]) -> str | None:
+        """Check the inputs did not move, put outputs in place, record the lock entry."""
+        decl = self.graph.nodes[step.address]
+        again = decide(decl, self.graph, self.lock, Hasher(self.root, persist=False))
+        if again.fingerprint != step.fingerprint:
+            return "an input changed while the node ran; not recorded as built (run the build again)"
+        outputs: dict[str, dict[str, Any]] = {}
+        for out in decl.outputs:
+            if decl.kind != "cmd":
+                move_into_place(Path(task.staged(out)), self.root / out)
+            digest = self.hasher.digest(out)
+            if not digest.exists:
+                return f"declared output '{out}' was not written"
+            outputs[out] = {"hash": digest.hash, "size": digest.size}
+        shutil.rmtree(staging_root(self.root) / _slug(step.address), ignore_errors=True)
+        entry = Entry(step.fingerprint, decl.kind, step.components, outputs, metrics)
+        self.lock = with_entry(self.lock, step.address, entry)
+        write_lock(self.root, self.lock)
+        return None
+
+    def _keep_failed(self, task: Task) -> str:
+        src = staging_root(self.root) / _slug(task.address)
+        if not src.exists() or not any(src.rglob("*")):
+            shutil.rmtree(src, ignore_errors=True)
+            return ""
+        dest = self.root / ".mlmake" / "failed" / _slug(task.address)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+        return str(dest.relative_to(self.root))
+
+    def _remove(self, addresses: list[str]) -> None:
+        for address in addresses:
+            self.lock = with_entry(self.lock, address, None)
+        if addresses:
+            write_lock(self.root, self.lock)
+
+    def _record(self, step: Step, status: str, started: float, seconds: float,
+                metrics: dict[str, Any], message: str) -> None:
+        config = step.components.get("config", {})
+        rec = runs.Record(self.run_id, step.address, step.kind, step.fingerprint, status, started, seconds,
+                          [r.text() for r in step.reasons], config.get("params", {}) if isinstance(config, dict)
+                          else {}, metrics, self.commit, self.options.env, list(self.options.overrides), message)
+        runs.record(self.root, rec)
+
+
+def _slug(address: str) -> str:
+    return address.replace("/", "_")
+
+
+def _tail(log: str, n: int = 20) -> list[str]:
+    try:
+        return Path(log).read_text(encoding="utf-8", errors="replace").splitlines()[-n:]
+    except OSError:
+        return []

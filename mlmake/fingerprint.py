@@ -1,0 +1,158 @@
+"""Content hashes of files, folders and configuration, with a stat-keyed cache so
+an unchanged file is never read twice; DVC-tracked files take the hash from
+their .dvc pointer so no data is needed."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CACHE_FILE = ".mlmake/cache/hashes.json"
+CACHE_VERSION = 1
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """The hash and size of a file or folder; hash is '' when the path is absent."""
+
+    hash: str
+    size: int
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.hash)
+
+
+ABSENT = Digest("", 0)
+
+
+def hash_bytes(data: bytes) -> str:
+    from blake3 import blake3
+
+    return str(blake3(data).hexdigest(length=16))
+
+
+def hash_json(value: Any) -> str:
+    """A hash of a JSON-able value that ignores key order."""
+    return hash_bytes(canonical(value).encode())
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _hash_file(path: str) -> str:
+    from blake3 import blake3
+
+    h = blake3()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return str(h.hexdigest(length=16))
+
+
+class Hasher:
+    """Hashes paths under a project root, remembering (size, mtime_ns, inode) → hash."""
+
+    def __init__(self, root: Path, *, persist: bool = True) -> None:
+        self.root = root
+        self.persist = persist
+        self.entries: dict[str, list[Any]] = self._load() if persist else {}
+        self.dirty = False
+
+    def _load(self) -> dict[str, list[Any]]:
+        try:
+            with open(self.root / CACHE_FILE, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def save(self) -> None:
+        """Write the cache back if anything new was hashed (atomically)."""
+        if not (self.persist and self.dirty):
+            return
+        path = self.root / CACHE_FILE
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self.entries}), encoding="utf-8")
+            os.replace(tmp, path)
+            self.dirty = False
+        except OSError:
+            pass  # a cache that cannot be written only costs speed
+
+    def digest(self, rel: str) -> Digest:
+        """The digest of a project-relative file or folder (ABSENT if missing)."""
+        full = os.path.join(self.root, rel)
+        try:
+            st = os.stat(full)
+        except OSError:
+            return ABSENT
+        if os.path.isdir(full):
+            return self._digest_dir(rel, full)
+        return Digest(self._file_hash(rel, full, st), st.st_size)
+
+    def _file_hash(self, rel: str, full: str, st: os.stat_result) -> str:
+        key = [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = self.entries.get(rel)
+        if hit is not None and hit[:3] == key:
+            return str(hit[3])
+        digest = _hash_file(full)
+        self.entries[rel] = key + [digest]
+        self.dirty = True
+        return digest
+
+    def _digest_dir(self, rel: str, full: str) -> Digest:
+        lines: list[str] = []
+        total = 0
+        for dirpath, dirnames, filenames in os.walk(full):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                sub = os.path.relpath(path, full).replace(os.sep, "/")
+                st = os.stat(path)
+                lines.append(f"{sub}\t{self._file_hash(f'{rel}/{sub}', path, st)}\n")
+                total += st.st_size
+        return Digest("dir:" + hash_bytes("".join(lines).encode()), total)
+
+    def source_digest(self, rel: str) -> Digest:
+        """A source's digest: from its .dvc pointer when DVC tracks it, else its bytes."""
+        pointer = dvc_pointer(self.root, rel)
+        return pointer if pointer is not None else self.digest(rel)
+
+
+def dvc_pointer(root: Path, rel: str) -> Digest | None:
+    """The md5 and size recorded in `rel.dvc`, or None when DVC does not track rel."""
+    pointer = root / f"{rel}.dvc"
+    if not pointer.is_file():
+        return None
+    from mlmake.source import load_text
+
+    try:
+        data = load_text(pointer.read_text(encoding="utf-8"), str(pointer)).data
+        out = data["outs"][0]
+        return Digest("md5:" + str(out["md5"]), int(out.get("size", 0)))
+    except Exception:  # noqa: BLE001 - a broken pointer reads as "changed", not a crash
+        return Digest("md5:unreadable", 0)
+
+
+@cache
+def library_version(name: str) -> str:
+    """The installed version of a distribution, without importing it."""
+    from importlib import metadata
+
+    for dist in (name, f"{name}-cpu"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "missing"

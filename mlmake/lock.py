@@ -1,0 +1,197 @@
+"""mlproject.lock: what was built, per node. Versioned, sorted, diff-friendly YAML
+with nothing machine- or path-specific, written atomically (temp file + rename).
+
+Reading the YAML back is the slow part of a no-op plan, so a JSON copy keyed by
+the lock's content hash is kept in .mlmake/cache/."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlmake.errors import MlmakeError
+from mlmake.fingerprint import hash_bytes
+
+LOCK_FILE = "mlproject.lock"
+LOCK_VERSION = 1
+_CACHE = ".mlmake/cache/lock.json"
+_HEADER = "# Written by mlmake after each successful node. Commit it; do not edit it by hand.\n"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One node as it was last built."""
+
+    fingerprint: str
+    kind: str
+    components: dict[str, Any]
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "kind": self.kind, **self.components,
+                "outputs": self.outputs, "metrics": self.metrics}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        rest = {k: v for k, v in data.items() if k not in ("fingerprint", "kind", "outputs", "metrics")}
+        return cls(str(data["fingerprint"]), str(data.get("kind", "")), rest,
+                   dict(data.get("outputs") or {}), dict(data.get("metrics") or {}))
+
+
+@dataclass(frozen=True)
+class Lock:
+    nodes: dict[str, Entry] = field(default_factory=dict)
+
+    def get(self, address: str) -> Entry | None:
+        return self.nodes.get(address)
+
+
+def read_lock(root: Path) -> Lock:
+    """The project's lock; an absent file is an empty lock."""
+    path = root / LOCK_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Lock()
+    except OSError as exc:
+        raise MlmakeError(f"cannot read {LOCK_FILE}: {exc}") from None
+    data = _cached(root, raw) or _parse(root, raw)
+    return _to_lock(data)
+
+
+def _cached(root: Path, raw: bytes) -> dict[str, Any] | None:
+    try:
+        with open(root / _CACHE, encoding="utf-8") as f:
+            cached = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if isinstance(cached, dict) and cached.get("key") == hash_bytes(raw):
+        data = cached.get("data")
+        return data if isinstance(data, dict) else None
+    return None
+
+
+def _parse(root: Path, raw: bytes) -> dict[str, Any]:
+    from mlmake.errors import SpecError
+    from mlmake.source import load_text
+
+    try:
+        data = load_text(raw.decode("utf-8"), LOCK_FILE).data
+    except (SpecError, UnicodeDecodeError) as exc:
+        detail = exc.render() if isinstance(exc, SpecError) else str(exc)
+        raise MlmakeError(f"{LOCK_FILE} is not readable:\n{detail}\n"
+                          f"hint: restore it from git (git checkout {LOCK_FILE})") from None
+    if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION:
+        version = data.get("lock_version") if isinstance(data, dict) else None
+        raise MlmakeError(f"{LOCK_FILE}: lock_version {version!r} is not one this mlmake reads "
+                          f"({LOCK_VERSION}); upgrade mlmake or restore the file from git")
+    _write_cache(root, raw, data)
+    return data
+
+
+def _write_cache(root: Path, raw: bytes, data: dict[str, Any]) -> None:
+    try:
+        path = root / _CACHE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": hash_bytes(raw), "data": data}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _to_lock(data: dict[str, Any]) -> Lock:
+    nodes = data.get("nodes") or {}
+    try:
+        return Lock({str(a): Entry.from_dict(e) for a, e in nodes.items()})
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MlmakeError(f"{LOCK_FILE} has a malformed entry ({exc}); restore it from git") from None
+
+
+def write_lock(root: Path, lock: Lock) -> None:
+    """Write the lock atomically: readers see the old file or the new one, never half."""
+    body = {"lock_version": LOCK_VERSION, "nodes": {a: e.to_dict() for a, e in lock.nodes.items()}}
+    text = _HEADER + dump_yaml(body)
+    path = root / LOCK_FILE
+    tmp = root / f".{LOCK_FILE}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _write_cache(root, text.encode("utf-8"), body)
+
+
+def with_entry(lock: Lock, address: str, entry: Entry | None) -> Lock:
+    """A new lock with one entry replaced (or removed when entry is None)."""
+    nodes = dict(lock.nodes)
+    if entry is None:
+        nodes.pop(address, None)
+    else:
+        nodes[address] = entry
+    return Lock(nodes)
+
+
+# --- a small deterministic YAML writer: sorted keys, block style, quoted strings --------
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
+
+
+def dump_yaml(value: Any) -> str:
+    """YAML for JSON-like data; every string is double-quoted, every mapping sorted."""
+    return "".join(_lines(value, 0))
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[str(value)]
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _key(key: Any) -> str:
+    text = str(key)
+    return text if _PLAIN_KEY.match(text) and text.lower() not in _RESERVED else json.dumps(text)
+
+
+def _lines(value: Any, indent: int) -> list[str]:
+    pad = " " * indent
+    out: list[str] = []
+    if isinstance(value, dict):
+        for k in sorted(value, key=str):
+            v = value[k]
+            if isinstance(v, (dict, list)) and v:
+                out.append(f"{pad}{_key(k)}:\n")
+                out.extend(_lines(v, indent + 2))
+            else:
+                out.append(f"{pad}{_key(k)}: {_inline(v)}\n")
+    else:
+        for v in value:
+            if isinstance(v, (dict, list)) and v:
+                inner = _lines(v, indent + 2)
+                out.append(f"{pad}- {inner[0].lstrip()}")
+                out.extend(inner[1:])
+            else:
+                out.append(f"{pad}- {_inline(v)}\n")
+    return out
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return _scalar(value)

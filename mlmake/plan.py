@@ -1,0 +1,237 @@
+"""Decides, per node, whether it is up to date and why not. Pure given its
+inputs: the graph, the lock and a hasher (the file system seam)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mlmake.fingerprint import Digest, hash_json, library_version
+from mlmake.graph import Graph
+from mlmake.kinds.base import NodeDecl
+from mlmake.lock import Entry, Lock
+
+NEW, BUILD, MAYBE, FRESH, ABSENT, REMOVE = "new", "build", "maybe", "fresh", "absent", "remove"
+PENDING = (NEW, BUILD, MAYBE, REMOVE)
+
+
+class Files(Protocol):
+    """What planning needs from the file system."""
+
+    def digest(self, rel: str) -> Digest: ...
+
+    def source_digest(self, rel: str) -> Digest: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a node is not up to date: a code, what it concerns, and old/new values."""
+
+    code: str
+    subject: str = ""
+    old: Any = None
+    new: Any = None
+
+    def text(self) -> str:
+        s, old, new = self.subject, _show(self.old), _show(self.new)
+        return {
+            "new": "new node",
+            "forced": "forced",
+            "config": f"{s} {old} → {new}",
+            "config_added": f"{s} added ({new})",
+            "config_removed": f"{s} removed (was {old})",
+            "recipe": f"recipe of {s} {old} → {new}",
+            "library": f"{s} {old} → {new}",
+            "input": f"{s} changed",
+            "input_added": f"{s} added",
+            "input_removed": f"{s} no longer read",
+            "input_missing": f"{s} is missing",
+            "code": f"code {s} changed",
+            "code_missing": f"code {s} is missing",
+            "upstream": f"upstream {s} changed",
+            "upstream_added": f"now depends on {s}",
+            "upstream_removed": f"no longer depends on {s}",
+            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if its output changes",
+            "output_missing": f"output {s} missing",
+            "output_modified": f"output {s} modified since it was built",
+            "removed": "no longer in mlproject.yaml",
+        }.get(self.code, f"{self.code} {s}".strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "subject": self.subject, "old": self.old, "new": self.new, "text": self.text()}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node's decision."""
+
+    address: str
+    kind: str
+    action: str
+    reasons: tuple[Reason, ...] = ()
+    fingerprint: str = ""
+    components: dict[str, Any] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()  # outputs up to date by the lock but absent here
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+
+    def count(self, *actions: str) -> int:
+        return sum(1 for s in self.steps if s.action in actions)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(s.action in PENDING for s in self.steps)
+
+    def summary(self) -> str:
+        build, maybe, fresh = self.count(NEW, BUILD), self.count(MAYBE), self.count(FRESH, ABSENT)
+        parts = [f"{build} to build"]
+        if maybe:
+            parts.append(f"{maybe} to check after upstream")
+        absent = self.count(ABSENT)
+        parts.append(f"{fresh} up to date" + (f" ({absent} not in this workspace)" if absent else ""))
+        if self.count(REMOVE):
+            parts.append(f"{self.count(REMOVE)} to remove")
+        return "Plan: " + ", ".join(parts) + "."
+
+
+def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files) -> dict[str, Any]:
+    """Everything that can change a node's output, as recorded in the lock."""
+    sources = graph.files[decl.address]
+    code = set(decl.code)
+    return {
+        "config": decl.config,
+        "recipe": decl.recipe,
+        "libraries": {name: library_version(name) for name in decl.libraries},
+        "inputs": {p: files.source_digest(p).hash for p in sources if p not in code},
+        "code": {p: files.source_digest(p).hash for p in sources if p in code},
+        "upstream": {u: _upstream_hashes(lock.get(u), outs) for u, outs in graph.uses[decl.address].items()},
+    }
+
+
+def _upstream_hashes(entry: Entry | None, outputs: tuple[str, ...]) -> dict[str, str]:
+    recorded = entry.outputs if entry else {}
+    return {o: str(recorded.get(o, {}).get("hash", "")) for o in outputs}
+
+
+def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *,
+           pending: Iterable[str] = (), forced: bool = False) -> Step:
+    """The decision for one node, given which of its upstream nodes will rebuild."""
+    comps = components(decl, graph, lock, files)
+    fp = hash_json(comps)
+    entry = lock.get(decl.address)
+    step = Step(decl.address, decl.kind, FRESH, (), fp, comps)
+    if entry is None:
+        return _with(step, NEW, Reason("new"))
+    if forced:
+        return _with(step, BUILD, Reason("forced"))
+    reasons = [r for r in diff(entry.components, comps) if r.code != "upstream" or r.subject not in pending]
+    waiting = [u for u in graph.uses[decl.address] if u in pending]
+    if reasons:
+        return _with(step, BUILD, *reasons)
+    if waiting:
+        return _with(step, MAYBE, *(Reason("upstream_pending", u) for u in sorted(waiting)))
+    return _check_outputs(step, decl, entry, files)
+
+
+def _with(step: Step, action: str, *reasons: Reason) -> Step:
+    return Step(step.address, step.kind, action, tuple(reasons), step.fingerprint, step.components, step.missing)
+
+
+def _check_outputs(step: Step, decl: NodeDecl, entry: Entry, files: Files) -> Step:
+    missing: list[str] = []
+    for out in decl.outputs:
+        now = files.digest(out)
+        if not now.exists:
+            missing.append(out)
+        elif now.hash != entry.outputs.get(out, {}).get("hash"):
+            return _with(step, BUILD, Reason("output_modified", out))
+    if missing:
+        return Step(step.address, step.kind, ABSENT, (), step.fingerprint, step.components, tuple(missing))
+    return step
+
+
+def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+    """Reasons between recorded and current components, most specific first."""
+    reasons = _diff_config(old.get("config", {}), new.get("config", {}), "")
+    if old.get("recipe") != new.get("recipe"):
+        reasons.append(Reason("recipe", "", old.get("recipe"), new.get("recipe")))
+    for name in sorted(set(old.get("libraries", {})) | set(new.get("libraries", {}))):
+        a, b = old.get("libraries", {}).get(name), new.get("libraries", {}).get(name)
+        if a != b:
+            reasons.append(Reason("library", name, a, b))
+    reasons += _diff_files(old.get("inputs", {}), new.get("inputs", {}), "input")
+    reasons += _diff_files(old.get("code", {}), new.get("code", {}), "code")
+    reasons += _diff_upstream(old.get("upstream", {}), new.get("upstream", {}))
+    return reasons
+
+
+def _diff_config(old: Any, new: Any, prefix: str) -> list[Reason]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[Reason] = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(Reason("config_added", path, None, new[key]))
+            elif key not in new:
+                out.append(Reason("config_removed", path, old[key], None))
+            else:
+                out += _diff_config(old[key], new[key], path)
+        return out
+    return [] if old == new and type(old) is type(new) else [Reason("config", prefix, old, new)]
+
+
+def _diff_files(old: dict[str, str], new: dict[str, str], code: str) -> list[Reason]:
+    out: list[Reason] = []
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            out.append(Reason(f"{code}_added" if code == "input" else code, path))
+        elif path not in new:
+            out.append(Reason("input_removed", path))
+        elif not new[path]:
+            out.append(Reason(f"{code}_missing", path))
+        elif old[path] != new[path]:
+            out.append(Reason(code, path, old[path], new[path]))
+    return out
+
+
+def _diff_upstream(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+    out: list[Reason] = []
+    for address in sorted(set(old) | set(new)):
+        if address not in old:
+            out.append(Reason("upstream_added", address))
+        elif address not in new:
+            out.append(Reason("upstream_removed", address))
+        elif old[address] != new[address]:
+            out.append(Reason("upstream", address))
+    return out
+
+
+def make_plan(graph: Graph, lock: Lock, files: Files, targets: Iterable[str] = (), *,
+              force: bool = False, downstream: bool = False) -> Plan:
+    """Every selected node's decision in build order, plus lock entries to remove."""
+    targets = list(targets)
+    selected = graph.select(targets, downstream=downstream)
+    forced = set(selected) if force else set()
+    pending: set[str] = set()
+    steps: list[Step] = []
+    for address in selected:
+        step = decide(graph.nodes[address], graph, lock, files, pending=pending, forced=address in forced)
+        if step.action in (NEW, BUILD, MAYBE):
+            pending.add(address)
+        steps.append(step)
+    if not targets:
+        steps += [Step(a, e.kind, REMOVE, (Reason("removed"),)) for a, e in sorted(lock.nodes.items())
+                  if a not in graph.nodes]
+    return Plan(tuple(steps))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    from mlmake.fingerprint import canonical
+
+    return canonical(value).replace(",", ", ")

@@ -82,7 +82,7 @@ def build_graph(project: Project) -> Graph:
         _check_cycles(decls, uses, errors, located)
     if errors:
         raise SpecError(errors)
-    order = _topological(uses)
+    order = _topological(uses, list(decls))
     return Graph({a: decls[a] for a in order}, {a: uses[a] for a in order}, {a: files[a] for a in order})
 
 
@@ -100,20 +100,27 @@ class _Locator:
 
 def _output_owners(decls: dict[str, NodeDecl], errors: list[Diagnostic], at: _Locator) -> dict[str, str]:
     owners: dict[str, str] = {}
+    inside: dict[str, str] = {}  # every folder that holds a declared output → its producer
     for address, decl in decls.items():
         for out in decl.outputs:
             norm = os.path.normpath(out)
-            clash = owners.get(norm) or next((o for p, o in owners.items() if _nested(p, norm)), None)
+            parents = _parents(norm)
+            clash = owners.get(norm) or inside.get(norm) or next((owners[p] for p in parents if p in owners), None)
             if clash and clash != address:
                 key = tuple(address.split(".", 1))
                 errors.append(at.error(key, f"output '{out}' is also written by {clash}",
                                        "each file or folder must have one producer", decl.span))
             owners[norm] = address
+            for p in parents:
+                inside.setdefault(p, address)
     return owners
 
 
-def _nested(a: str, b: str) -> bool:
-    return a.startswith(b + os.sep) or b.startswith(a + os.sep)
+def _parents(path: str) -> list[str]:
+    out = []
+    while (path := os.path.dirname(path)) not in ("", os.sep):
+        out.append(path)
+    return out
 
 
 def _connect(decl: NodeDecl, decls: dict[str, NodeDecl], owners: dict[str, str],
@@ -209,22 +216,24 @@ def _check_cycles(decls: dict[str, NodeDecl], uses: dict[str, dict[str, tuple[st
                 stack.append((nxt, sorted(uses[nxt])))
 
 
-def _topological(uses: dict[str, dict[str, tuple[str, ...]]]) -> list[str]:
+def _topological(uses: dict[str, dict[str, tuple[str, ...]]], declared: list[str]) -> list[str]:
+    """Kahn's algorithm; among ready nodes the one declared first goes first."""
+    rank = {a: i for i, a in enumerate(declared)}
     waiting = {a: len(up) for a, up in uses.items()}
     children: dict[str, list[str]] = {a: [] for a in uses}
     for a, up in uses.items():
         for u in up:
             children[u].append(a)
-    ready = [a for a, n in waiting.items() if n == 0]
+    ready = [(rank[a], a) for a, n in waiting.items() if n == 0]
     heapq.heapify(ready)
     order: list[str] = []
     while ready:
-        a = heapq.heappop(ready)
+        _, a = heapq.heappop(ready)
         order.append(a)
         for c in children[a]:
             waiting[c] -= 1
             if waiting[c] == 0:
-                heapq.heappush(ready, c)
+                heapq.heappush(ready, (rank[c], c))
     return order
 
 

@@ -52,4 +52,7 @@ def create(target: Path, template: str, *, force: bool = False) -> list[Path]:
         else:
             shutil.copyfile(path, dest)
         written.append(dest)
-    return written
+    # the template's modeline points editors at this copy: completion and checks offline
+    schema = target / "mlproject.schema.json"
+    shutil.copyfile(data_dir() / "schemas" / "mlproject.schema.json", schema)
+    return written + [schema]

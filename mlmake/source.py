@@ -8,6 +8,7 @@ and every key and value keeps its line and column.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path as FsPath
 from typing import Any
 
 from mlmake.errors import Diagnostic, Span, SpecError
@@ -177,3 +178,58 @@ class _Builder:
                 continue
             for k, v in value.items():
                 out.setdefault(k, v)
+
+
+# --- a JSON copy of the parse, keyed by the text's hash: parsing YAML is the slow part ---
+
+_CACHE_VERSION = 1
+
+
+def _text_key(text: str) -> str:
+    import hashlib
+
+    return f"{_CACHE_VERSION}:" + hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def load_text_cached(text: str, file: str, cache: FsPath | None) -> Document:
+    """load_text, reusing the parse of identical text stored in `cache`."""
+    if cache is None:
+        return load_text(text, file)
+    key = _text_key(text)
+    hit = _read_cache(cache, key, file, text)
+    if hit is not None:
+        return hit
+    doc = load_text(text, file)  # raises on errors: only good parses are cached
+    body = {"key": key, "data": doc.data,
+            "keys": [[list(p), s.line, s.col] for p, s in doc.key_spans.items()],
+            "values": [[list(p), s.line, s.col] for p, s in doc.value_spans.items()]}
+    _write_json(cache, body)
+    return doc
+
+
+def _read_cache(cache: FsPath, key: str, file: str, text: str) -> Document | None:
+    import json
+
+    try:
+        with open(cache, encoding="utf-8") as f:
+            body = json.load(f)
+        if body.get("key") != key:
+            return None
+        keys = {tuple(p): Span(file, line, col) for p, line, col in body["keys"]}
+        values = {tuple(p): Span(file, line, col) for p, line, col in body["values"]}
+        return Document(file, body["data"], tuple(text.splitlines()), keys, values)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _write_json(path: FsPath, body: Any) -> None:
+    import json
+    import os
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs speed

@@ -12,9 +12,10 @@ from typing import Any
 from mlmake import schema
 from mlmake.errors import Diagnostic, MlmakeError, Span, SpecError
 from mlmake.resolve import Override, resolve
-from mlmake.source import Document, load_text
+from mlmake.source import Document, load_text_cached
 
 PROJECT_FILE = "mlproject.yaml"
+CACHE_DIR = ".mlmake/cache"
 SUPPORTED_VERSIONS = (1,)
 INTERNAL = {"internal": True}      # not a key of the file
 NOT_FINGERPRINTED = {"fingerprint": False}
@@ -178,7 +179,7 @@ def load_document(root: Path) -> Document:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MlmakeError(f"cannot read {path}: {exc}") from None
-    doc = load_text(text, PROJECT_FILE)
+    doc = load_text_cached(text, PROJECT_FILE, root / CACHE_DIR / "spec.json")
     if not isinstance(doc.data, dict):
         raise SpecError([doc.diagnostic((), "expected a mapping at the top of the file",
                                         "start with `version: 1` and `project: NAME`")])
@@ -195,7 +196,7 @@ def load_project(root: Path, env: str | None = None, overrides: tuple[Override, 
     doc = load_document(root)
     resolved, errors = resolve(doc, env, overrides)
     bad_paths = {d.path for d in errors}
-    errors += [d for d in schema.check(resolved) if d.path not in bad_paths]
+    errors += [d for d in schema.check_cached(resolved, root / CACHE_DIR / "valid.json") if d.path not in bad_paths]
     if errors:
         raise SpecError(sorted(errors, key=_order))
     project = _build_project(root, resolved)

@@ -139,7 +139,18 @@ def init(ctx: click.Context, directory: str, template: str, list_: bool, force: 
     target = (project_root(ctx) / directory).resolve()
     written = init_mod.create(target, template, force=force)
     report.out(f"created {len(written)} files in {target} from template '{template}'", "green")
-    report.out(f"next: mlmake -C {directory} build" if directory != "." else "next: mlmake build")
+    report.out(f"next: {_command_in(target)} build")
+
+
+def _command_in(target: Path) -> str:
+    """`mlmake` with the -C that reaches target from the user's working directory."""
+    import shlex
+
+    here = Path.cwd().resolve()
+    if target == here:
+        return "mlmake"
+    where = target.relative_to(here) if target.is_relative_to(here) else target
+    return f"mlmake -C {shlex.quote(str(where))}"
 
 
 def main() -> None:

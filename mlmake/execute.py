@@ -136,7 +136,9 @@ class Builder:
     def _loop(self, todo: dict[str, Step], running: dict[Future[dict[str, Any]], tuple[Step, Task, float]]) -> None:
         stopped = False
         while todo or running:
-            for address in [a for a in list(todo) if not stopped and len(running) < self.options.jobs]:
+            for address in list(todo):
+                if stopped or len(running) >= self.options.jobs:
+                    break
                 if self._is_ready(address, todo, running):
                     self._start(todo.pop(address), running)
             if not running:
@@ -144,7 +146,8 @@ class Builder:
                     continue
                 self._skip_rest(todo)
                 return
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            # a bounded wait: with polars loaded an unbounded one may not wake for Ctrl-C
+            done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
                 step, task, started = running.pop(future)
                 if not self._finish(step, task, started, future.result()):
@@ -217,7 +220,8 @@ class Builder:
             message += f"\n(outputs kept for inspection in {kept})"
         self._record(step, "failed", started, seconds, {}, message)
         self.outcome.failed.append(step.address)
-        self.reporter.node_failed(step.address, message, _tail(task.log))
+        # a failed command quotes its own output in the message already
+        self.reporter.node_failed(step.address, message, [] if task.kind == "cmd" else _tail(task.log))
         return False
 
     def _commit(self, step: Step, task: Task, metrics: dict[str, Any]) -> str | None:
@@ -242,7 +246,7 @@ class Builder:
 
     def _keep_failed(self, task: Task) -> str:
         src = staging_root(self.root) / _slug(task.address)
-        if not src.exists() or not any(src.rglob("*")):
+        if not src.exists() or not any(p.is_file() for p in src.rglob("*")):
             shutil.rmtree(src, ignore_errors=True)
             return ""
         dest = self.root / ".mlmake" / "failed" / _slug(task.address)

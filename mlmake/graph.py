@@ -127,7 +127,7 @@ def _connect(decl: NodeDecl, decls: dict[str, NodeDecl], owners: dict[str, str],
              errors: list[Diagnostic], at: _Locator) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
     uses: dict[str, tuple[str, ...]] = {}
     for ref in decl.refs:
-        target = _resolve_ref(ref, decls)
+        target = _resolve_ref(ref, decls, decl.address)
         if target is None:
             errors.append(at.error(ref.key, _unknown(ref), _suggest(ref, decls), decl.span))
         elif target == decl.address:
@@ -162,10 +162,12 @@ def _owning_output(path: str, decl: NodeDecl) -> str:
     return path
 
 
-def _resolve_ref(ref: Ref, decls: dict[str, NodeDecl]) -> str | None:
+def _resolve_ref(ref: Ref, decls: dict[str, NodeDecl], referrer: str) -> str | None:
     if not ref.sections:
         return ref.name if ref.name in decls else None
-    return next((f"{s}.{ref.name}" for s in ref.sections if f"{s}.{ref.name}" in decls), None)
+    # features.t may read datasets.t: a bare name never resolves to the node itself when another fits
+    found = [f"{s}.{ref.name}" for s in ref.sections if f"{s}.{ref.name}" in decls]
+    return next((a for a in found if a != referrer), found[0] if found else None)
 
 
 _WORDS = {"datasets": "dataset", "features": "feature set", "models": "model", "steps": "step",

@@ -10,6 +10,7 @@ from mlmake.errors import MlmakeError, did_you_mean
 from mlmake.schema import data_dir
 
 _SKIP = {"__pycache__", "build", ".mlmake"}
+SCHEMA_NAME = "mlproject.schema.json"
 
 
 def templates() -> dict[str, str]:
@@ -31,20 +32,20 @@ def create(target: Path, template: str, *, force: bool = False) -> list[Path]:
         hint = did_you_mean(template, known)
         raise MlmakeError(f"unknown template '{template}'" + (f" ({hint})" if hint else "")
                           + f"; available: {', '.join(known)}")
-    if (target / "mlproject.yaml").exists() and not force:
-        raise MlmakeError(f"{target / 'mlproject.yaml'} already exists (use --force to overwrite)")
     source = data_dir() / "templates" / template
+    files = [p.relative_to(source) for p in sorted(source.rglob("*"))
+             if p.is_file() and not _SKIP & set(p.relative_to(source).parts)]
+    # refuse before writing anything, so a refused init leaves the folder as it was
+    order = sorted(files + [Path(SCHEMA_NAME)], key=lambda rel: rel != Path("mlproject.yaml"))
+    clashes = [target / rel for rel in order if (target / rel).exists()]
+    if clashes and not force:
+        raise MlmakeError(f"{clashes[0]} already exists (use --force to overwrite)")
     name = re.sub(r"[^A-Za-z0-9_-]", "_", target.name) or "project"
     if name[0].isdigit():
         name = "p" + name
     written: list[Path] = []
-    for path in sorted(source.rglob("*")):
-        rel = path.relative_to(source)
-        if path.is_dir() or _SKIP & set(rel.parts):
-            continue
-        dest = target / rel
-        if dest.exists() and not force:
-            raise MlmakeError(f"{dest} already exists (use --force to overwrite)")
+    for rel in files:
+        path, dest = source / rel, target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if rel == Path("mlproject.yaml"):
             text = path.read_text(encoding="utf-8")
@@ -53,6 +54,6 @@ def create(target: Path, template: str, *, force: bool = False) -> list[Path]:
             shutil.copyfile(path, dest)
         written.append(dest)
     # the template's modeline points editors at this copy: completion and checks offline
-    schema = target / "mlproject.schema.json"
+    schema = target / SCHEMA_NAME
     shutil.copyfile(data_dir() / "schemas" / "mlproject.schema.json", schema)
     return written + [schema]

@@ -50,8 +50,9 @@ def resolve(
         return doc, []
     errors: list[Diagnostic] = []
     spans = dict(doc.value_spans)
+    key_spans = dict(doc.key_spans)
     if env is not None:
-        _apply_env(doc, data, env, errors)
+        _apply_env(data, env, errors, (spans, key_spans))
     for ov in overrides:
         if ov.path[0] == "params":
             _set(data, ov, errors, spans, create=True)
@@ -63,12 +64,15 @@ def resolve(
     for ov in overrides:
         if ov.path[0] != "params":
             _set(data, ov, errors, spans, create=False)
-    return replace(doc, data=data, value_spans=spans), errors
+    return replace(doc, data=data, value_spans=spans, key_spans=key_spans), errors
 
 
-def _apply_env(doc: Document, data: dict[str, Any], env: str, errors: list[Diagnostic]) -> None:
+def _apply_env(data: dict[str, Any], env: str, errors: list[Diagnostic],
+               spans: tuple[dict[Path, Span], dict[Path, Span]]) -> None:
     envs = data.get("environments") if isinstance(data.get("environments"), dict) else {}
     overlay = envs.get(env) if envs else None
+    if envs and env in envs and not isinstance(overlay, dict):
+        return  # the schema reports the malformed overlay where it is
     if not isinstance(overlay, dict):
         hint = did_you_mean(env, list(envs or {})) or (
             f"known: {', '.join(sorted(envs))}" if envs else "the file declares no environments")
@@ -78,8 +82,21 @@ def _apply_env(doc: Document, data: dict[str, Any], env: str, errors: list[Diagn
     if isinstance(overlay.get("params"), dict):
         base = data.get("params")
         data["params"] = {**(base if isinstance(base, dict) else {}), **overlay["params"]}
+        for key in overlay["params"]:
+            _move_spans(spans, ("environments", env, "params", key), ("params", key))
     if "remote" in overlay:
         data["remote"] = overlay["remote"]
+        _move_spans(spans, ("environments", env, "remote"), ("remote",))
+
+
+def _move_spans(spans: tuple[dict[Path, Span], dict[Path, Span]], src: Path, dest: Path) -> None:
+    """Errors in an overlaid value point at the overlay, where the value was written."""
+    for table in spans:
+        for path in [p for p in table if p[: len(dest)] == dest]:
+            del table[path]
+        for path, span in list(table.items()):
+            if path[: len(src)] == src:
+                table[dest + path[len(src):]] = span
 
 
 def _set(data: dict[str, Any], ov: Override, errors: list[Diagnostic],

@@ -95,6 +95,8 @@ def _unknown_key(doc: Document, path: Path, key: str, known: list[str]) -> Diagn
 def _explain_choice(doc: Document, error: Any, path: Path) -> list[Diagnostic]:
     options = error.validator_value
     if all(set(o) == {"required"} for o in options):
+        if not isinstance(error.instance, dict):
+            return []  # the `type` keyword reports a value that is not a mapping
         names = [o["required"][0] for o in options]
         present = [n for n in names if n in error.instance]
         what = " or ".join(f"'{n}'" for n in names)
@@ -104,6 +106,12 @@ def _explain_choice(doc: Document, error: Any, path: Path) -> list[Diagnostic]:
     deeper = [e for e in error.context if len(e.absolute_path) > len(error.absolute_path)]
     if deeper:
         return _explain(doc, min(deeper, key=lambda e: len(e.schema_path)))
+    # the branch whose type fits the value says what is wrong with it (`cmd: []`: too few items)
+    for i, option in enumerate(options):
+        if "type" in option and _validator().is_type(error.instance, option["type"]):
+            inner = [e for e in error.context if e.relative_schema_path[0] == i and e.validator != "type"]
+            if inner:
+                return [d for e in inner for d in _explain(doc, e)]
     types = [_TYPE_WORDS.get(str(o["type"]), str(o["type"])) for o in options if "type" in o]
     if len(types) == len(options):
         expected = " or ".join(str(t) for t in types)

@@ -53,6 +53,10 @@ class Document:
         return Diagnostic(span, format_path(path), message, hint, self.line(span))
 
 
+def _is_empty(node: Any) -> bool:
+    return type(node).__name__ == "ScalarNode" and node.value == "" and not node.style
+
+
 def format_path(path: Path) -> str:
     out = ""
     for part in path:
@@ -78,11 +82,21 @@ def load_text(text: str, file: str) -> Document:
     except YAMLError as exc:
         raise SpecError([Diagnostic(Span(file, 1, 1), "", f"invalid YAML: {exc}")]) from None
     builder = _Builder(file, yaml.constructor)
-    data = None if root is None else builder.build(root, ())
+    try:
+        data = None if root is None else builder.build(root, ())
+    except _AliasBomb as bomb:
+        line = lines[bomb.span.line - 1] if bomb.span.line <= len(lines) else ""
+        raise SpecError([Diagnostic(bomb.span, "", "YAML aliases expand to too many nodes",
+                                    "the file looks like an alias bomb; write the values out", line)]) from None
     doc = Document(file, data, lines, builder.key_spans, builder.value_spans)
     if builder.errors:
         raise SpecError([doc.diagnostic(p, m, h, span=s) for p, m, h, s in builder.errors])
     return doc
+
+
+class _AliasBomb(Exception):
+    def __init__(self, span: Span) -> None:
+        self.span = span
 
 
 class _Builder:
@@ -107,10 +121,7 @@ class _Builder:
         if nid in self.seen:
             self.expanded += 1
             if self.expanded > ALIAS_BUDGET:
-                raise SpecError(
-                    [Diagnostic(self.span(node), "", "YAML aliases expand to too many nodes",
-                                "the file looks like an alias bomb; write the values out")]
-                )
+                raise _AliasBomb(self.span(node))
         self.seen.add(nid)
         self.value_spans.setdefault(path, self.span(node))
         self.active.add(nid)
@@ -142,14 +153,24 @@ class _Builder:
         if node.tag not in _SCALAR_TAGS:
             self.check_tag(node, f"{_STD}str", path)
             return None
-        return self.constructor.construct_object(node, deep=True)
+        return self.construct(node, path)
+
+    def construct(self, node: Any, path: Path) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except Exception:  # noqa: BLE001 - ruamel raises several types for a bad explicit tag
+            tag = str(node.tag).replace(_STD, "!!")
+            self.errors.append((path, f"'{node.value}' is not a valid {tag}", "remove the tag or fix the value",
+                                self.span(node)))
+            return None
 
     def mapping(self, node: Any, path: Path) -> dict[str, Any]:
         self.check_tag(node, f"{_STD}map", path)
         out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}  # explicit keys win over merged ones, whatever the order
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                self.merge(out, value_node, path)
+                self.merge(merged, value_node, path)
                 continue
             key = self.key(key_node, path)
             if key is None:
@@ -159,14 +180,20 @@ class _Builder:
                 self.errors.append((sub, f"duplicate key '{key}'", "each key may appear once",
                                     self.span(key_node)))
             self.key_spans[sub] = self.span(key_node)
+            if _is_empty(value_node):  # `key:` with nothing after: its value "starts" on the next line
+                self.value_spans[sub] = self.span(key_node)
             out[key] = self.build(value_node, sub)
+        for k, v in merged.items():
+            out.setdefault(k, v)
         return out
 
     def key(self, node: Any, path: Path) -> str | None:
         if type(node).__name__ != "ScalarNode" or node.tag not in _SCALAR_TAGS:
             self.errors.append((path, "a mapping key must be a plain scalar", "", self.span(node)))
             return None
-        value = self.constructor.construct_object(node, deep=True)
+        value = self.construct(node, path)
+        if value is None:
+            return "null"
         return str(value).lower() if isinstance(value, bool) else str(value)
 
     def merge(self, out: dict[str, Any], node: Any, path: Path) -> None:

@@ -42,7 +42,8 @@ class Dataset:
     name: str = field(metadata=INTERNAL)
     span: Span | None = field(metadata=INTERNAL, compare=False)
     path: str
-    format: str
+    format: str = ""
+    null_values: tuple[str, ...] = ()
     schema: dict[str, Column] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
@@ -105,7 +106,7 @@ class Deploy:
 
 @dataclass(frozen=True, slots=True)
 class Remote:
-    url: str = ".mlmake/remote"
+    url: str
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,7 +125,7 @@ class Project:
     description: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
-    remote: Remote = Remote()
+    remote: Remote = Remote(".mlmake/remote")
     datasets: dict[str, Dataset] = field(default_factory=dict)
     features: dict[str, Feature] = field(default_factory=dict)
     models: dict[str, Model] = field(default_factory=dict)
@@ -147,8 +148,10 @@ def node_config(item: Any) -> dict[str, Any]:
     """The normalized configuration of an item, as it enters the fingerprint."""
     out: dict[str, Any] = {}
     for f in file_fields(type(item)):
-        if f.metadata.get("fingerprint", True):
-            out[key_of(f)] = _plain(getattr(item, f.name))
+        value = getattr(item, f.name)
+        # unset optional keys stay out, so the lock shows what the user wrote
+        if f.metadata.get("fingerprint", True) and value is not None:
+            out[key_of(f)] = _plain(value)
     return out
 
 
@@ -181,10 +184,11 @@ def load_document(root: Path) -> Document:
         raise MlmakeError(f"cannot read {path}: {exc}") from None
     doc = load_text_cached(text, PROJECT_FILE, root / CACHE_DIR / "spec.json")
     if not isinstance(doc.data, dict):
-        raise SpecError([doc.diagnostic((), "expected a mapping at the top of the file",
-                                        "start with `version: 1` and `project: NAME`")])
+        span = doc.span(()) or Span(PROJECT_FILE, 1, 1)
+        raise SpecError([Diagnostic(span, "", "expected a mapping at the top of the file",
+                                    "start with `version: 1` and `project: NAME`", doc.line(span))])
     version = doc.data.get("version")
-    if version not in SUPPORTED_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
         msg = "missing required key 'version'" if version is None else \
             f"this mlmake reads version 1 of the file, got {version!r}"
         raise SpecError([doc.diagnostic(("version",), msg, "write `version: 1`, or upgrade mlmake")])
@@ -198,7 +202,8 @@ def load_project(root: Path, env: str | None = None, overrides: tuple[Override, 
     bad_paths = {d.path for d in errors}
     errors += [d for d in schema.check_cached(resolved, root / CACHE_DIR / "valid.json") if d.path not in bad_paths]
     if errors:
-        raise SpecError(sorted(errors, key=_order))
+        unique = {(str(d.span), d.path, d.message): d for d in errors}
+        raise SpecError(sorted(unique.values(), key=_order))
     project = _build_project(root, resolved)
     errors = _check_paths(project, resolved)
     if errors:
@@ -224,7 +229,7 @@ def _build_project(root: Path, doc: Document) -> Project:
         root=root, file=doc.file, version=data["version"], project=data["project"],
         description=data.get("description", ""), params=data.get("params", {}),
         environments={n: _environment(v) for n, v in data.get("environments", {}).items()},
-        remote=_remote(data.get("remote")) or Remote(),
+        remote=_remote(data.get("remote")) or Remote(".mlmake/remote"),
         datasets=build("datasets", _dataset), features=build("features", _feature),
         models=build("models", _model), steps=build("steps", _step), deploy=build("deploy", _deploy),
         doc=doc,
@@ -243,7 +248,8 @@ def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
     fmt = d.get("format") or _format_of(d["path"])
     columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
     checks = tuple(Check(**c) for c in d.get("checks", []))
-    return Dataset(name, span, d["path"], fmt, columns, checks, d.get("description", ""))
+    return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks,
+                   d.get("description", ""))
 
 
 def _column(d: dict[str, Any]) -> Column:
@@ -278,8 +284,15 @@ def _model(name: str, span: Span | None, d: dict[str, Any]) -> Model:
 
 def _step(name: str, span: Span | None, d: dict[str, Any]) -> Step:
     cmd = d["cmd"]
-    args = tuple(shlex.split(cmd)) if isinstance(cmd, str) else tuple(_arg(a) for a in cmd)
+    args = _split(cmd) if isinstance(cmd, str) else tuple(_arg(a) for a in cmd)
     return Step(name, span, args, tuple(d.get("deps", ())), tuple(d.get("outs", ())), d.get("description", ""))
+
+
+def _split(cmd: str) -> tuple[str, ...]:
+    try:
+        return tuple(shlex.split(cmd))
+    except ValueError:
+        return ()  # reported by _check_paths' command check with its location
 
 
 def _arg(value: Any) -> str:
@@ -295,10 +308,12 @@ def _deploy(name: str, span: Span | None, d: dict[str, Any]) -> Deploy:
 NODE_SECTIONS = ("datasets", "features", "models", "steps", "deploy")
 
 
-def is_address(text: str) -> bool:
-    """Whether a dep names a node (`models.churn`) rather than a file."""
+def is_address(text: str, root: Path | None = None) -> bool:
+    """Whether a dep names a node (`models.churn`) rather than a file (`models.py`)."""
     section, dot, name = text.partition(".")
-    return bool(dot) and section in NODE_SECTIONS and "/" not in name and not name.endswith(".py")
+    if not dot or section not in NODE_SECTIONS or "/" in name or text.endswith(".py"):
+        return False
+    return root is None or not (root / text).exists()
 
 
 def _check_paths(project: Project, doc: Document) -> list[Diagnostic]:
@@ -315,8 +330,11 @@ def _check_paths(project: Project, doc: Document) -> list[Diagnostic]:
         if ft.python:
             check(ft.python.rsplit(":", 1)[0], ("features", n, "python"))
     for n, st in project.steps.items():
+        if not st.cmd:
+            found.append(doc.diagnostic(("steps", n, "cmd"), "cannot split the command: no closing quotation",
+                                        "write cmd as a list: [python, script.py, ARG]"))
         for i, p in enumerate(st.deps):
-            if not is_address(p):
+            if not is_address(p, project.root):
                 check(p, ("steps", n, "deps", i))
         for i, p in enumerate(st.outs):
             check(p, ("steps", n, "outs", i))
@@ -331,6 +349,8 @@ def path_problem(path: str) -> str:
     if os.path.isabs(path) or path.startswith("~"):
         return f"the path '{path}' must be relative to the project"
     norm = os.path.normpath(path)
+    if norm == ".":
+        return f"the path '{path}' is the whole project; name a file or folder inside it"
     if norm == ".." or norm.startswith(".." + os.sep):
         return f"the path '{path}' leaves the project"
     if norm.split(os.sep)[0] in (".git", ".mlmake", ".dvc"):

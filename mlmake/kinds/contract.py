@@ -1,0 +1,173 @@
+"""A dataset's data contract: cast each declared column to its type and check its
+rules, collecting every violation as a line of text instead of stopping at the first."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlmake.kinds.tables import examples, first_line, show_number
+
+if TYPE_CHECKING:
+    import polars as pl
+
+INTEGERS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+NUMBERS = INTEGERS + ("float32", "float64")
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+def polars_type(name: str) -> pl.DataType:
+    """The polars type of a schema type name."""
+    import polars as pl
+
+    named: dict[str, Any] = {
+        "int8": pl.Int8, "int16": pl.Int16, "int32": pl.Int32, "int64": pl.Int64,
+        "uint8": pl.UInt8, "uint16": pl.UInt16, "uint32": pl.UInt32, "uint64": pl.UInt64,
+        "float32": pl.Float32, "float64": pl.Float64, "bool": pl.Boolean, "str": pl.String,
+        "category": pl.Categorical(), "date": pl.Date, "datetime": pl.Datetime("us"),
+    }
+    return named[name]  # type: ignore[no-any-return]
+
+
+def check_column(raw: pl.Series, spec: dict[str, Any]) -> tuple[pl.Series, list[str]]:
+    """The column cast to its declared type, and each rule it breaks."""
+    name, kind = raw.name, str(spec["type"])
+    cast, bad = cast_column(raw, kind)
+    if cast is None:
+        return raw, [f"column '{name}': rule type {kind}: the file has type {raw.dtype}, which cannot become {kind}"]
+    problems = [_line(name, f"type {kind}", raw.filter(bad))] if bad.any() else []
+    problems += _rules(cast, raw.is_null(), spec)
+    return cast, [p for p in problems if p]
+
+
+def cast_column(raw: pl.Series, kind: str) -> tuple[pl.Series | None, pl.Series]:
+    """(cast column or None when the types cannot convert, mask of values that failed to convert)."""
+    import polars as pl
+
+    source = raw.cast(pl.String) if isinstance(raw.dtype, (pl.Categorical, pl.Enum)) else raw
+    cast = _from_text(source, kind) if source.dtype == pl.String else _from_typed(source, kind)
+    if cast is None:
+        return None, raw.is_null()
+    return cast.alias(raw.name), (cast.is_null() & raw.is_not_null())
+
+
+def _from_text(text: pl.Series, kind: str) -> pl.Series:
+    import polars as pl
+
+    word = text.str.strip_chars()
+    if kind == "str":
+        return text
+    if kind == "category":
+        return text.cast(pl.Categorical())
+    if kind == "bool":
+        lower = word.str.to_lowercase()
+        words = {w: True for w in TRUE_WORDS} | {w: False for w in FALSE_WORDS}
+        return lower.replace_strict(words, default=None, return_dtype=pl.Boolean)
+    if kind == "date":
+        return word.str.to_date(strict=False)
+    if kind == "datetime":
+        return word.str.to_datetime(strict=False, time_unit="us")
+    target = polars_type(kind)
+    direct = word.cast(target, strict=False)
+    if kind in INTEGERS:
+        # "3.0" is a whole number too (pandas writes ints with nulls that way)
+        return direct.fill_null(_whole(word.cast(pl.Float64, strict=False), target))
+    return direct
+
+
+def _from_typed(col: pl.Series, kind: str) -> pl.Series | None:
+    import polars as pl
+
+    dtype = col.dtype
+    numeric = dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null
+    if kind == "str":
+        return col.cast(pl.String)
+    if kind == "category":
+        return col.cast(pl.String).cast(pl.Categorical())
+    if kind in INTEGERS and numeric:
+        return _whole(col.cast(pl.Float64), polars_type(kind)) if dtype.is_float() else \
+            col.cast(polars_type(kind), strict=False)
+    if kind in NUMBERS and numeric:
+        return col.cast(polars_type(kind), strict=False)
+    if kind == "bool" and numeric:
+        return col.cast(pl.Float64).replace_strict({1.0: True, 0.0: False}, default=None, return_dtype=pl.Boolean)
+    if kind == "date" and dtype in (pl.Date, pl.Null):
+        return col.cast(pl.Date)
+    if kind == "datetime" and (dtype in (pl.Date, pl.Null) or isinstance(dtype, pl.Datetime)):
+        return col if isinstance(dtype, pl.Datetime) else col.cast(pl.Datetime("us"))
+    return None
+
+
+def _whole(values: pl.Series, target: pl.DataType) -> pl.Series:
+    """Floats that are whole numbers, as integers; the rest null."""
+    import polars as pl
+
+    whole = values.is_finite() & (values == values.floor())
+    return pl.select(pl.when(whole).then(values).otherwise(None)).to_series().cast(target, strict=False)
+
+
+def _rules(col: pl.Series, was_null: pl.Series, spec: dict[str, Any]) -> list[str]:
+    name, kind = col.name, str(spec["type"])
+    found: list[str] = []
+    if spec.get("nullable", True) is False and was_null.any():
+        rows = [i + 1 for i in was_null.arg_true().head(5).to_list()]
+        found.append(f"column '{name}': rule nullable false: {bad_rows(int(was_null.sum()))}, e.g. rows {rows}")
+    if spec.get("unique"):
+        found.append(_line(name, "unique", col.filter(col.is_duplicated() & col.is_not_null()), distinct=True))
+    for bound in ("min", "max"):
+        if spec.get(bound) is not None:
+            found.append(_bound(col, kind, bound, float(spec[bound])))
+    if spec.get("allowed") is not None:
+        found.append(_allowed(col, kind, list(spec["allowed"])))
+    if spec.get("regex") is not None:
+        found.append(_regex(col, str(spec["regex"])))
+    return found
+
+
+def _bound(col: pl.Series, kind: str, bound: str, limit: float) -> str:
+    rule = f"{bound} {show_number(limit)}"
+    if kind not in NUMBERS:
+        return f"column '{col.name}': rule {rule}: needs a numeric column, not {kind}"
+    bad = col < limit if bound == "min" else col > limit
+    return _line(col.name, rule, col.filter(bad.fill_null(False)))
+
+
+def _allowed(col: pl.Series, kind: str, allowed: list[Any]) -> str:
+    import polars as pl
+
+    values = [a for a in allowed if a is not None]
+    if kind in ("str", "category"):
+        text = col.cast(pl.String)
+        bad = ~text.is_in([str(v) for v in values])
+    else:
+        bad = ~col.is_in(pl.Series(values, strict=False).cast(col.dtype, strict=False).drop_nulls().to_list())
+    return _line(col.name, f"allowed {examples(allowed, len(allowed))}", col.filter(bad.fill_null(False)))
+
+
+def _regex(col: pl.Series, pattern: str) -> str:
+    import polars as pl
+
+    try:
+        match = col.cast(pl.String).str.contains(pattern)
+    except pl.exceptions.PolarsError as exc:
+        return f"column '{col.name}': rule regex {pattern!r}: not a valid regular expression: {_regex_error(exc)}"
+    return _line(col.name, f"regex {pattern!r}", col.filter(~match.fill_null(True)))
+
+
+def _regex_error(exc: Exception) -> str:
+    # the regex engine puts the useful part ("error: unclosed group") on a later line
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    reason = [ln.removeprefix("error: ") for ln in lines if ln.startswith("error: ")]
+    return reason[0] if reason else first_line(exc)
+
+
+def bad_rows(n: int) -> str:
+    return f"{n} bad row{'s' if n != 1 else ''}"
+
+
+def _line(name: str, rule: str, bad: pl.Series, distinct: bool = False) -> str:
+    """`column 'age': rule max 120: 3 bad rows, e.g. [130, 150, 999]`, or '' when none are bad."""
+    if bad.len() == 0:
+        return ""
+    shown = bad.unique(maintain_order=True) if distinct else bad
+    return f"column '{name}': rule {rule}: {bad_rows(bad.len())}, e.g. {examples(shown.head(5).to_list())}"

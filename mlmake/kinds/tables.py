@@ -1,0 +1,176 @@
+"""Helpers the table kinds share: finding an upstream table, reading and writing
+parquet deterministically, JSON files, and `OP VALUE` comparisons.
+
+polars is imported inside functions so importing a kind stays cheap."""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mlmake.errors import NodeError, did_you_mean
+from mlmake.kinds.base import TABLE_FILE, Task
+
+if TYPE_CHECKING:
+    import polars as pl
+
+TABLE_SECTIONS = ("features", "datasets")  # a bare name is looked up in this order
+SCHEMA_FILE = "schema.json"  # the feature set's columns and key, beside its table
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "==": operator.eq,
+    "!=": operator.ne, ">": operator.gt, "<": operator.lt,
+}
+_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+# --- comparisons -------------------------------------------------------------
+
+
+def parse_comparison(text: str) -> tuple[str, float]:
+    """`">= 0.8"` → (">=", 0.8); NodeError when the text is not `OP NUMBER`."""
+    match = _COMPARISON.match(text)
+    if not match:
+        raise NodeError(f"'{text}' is not a comparison like '>= 0.8'")
+    return match.group(1), float(match.group(2))
+
+
+def holds(value: float, op: str, threshold: float) -> bool:
+    """Whether `value OP threshold`."""
+    return OPERATORS[op](value, threshold)
+
+
+def show_number(value: float) -> str:
+    """A threshold as the user wrote it: 1000 not 1000.0."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+# --- upstream tables ----------------------------------------------------------
+
+
+def upstream_address(task: Task, name: str) -> str:
+    """The upstream node a bare table name refers to, preferring feature sets."""
+    for section in TABLE_SECTIONS:
+        address = f"{section}.{name}"
+        if address in task.upstream:
+            return address
+    known = sorted(a.partition(".")[2] for a in task.upstream)
+    hint = did_you_mean(name, known)
+    raise NodeError(f"input '{name}' is not an upstream table of {task.address} (upstream: {known})"
+                    + (f"; {hint}" if hint else ""))
+
+
+def upstream_folder(task: Task, address: str) -> str:
+    """The absolute folder of an upstream table node."""
+    outputs = task.upstream.get(address) or []
+    if not outputs:
+        raise NodeError(f"upstream {address} declares no output folder")
+    return os.path.join(task.root, outputs[0])
+
+
+def scan_upstream(task: Task, address: str) -> pl.LazyFrame:
+    """A lazy scan of an upstream node's data.parquet; NodeError when it was not built."""
+    import polars as pl
+
+    path = os.path.join(upstream_folder(task, address), TABLE_FILE)
+    if not os.path.isfile(path):
+        raise NodeError(f"upstream {address} has no table at {os.path.relpath(path, task.root)}; build it first")
+    return pl.scan_parquet(path)
+
+
+def upstream_key(task: Task, address: str) -> list[str]:
+    """The key a feature set declared in its schema.json, or [] (datasets have none)."""
+    path = os.path.join(upstream_folder(task, address), SCHEMA_FILE)
+    if not os.path.isfile(path):
+        return []
+    key = read_json(path).get("key") or []
+    return [str(k) for k in key]
+
+
+# --- frames ---------------------------------------------------------------------
+
+
+def sort_frame(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+    """Rows in a fixed order: by the key, else by every column (GROUP BY order is not fixed)."""
+    by = key or frame.columns
+    if not by or frame.height < 2:
+        return frame
+    return frame.sort(by, nulls_last=True, maintain_order=True)
+
+
+def dtype_name(dtype: pl.DataType) -> str:
+    """A column type in the words of the schema: int64, str, category, date …"""
+    import polars as pl
+
+    if dtype == pl.String:
+        return "str"
+    if isinstance(dtype, (pl.Categorical, pl.Enum)):
+        return "category"
+    if dtype == pl.Boolean:
+        return "bool"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    return str(dtype).lower()
+
+
+def write_parquet(frame: pl.DataFrame, path: str) -> None:
+    """Write a table with fixed options, so equal frames give equal bytes."""
+    frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True,
+                        row_group_size=1 << 17)
+
+
+def columns_of(frame: pl.DataFrame) -> list[dict[str, str]]:
+    """[{"name", "type"}] of a frame, in column order."""
+    return [{"name": n, "type": dtype_name(t)} for n, t in frame.schema.items()]
+
+
+# --- files ------------------------------------------------------------------------
+
+
+def write_json(path: str, data: Any) -> None:
+    """Pretty, sorted JSON ending with a newline: diff friendly and byte-stable."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, allow_nan=False, default=str)
+        fh.write("\n")
+
+
+def read_json(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    return data if isinstance(data, dict) else {}
+
+
+def log_line(log: str, text: str) -> None:
+    """Append a progress line to a node's log file, if it has one."""
+    if log:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(text.rstrip("\n") + "\n")
+
+
+def output_dir(task: Task) -> str:
+    """The staging folder of a kind with a single folder output."""
+    if len(task.staging) != 1:
+        raise NodeError(f"{task.address} expects one output folder, got {sorted(task.staging)}")
+    path = next(iter(task.staging.values()))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def examples(values: list[Any], limit: int = 5) -> str:
+    """`[130, 150, 999]`: the first few values, quoted the way Python shows them."""
+    return "[" + ", ".join(repr(_plain(v)) for v in values[:limit]) + "]"
+
+
+def _plain(value: Any) -> Any:
+    # dates and decimals read better as text than as datetime.date(2024, 1, 2)
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (polars adds pages of context)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

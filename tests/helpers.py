@@ -1,0 +1,85 @@
+"""Shared test data and plain helpers (fixtures live in conftest.py).
+
+Import as `from tests.helpers import VALID` (the repository root is on sys.path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from click.testing import CliRunner, Result
+
+from mlmake.errors import SpecError
+
+if TYPE_CHECKING:
+    from mlmake.graph import Graph
+    from mlmake.spec import Project
+
+# A minimal valid project: 1 dataset, 1 feature set (sql), 1 model, 1 step.
+# Tests quote its line numbers in expected messages: append, don't reflow.
+VALID = """\
+version: 1
+project: demo
+params:
+  seed: 42
+  test_size: 0.25
+datasets:
+  customers:
+    path: data/customers.csv
+features:
+  customer_features:
+    from: customers
+    key: customer_id
+    sql: SELECT * FROM customers
+models:
+  churn:
+    features: customer_features
+    target: churned
+    task: binary
+    split: {test_size: "${params.test_size}", seed: "${params.seed}"}
+    params: {max_depth: 6}
+steps:
+  report:
+    cmd: [python, scripts/report.py]
+    deps: [scripts/report.py, models.churn]
+    outs: [build/report.html]
+"""
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write each relative path → text (UTF-8) or bytes under root, creating folders."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def run_cli(root: Path | str, *args: str) -> Result:
+    """Run `mlmake -C ROOT ARGS…` in-process; stdout and stderr stay separate."""
+    from mlmake.cli import cli
+
+    return CliRunner().invoke(cli, ["-C", str(root), *args], catch_exceptions=False)
+
+
+def load(root: Path, env: str | None = None, params: tuple[str, ...] = ()) -> tuple[Project, Graph]:
+    """What `mlmake validate` does: parse -P, load, resolve, check, build the graph."""
+    from mlmake.graph import build_graph
+    from mlmake.resolve import parse_override
+    from mlmake.spec import load_project
+
+    project = load_project(root, env, tuple(parse_override(p) for p in params))
+    return project, build_graph(project)
+
+
+def errors_of(root: Path, env: str | None = None, params: tuple[str, ...] = ()) -> str:
+    """The rendered SpecError that loading ROOT raises (fails the test if it loads)."""
+    try:
+        load(root, env, params)
+    except SpecError as exc:
+        return exc.render()
+    raise AssertionError("expected a SpecError, but the project loaded")

@@ -1,0 +1,136 @@
+"""The published JSON Schema and the spec dataclasses describe the same language."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from mlmake import spec
+from mlmake.schema import published_schema
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "mlproject.schema.json"
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+# schema `$defs` name (None: the top level) → the dataclass it becomes
+PAIRS: dict[str | None, type] = {
+    None: spec.Project, "dataset": spec.Dataset, "column": spec.Column, "check": spec.Check,
+    "feature": spec.Feature, "split": spec.Split, "model": spec.Model, "step": spec.Step,
+    "deploy": spec.Deploy, "remote": spec.Remote, "environment": spec.Environment,
+}
+# section of the file → the `$defs` entry of one of its items
+SECTIONS = {"datasets": "dataset", "features": "feature", "models": "model", "steps": "step",
+            "deploy": "deploy", "environments": "environment"}
+
+REQUIRED_MISMATCH: dict[str, str] = {}  # pairs known to disagree (none)
+UNDESCRIBED: set[tuple[str, str]] = set()  # properties known to lack a description (none)
+
+
+def definition(name: str | None) -> dict[str, Any]:
+    return SCHEMA if name is None else SCHEMA["$defs"][name]
+
+
+def target(node: dict[str, Any]) -> dict[str, Any]:
+    """A property's schema, following one local $ref."""
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    assert ref.startswith("#/$defs/"), ref
+    return SCHEMA["$defs"][ref.removeprefix("#/$defs/")]
+
+
+def has_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+def pair_id(name: str | None) -> str:
+    return name or "project"
+
+
+def marked(name: str | None, reasons: dict[str, str]) -> Any:
+    reason = reasons.get(name or "")
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    return pytest.param(name, id=pair_id(name), marks=marks)
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_the_loader_reads_the_same_file() -> None:
+    assert published_schema() == SCHEMA
+
+
+def test_every_ref_resolves() -> None:
+    refs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                refs.append(node["$ref"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(SCHEMA)
+    assert refs
+    for ref in refs:
+        target({"$ref": ref})
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_each_section_maps_names_to_its_item(section: str) -> None:
+    assert SCHEMA["properties"][section]["additionalProperties"] == {"$ref": f"#/$defs/{SECTIONS[section]}"}
+
+
+@pytest.mark.parametrize("name", list(PAIRS), ids=pair_id)
+def test_properties_equal_the_dataclass_keys(name: str | None) -> None:
+    keys = {spec.key_of(f) for f in spec.file_fields(PAIRS[name])}
+    assert set(definition(name)["properties"]) == keys
+
+
+@pytest.mark.parametrize("name", [marked(n, REQUIRED_MISMATCH) for n in PAIRS])
+def test_required_equals_the_fields_without_defaults(name: str | None) -> None:
+    fields = [f for f in spec.file_fields(PAIRS[name]) if not has_default(f)]
+    assert set(definition(name).get("required", [])) == {spec.key_of(f) for f in fields}
+
+
+@pytest.mark.parametrize("name", list(PAIRS), ids=pair_id)
+def test_unknown_keys_are_refused(name: str | None) -> None:
+    assert definition(name).get("additionalProperties") is False
+
+
+@pytest.mark.parametrize("name", list(PAIRS), ids=pair_id)
+def test_schema_defaults_equal_dataclass_defaults(name: str | None) -> None:
+    fields = {spec.key_of(f): f for f in spec.file_fields(PAIRS[name])}
+    for key, prop in definition(name)["properties"].items():
+        if "default" in prop:
+            assert fields[key].default == prop["default"], key
+
+
+def _described() -> list[Any]:
+    out = []
+    for name in PAIRS:
+        for key in definition(name)["properties"]:
+            marks = [pytest.mark.xfail(strict=True, reason="no description: editors show nothing on hover")] \
+                if (name, key) in UNDESCRIBED else []
+            out.append(pytest.param(name, key, id=f"{pair_id(name)}.{key}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize(("name", "key"), _described())
+def test_every_property_has_a_description(name: str | None, key: str) -> None:
+    prop = definition(name)["properties"][key]
+    assert (prop.get("description") or target(prop).get("description", "")).strip()
+
+
+@pytest.mark.parametrize("name", [n for n in PAIRS if n], ids=pair_id)
+def test_every_definition_has_a_description(name: str) -> None:
+    assert definition(name).get("description", "").strip()

@@ -163,11 +163,13 @@ def planning(ctx: click.Context, env: str | None, params: tuple[str, ...], targe
     from mlmake.fingerprint import Hasher
     from mlmake.lock import read_lock
     from mlmake.plan import make_plan
+    from mlmake.restore import LocalCache
 
     project, graph = load(ctx, env, params)
     lock = read_lock(project.root)
     hasher = Hasher(project.root)
-    plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream)
+    plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream,
+                     cache=LocalCache(project.root))
     hasher.save()
     return project, graph, lock, plan
 
@@ -269,11 +271,12 @@ def graph(ctx: click.Context, fmt: str, env: str | None, params: tuple[str, ...]
 @click.option("--force", is_flag=True, help="Rebuild the targets even if up to date.")
 @click.option("--keep-going", "-k", is_flag=True, help="Go on with independent nodes after a failure.")
 @downstream_option
+@click.option("--pull", "pull", is_flag=True, help="Fetch what the DVC remote has; build the rest.")
 @env_option
 @param_option
 @click.pass_context
 def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, keep_going: bool,
-          downstream: bool, env: str | None, params: tuple[str, ...]) -> None:
+          downstream: bool, pull: bool, env: str | None, params: tuple[str, ...]) -> None:
     """Build what is stale: the targets (default: everything) and what they need.
 
     \b
@@ -286,7 +289,7 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
     from mlmake.runners import make_runner
 
     project, graph = load(ctx, env, params)
-    options = Options(targets, jobs, force, keep_going, downstream, env, params)
+    options = Options(targets, jobs, force, keep_going, downstream, env, params, pull)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     runner = make_runner(jobs, threads)
     try:
@@ -360,3 +363,89 @@ def runs_cmd(ctx: click.Context, node: str | None, limit: int, as_json: bool) ->
         when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(r.started))
         metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.metrics.items())
         report.out(f"{when}  {r.run_id}  {r.status:<6} {r.node:<28} {r.duration:7.2f}s  {metrics}")
+
+
+@cli.command()
+@targets_argument
+@env_option
+@click.pass_context
+def push(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
+    """Upload built artifacts and their run-cache entries to the DVC remote.
+
+    \b
+    Examples:
+      mlmake push
+      mlmake push models.churn --env prod
+    """
+    from mlmake import transfer
+
+    project, graph = load(ctx, env)
+    store = _store(project)
+    try:
+        files, nodes = transfer.push(project.root, graph, targets, store, report.warn_line)
+    finally:
+        store.close()
+    report.out(f"pushed {files} file(s) for {nodes} node(s) to remote 'mlmake' ({project.remote.url})", "green")
+
+
+@cli.command()
+@targets_argument
+@env_option
+@click.pass_context
+def pull(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
+    """Download the artifacts mlproject.lock names (and run-cache entries) from the DVC remote.
+
+    \b
+    Examples:
+      mlmake pull
+      mlmake pull models.churn
+    """
+    from mlmake import transfer
+
+    project, graph = load(ctx, env)
+    store = _store(project)
+    try:
+        restored, missing = transfer.pull(project.root, graph, targets, store, report.warn_line)
+    finally:
+        store.close()
+    report.out(f"pulled {len(restored)} node(s) from remote 'mlmake' ({project.remote.url})", "green")
+    if missing:
+        report.out(f"not restored (build them): {', '.join(missing)}", "yellow")
+
+
+def _store(project: Any) -> Any:
+    from mlmake.remote import Store
+
+    return Store(project.root, project.remote.url, project.remote.options)
+
+
+@cli.group()
+def data() -> None:
+    """Raw data under DVC."""
+
+
+@data.command("add")
+@click.argument("paths", nargs=-1, required=True)
+@click.pass_context
+def data_add(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Track raw data with DVC: writes PATH.dvc beside it and git-ignores the data.
+
+    \b
+    Example:
+      mlmake data add data/customers.csv data/events.csv
+    """
+    from mlmake.spec import load_project, path_problem
+
+    root = project_root(ctx)
+    for p in paths:
+        problem = path_problem(p)
+        if problem:
+            raise MlmakeError(problem)
+        if not (root / p).exists():
+            raise MlmakeError(f"{p}: no such file or folder in {root}")
+    store = _store(load_project(root))
+    try:
+        written = store.add_data(paths)
+    finally:
+        store.close()
+    report.out(f"tracking {len(written)} path(s) with DVC: {', '.join(written)} (commit them)", "green")

@@ -15,22 +15,26 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlmake import runs
-from mlmake.errors import BuildError, Interrupted, NodeError
+from mlmake.errors import BuildError, Interrupted, MlmakeError, NodeError
 from mlmake.fingerprint import Hasher
 from mlmake.graph import Graph
 from mlmake.kinds.base import Task
 from mlmake.lock import Entry, Lock, read_lock, with_entry, write_lock
-from mlmake.plan import ABSENT, FRESH, REMOVE, Plan, Reason, Step, decide, make_plan
+from mlmake.plan import ABSENT, BUILD, FRESH, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
+from mlmake.remote import Store
+from mlmake.restore import LocalCache, Restorer
 from mlmake.spec import Project
 from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
 
-TODO = ("new", "build", "maybe", ABSENT)
+TODO = (NEW, BUILD, "maybe", RESTORE, ABSENT)
 
 
 class Reporter(Protocol):
     def build_started(self, total: int) -> None: ...
     def node_started(self, step: Step) -> None: ...
     def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None: ...
+    def node_restored(self, address: str, seconds: float) -> None: ...
+    def warn(self, message: str) -> None: ...
     def node_skipped(self, address: str, why: str) -> None: ...
     def node_failed(self, address: str, message: str, log_tail: list[str]) -> None: ...
     def build_finished(self, summary: str, ok: bool) -> None: ...
@@ -50,17 +54,22 @@ class Options:
     downstream: bool = False
     env: str | None = None
     overrides: tuple[str, ...] = ()
+    pull: bool = False
 
 
 @dataclass
 class Outcome:
     built: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
     fresh: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        parts = [f"{len(self.built)} built", f"{len(self.fresh)} up to date"]
+        parts = [f"{len(self.built)} built"]
+        if self.restored:
+            parts.append(f"{len(self.restored)} restored from cache")
+        parts.append(f"{len(self.fresh)} up to date")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         if self.skipped:
@@ -103,16 +112,19 @@ class Builder:
         self.commit = runs.git_commit(self.root)
         self.outcome = Outcome()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
+        self.store = Store(self.root, project.remote.url, project.remote.options)
+        self.restorer = Restorer(self.root, self.store, self.hasher, pull=options.pull, warn=reporter.warn)
 
     def build(self) -> Outcome:
         with BuildLock(self.root):
             clean_staging(self.root)
-            plan = make_plan(self.graph, self.lock, self.hasher, self.options.targets,
-                             force=self.options.force, downstream=self.options.downstream)
+            plan = make_plan(self.graph, self.lock, self.hasher, self.options.targets, force=self.options.force,
+                             downstream=self.options.downstream, cache=LocalCache(self.root))
             try:
                 self._run(plan)
             finally:
                 self.hasher.save()
+                self.store.close()
         return self.outcome
 
     def _run(self, plan: Plan) -> None:
@@ -179,6 +191,8 @@ class Builder:
             self.outcome.fresh.append(step.address)
             self.reporter.node_skipped(step.address, "up to date (upstream output unchanged)")
             return
+        if step.action in (ABSENT, NEW, BUILD) and not forced and self._restored(step):
+            return
         if step.action == ABSENT:
             step = Step(step.address, step.kind, ABSENT, tuple(Reason("output_missing", m) for m in step.missing),
                         step.fingerprint, step.components, step.missing)
@@ -186,17 +200,35 @@ class Builder:
         self.reporter.node_started(step)
         running[self.runner.submit(task)] = (step, task, time.time())
 
+    def _restored(self, step: Step) -> bool:
+        """Bring the node's outputs back from the cache instead of building it."""
+        started = time.time()
+        entry = self.restorer.restore(step, self.lock.get(step.address))
+        if entry is None:
+            return False
+        if entry != self.lock.get(step.address):
+            self.lock = with_entry(self.lock, step.address, entry)
+            write_lock(self.root, self.lock)
+        self._record(step, "restored", started, time.time() - started, entry.metrics, "")
+        self.outcome.restored.append(step.address)
+        self.reporter.node_restored(step.address, time.time() - started)
+        return True
+
     def _task(self, step: Step) -> Task:
         decl = self.graph.nodes[step.address]
         slug = _slug(step.address)
         staging: dict[str, str] = {}
-        for out in decl.outputs:
+        for i, out in enumerate(decl.outputs):
             if decl.kind == "cmd":
                 staging[out] = str(self.root / out)
-            else:
-                tmp = staging_root(self.root) / slug / Path(out).name
-                tmp.mkdir(parents=True, exist_ok=True)
-                staging[out] = str(tmp)
+                continue
+            # a kind's own folder (its first output) is created empty; other outputs
+            # (a batch target's parquet file) are written by the recipe at the staged path
+            tmp = staging_root(self.root) / slug / f"{i}-{Path(out).name}"
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            if i == 0:
+                tmp.mkdir()
+            staging[out] = str(tmp)
         log = log_path(self.root, step.address)
         log.write_text(f"# {step.address} ({decl.kind}) run {self.run_id}\n", encoding="utf-8")
         upstream = {u: list(self.graph.nodes[u].outputs) for u in self.graph.upstream(step.address)}
@@ -242,6 +274,10 @@ class Builder:
         entry = Entry(step.fingerprint, decl.kind, step.components, outputs, metrics)
         self.lock = with_entry(self.lock, step.address, entry)
         write_lock(self.root, self.lock)
+        try:
+            self.restorer.save(step, outputs, metrics)
+        except MlmakeError as exc:  # the build stands; only sharing it is lost
+            self.reporter.warn(f"{step.address}: built, but not stored in the DVC cache: {exc}")
         return None
 
     def _keep_failed(self, task: Task) -> str:

@@ -10,10 +10,12 @@ from typing import Any, Protocol
 from mlmake.fingerprint import Digest, hash_json, library_version
 from mlmake.graph import Graph
 from mlmake.kinds.base import NodeDecl
-from mlmake.lock import Entry, Lock
+from mlmake.lock import Entry, Lock, with_entry
+from mlmake.runcache import Hit, is_complete
 
 NEW, BUILD, MAYBE, FRESH, ABSENT, REMOVE = "new", "build", "maybe", "fresh", "absent", "remove"
-PENDING = (NEW, BUILD, MAYBE, REMOVE)
+RESTORE = "restore"  # stale against the lock, but this fingerprint was built before: restored from cache
+PENDING = (NEW, BUILD, MAYBE, RESTORE, REMOVE)
 
 
 class Files(Protocol):
@@ -22,6 +24,24 @@ class Files(Protocol):
     def digest(self, rel: str) -> Digest: ...
 
     def source_digest(self, rel: str) -> Digest: ...
+
+
+class Cache(Protocol):
+    """What planning needs from the run cache and the DVC pointers (no data, no network)."""
+
+    def hit(self, fingerprint: str) -> Hit | None: ...
+
+    def restorable(self, address: str) -> bool: ...
+
+
+class NoCache:
+    """A cache that knows nothing: every stale node rebuilds."""
+
+    def hit(self, fingerprint: str) -> Hit | None:
+        return None
+
+    def restorable(self, address: str) -> bool:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +76,7 @@ class Reason:
             "output_missing": f"output {s} missing",
             "output_modified": f"output {s} modified since it was built",
             "removed": "no longer in mlproject.yaml",
+            "cached": f"built before (fingerprint {s}): restore from the cache",
         }.get(self.code, f"{self.code} {s}".strip())
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +94,7 @@ class Step:
     fingerprint: str = ""
     components: dict[str, Any] = field(default_factory=dict)
     missing: tuple[str, ...] = ()  # outputs up to date by the lock but absent here
+    restorable: bool = False  # absent outputs have DVC pointers: pull restores them
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,8 @@ class Plan:
     def summary(self) -> str:
         build, maybe, fresh = self.count(NEW, BUILD), self.count(MAYBE), self.count(FRESH, ABSENT)
         parts = [f"{build} to build"]
+        if self.count(RESTORE):
+            parts.append(f"{self.count(RESTORE)} to restore from cache")
         if maybe:
             parts.append(f"{maybe} to check after upstream")
         absent = self.count(ABSENT)
@@ -211,15 +235,19 @@ def _diff_upstream(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
 
 
 def make_plan(graph: Graph, lock: Lock, files: Files, targets: Iterable[str] = (), *,
-              force: bool = False, downstream: bool = False) -> Plan:
+              force: bool = False, downstream: bool = False, cache: Cache | None = None) -> Plan:
     """Every selected node's decision in build order, plus lock entries to remove."""
     targets = list(targets)
+    cache = cache or NoCache()
     selected = graph.select(targets, downstream=downstream)
-    forced = set(selected) if force else set()
+    # --force rebuilds the targets (everything when none), not what they read
+    named = {graph.resolve_target(t) for t in targets} if targets else set(selected)
+    forced = named if force else set()
     pending: set[str] = set()
     steps: list[Step] = []
     for address in selected:
         step = decide(graph.nodes[address], graph, lock, files, pending=pending, forced=address in forced)
+        step, lock = _use_cache(step, lock, cache, forced=address in forced)
         if step.action in (NEW, BUILD, MAYBE):
             pending.add(address)
         steps.append(step)
@@ -227,6 +255,23 @@ def make_plan(graph: Graph, lock: Lock, files: Files, targets: Iterable[str] = (
         steps += [Step(a, e.kind, REMOVE, (Reason("removed"),)) for a, e in sorted(lock.nodes.items())
                   if a not in graph.nodes]
     return Plan(tuple(steps))
+
+
+def _use_cache(step: Step, lock: Lock, cache: Cache, *, forced: bool) -> tuple[Step, Lock]:
+    """A stale node built before becomes a restore; its known outputs decide its readers."""
+    if step.action == ABSENT and cache.restorable(step.address):
+        return Step(step.address, step.kind, ABSENT, (), step.fingerprint, step.components, step.missing,
+                    True), lock
+    if step.action not in (NEW, BUILD) or forced:
+        return step, lock
+    hit = cache.hit(step.fingerprint)
+    if hit is None or not is_complete(hit):
+        return step, lock
+    outputs = {p: {"hash": o.get("hash", ""), "size": o.get("size", 0)} for p, o in hit.outputs.items()}
+    entry = Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics)
+    restored = Step(step.address, step.kind, RESTORE, step.reasons + (Reason("cached", step.fingerprint[:8]),),
+                    step.fingerprint, step.components)
+    return restored, with_entry(lock, step.address, entry)
 
 
 def _show(value: Any) -> str:

@@ -6,17 +6,18 @@ import json
 from typing import Any
 
 from mlmake.graph import Graph
-from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, Plan, Step
+from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Step
 
 PLAN_FORMAT_VERSION = 1
-SYMBOLS = {NEW: "+", BUILD: "~", MAYBE: "~?", FRESH: "=", ABSENT: "=", REMOVE: "-"}
-_COLOURS = {NEW: "green", BUILD: "yellow", MAYBE: "cyan", FRESH: "", ABSENT: "dim", REMOVE: "red"}
+SYMBOLS = {NEW: "+", BUILD: "~", MAYBE: "~?", RESTORE: "<", FRESH: "=", ABSENT: "=", REMOVE: "-"}
+_COLOURS = {NEW: "green", BUILD: "yellow", MAYBE: "cyan", RESTORE: "blue", FRESH: "", ABSENT: "dim", REMOVE: "red"}
 
 
 def step_note(step: Step) -> list[str]:
     """The reasons of a step as lines (empty for an up-to-date node)."""
     if step.action == ABSENT:
-        return [f"up to date; not in this workspace: {', '.join(step.missing)}"]
+        where = "restorable from the DVC remote" if step.restorable else "not in this workspace"
+        return [f"up to date; {where}: {', '.join(step.missing)}"]
     return [r.text() for r in step.reasons]
 
 
@@ -36,7 +37,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
 
 def plan_json(plan: Plan, project: str) -> str:
     """The plan in the documented format of schemas/plan.schema.json."""
-    counts = {a: plan.count(a) for a in (NEW, BUILD, MAYBE, FRESH, ABSENT, REMOVE)}
+    counts = {a: plan.count(a) for a in (NEW, BUILD, MAYBE, RESTORE, FRESH, ABSENT, REMOVE)}
     body = {
         "format_version": PLAN_FORMAT_VERSION,
         "project": project,
@@ -56,6 +57,7 @@ def _step_json(step: Step) -> dict[str, Any]:
         "fingerprint": step.fingerprint,
         "reasons": [r.to_dict() for r in step.reasons],
         "missing_outputs": list(step.missing),
+        "restorable": step.restorable,
     }
 
 
@@ -83,6 +85,7 @@ def _md_escape(text: str) -> str:
 _CLASSDEFS = {
     NEW: "fill:#dafbe1,stroke:#1a7f37,color:#1a7f37",
     BUILD: "fill:#fff8c5,stroke:#9a6700,color:#9a6700",
+    RESTORE: "fill:#fbefff,stroke:#8250df,color:#8250df",
     MAYBE: "fill:#ddf4ff,stroke:#0969da,color:#0969da,stroke-dasharray:4 2",
     FRESH: "fill:#f6f8fa,stroke:#8c959f,color:#57606a",
     ABSENT: "fill:#f6f8fa,stroke:#8c959f,color:#57606a,stroke-dasharray:2 2",

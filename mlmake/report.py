@@ -30,6 +30,11 @@ def err(text: str, style: str = "") -> None:
     _write(sys.stderr, text, style)
 
 
+def warn_line(message: str) -> None:
+    """A warning on stderr."""
+    err(f"warning: {message}", "yellow")
+
+
 def _write(stream: TextIO, text: str, style: str) -> None:
     if style and is_terminal(stream):
         from rich.text import Text
@@ -64,6 +69,13 @@ class PlainReporter:
     def node_skipped(self, address: str, why: str) -> None:
         self.done += 1
         out(f"  skip {address}: {why}", "dim")
+
+    def node_restored(self, address: str, seconds: float) -> None:
+        self.done += 1
+        out(f"[{self.done}/{self.total}] {address}  restored from the cache in {seconds:.1f}s", "blue")
+
+    def warn(self, message: str) -> None:
+        warn_line(message)
 
     def node_failed(self, address: str, message: str, log_tail: list[str]) -> None:
         self.done += 1
@@ -112,6 +124,11 @@ class RichReporter(PlainReporter):
     def node_skipped(self, address: str, why: str) -> None:
         self._advance()
         self.progress.console.print(f"  [dim]skip {address}: {why}[/]", highlight=False)
+
+    def node_restored(self, address: str, seconds: float) -> None:
+        self._advance()
+        self.progress.console.print(f"[bold]{address}[/]  [blue]restored from the cache[/] in {seconds:.1f}s",
+                                    highlight=False)
 
     def node_failed(self, address: str, message: str, log_tail: list[str]) -> None:
         self._advance()

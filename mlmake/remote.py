@@ -1,0 +1,218 @@
+"""The DVC adapter, and the only module that imports dvc.
+
+Every built output goes into the project's DVC cache (DVC's own md5 hashing, a
+`.dir` manifest for folders) and is referenced from one DVC pointer file per node
+in `.mlmake-artifacts/ADDRESS.dvc`, committed beside mlproject.lock. Plain
+`dvc push` / `dvc pull` / `dvc checkout` therefore carry mlmake's artifacts too.
+Run-cache entries travel to the remote under `mlmake/runcache/`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mlmake.errors import MlmakeError
+from mlmake.runcache import Hit
+
+POINTERS = ".mlmake-artifacts"
+REMOTE_NAME = "mlmake"
+_HEADER = "# Written by mlmake: DVC pointers to this node's outputs. Commit it with mlproject.lock.\n"
+
+
+class RemoteError(MlmakeError):
+    """The DVC cache or remote could not do what was asked; nothing was changed."""
+
+
+def pointer_path(root: Path, address: str) -> Path:
+    return root / POINTERS / f"{address}.dvc"
+
+
+def has_pointer(root: Path, address: str) -> bool:
+    return pointer_path(root, address).is_file()
+
+
+def dvc_url(root: Path, url: str) -> str:
+    """The remote URL as .dvc/config needs it: a local folder relative to .dvc/."""
+    if "://" in url or os.path.isabs(url):
+        return url
+    return os.path.relpath(root / url, root / ".dvc")
+
+
+class Store:
+    """The project's DVC repository: local cache, pointers and the configured remote."""
+
+    def __init__(self, root: Path, url: str, options: dict[str, Any] | None = None) -> None:
+        self.root, self.url, self.options = root, url, dict(options or {})
+        self._repo: Any = None
+
+    @property
+    def repo(self) -> Any:
+        if self._repo is None:
+            self._repo = _open(self.root)
+            self._configure()
+        return self._repo
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    def _configure(self) -> None:
+        wanted = {"url": dvc_url(self.root, self.url), **{k: v for k, v in self.options.items()}}
+        conf = self._repo.config
+        current = dict(conf.get("remote", {}).get(REMOTE_NAME, {}))
+        if {k: current.get(k) for k in wanted} == wanted and conf["core"].get("remote") == REMOTE_NAME:
+            return
+        with self._repo.config.edit() as edit:
+            edit["remote"][REMOTE_NAME] = wanted
+            edit["core"]["remote"] = REMOTE_NAME
+            edit["core"]["analytics"] = False
+
+    # --- the local cache ---------------------------------------------------------
+
+    def add(self, address: str, outputs: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Put outputs into the DVC cache and write the node's pointer; their DVC hashes."""
+        from dvc_data.hashfile.build import build
+        from dvc_data.hashfile.transfer import transfer
+
+        odb = self.repo.cache.local
+        found: dict[str, dict[str, Any]] = {}
+        for out in outputs:
+            staging, meta, obj = build(odb, str(self.root / out), odb.fs, "md5")
+            transfer(staging, odb, {obj.hash_info}, hardlink=False, shallow=False)
+            found[out] = {"md5": obj.hash_info.value, "size": meta.size}
+            if meta.isdir:
+                found[out]["nfiles"] = meta.nfiles
+        self.write_pointer(address, found)
+        return found
+
+    def write_pointer(self, address: str, outputs: dict[str, dict[str, Any]]) -> None:
+        """The node's .dvc file listing its outputs (path relative to the pointer)."""
+        lines = [_HEADER, "outs:\n"]
+        for out, info in sorted(outputs.items()):
+            rel = os.path.relpath(self.root / out, self.root / POINTERS).replace(os.sep, "/")
+            lines.append(f"- md5: {info['md5']}\n  size: {info['size']}\n")
+            if "nfiles" in info:
+                lines.append(f"  nfiles: {info['nfiles']}\n")
+            lines.append(f"  hash: md5\n  path: {rel}\n")
+        path = pointer_path(self.root, address)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".dvc.tmp")
+        tmp.write_text("".join(lines), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def checkout(self, address: str) -> None:
+        """Put a node's outputs in the workspace from the local cache."""
+        self._call("checkout", targets=[str(pointer_path(self.root, address))], force=True)
+
+    def drop_cached(self, md5: str) -> None:
+        """Remove one object from the local cache (it was found corrupted)."""
+        odb = self.repo.cache.local
+        path = odb.oid_to_path(md5)
+        if os.path.exists(path):
+            os.chmod(path, 0o644)
+            os.remove(path)
+
+    def add_data(self, paths: Iterable[str]) -> list[str]:
+        """Put raw data under DVC the standard way: PATH.dvc beside it, the data git-ignored."""
+        paths = list(paths)
+        self._call("add", targets=[str(self.root / p) for p in paths])
+        return [f"{p}.dvc" for p in paths]
+
+    # --- the remote --------------------------------------------------------------
+
+    def fetch(self, addresses: Iterable[str]) -> None:
+        self._call("fetch", targets=self._targets(addresses))
+
+    def pointer_md5s(self, address: str) -> dict[str, dict[str, Any]]:
+        """The outputs a node's pointer names, by project-relative path."""
+        from mlmake.source import load_text
+
+        path = pointer_path(self.root, address)
+        try:
+            outs = load_text(path.read_text(encoding="utf-8"), str(path)).data["outs"]
+            return {os.path.normpath(os.path.join(POINTERS, o["path"])).replace(os.sep, "/"):
+                    {"md5": o["md5"], "size": o.get("size", 0)} for o in outs}
+        except (OSError, MlmakeError, KeyError, TypeError):
+            return {}
+
+    def push(self, addresses: Iterable[str]) -> int:
+        return int(self._call("push", targets=self._targets(addresses)) or 0)
+
+    def pull(self, addresses: Iterable[str]) -> None:
+        self._call("pull", targets=self._targets(addresses), force=True, allow_missing=True)
+
+    def _targets(self, addresses: Iterable[str]) -> list[str]:
+        return [str(pointer_path(self.root, a)) for a in addresses if has_pointer(self.root, a)]
+
+    def _call(self, verb: str, **kwargs: Any) -> Any:
+        from dvc.exceptions import DvcException
+
+        if verb not in ("checkout", "add") and not kwargs.get("targets"):
+            return 0
+        try:
+            return getattr(self.repo, verb)(**kwargs)
+        except DvcException as exc:
+            raise RemoteError(f"dvc {verb} failed for remote '{REMOTE_NAME}' ({self.url}): {exc}") from None
+        except OSError as exc:
+            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None
+
+    def _remote(self) -> Any:
+        from dvc.exceptions import DvcException
+
+        try:
+            return self.repo.cloud.get_remote(REMOTE_NAME)
+        except DvcException as exc:
+            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is misconfigured: {exc}") from None
+
+    def push_runs(self, hits: Iterable[Hit]) -> None:
+        """Upload run-cache entries next to the artifacts."""
+        remote = self._remote()
+        base = remote.fs.join(remote.path, "mlmake", "runcache")
+        try:
+            remote.fs.makedirs(base, exist_ok=True)
+            for hit in hits:
+                remote.fs.pipe_file(remote.fs.join(base, f"{hit.fingerprint}.json"),
+                                    json.dumps(hit.to_dict(), sort_keys=True).encode())
+        except OSError as exc:
+            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None
+
+    def fetch_run(self, fingerprint: str) -> dict[str, Any] | None:
+        """A run-cache entry from the remote, or None."""
+        remote = self._remote()
+        path = remote.fs.join(remote.path, "mlmake", "runcache", f"{fingerprint}.json")
+        try:
+            data = json.loads(remote.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None
+        return data if isinstance(data, dict) else None
+
+
+def _open(root: Path) -> Any:
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        if (root / ".dvc").is_dir():
+            return Repo(str(root))
+        top = _git_top(root)
+        if top is None:
+            return Repo.init(str(root), no_scm=True)
+        return Repo.init(str(root), subdir=top != root.resolve())
+    except DvcException as exc:
+        raise RemoteError(f"cannot set up DVC in {root}: {exc}") from None
+
+
+def _git_top(root: Path) -> Path | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else None

@@ -1,0 +1,143 @@
+"""Restoring outputs instead of rebuilding them: from the DVC cache (and, with
+--pull, the remote) by a node's DVC pointer or its run-cache entry. A restored
+output is re-hashed and must match what was recorded; a corrupted object is
+removed from the cache and the node is rebuilt instead."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlmake import runcache
+from mlmake.errors import MlmakeError
+from mlmake.fingerprint import Hasher
+from mlmake.lock import Entry
+from mlmake.plan import Step
+from mlmake.remote import Store, has_pointer
+from mlmake.runcache import Hit
+
+
+class LocalCache:
+    """The run cache and pointers on this machine, for planning (no network)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def hit(self, fingerprint: str) -> Hit | None:
+        return runcache.get(self.root, fingerprint)
+
+    def restorable(self, address: str) -> bool:
+        return has_pointer(self.root, address)
+
+
+class Restorer:
+    """Saves what was built into the cache, and brings it back when asked."""
+
+    def __init__(self, root: Path, store: Store, hasher: Hasher, *, pull: bool,
+                 warn: Callable[[str], None]) -> None:
+        self.root, self.store, self.hasher, self.pull, self.warn = root, store, hasher, pull, warn
+
+    def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
+        """Record a built node's outputs in the DVC cache, its pointer and the run cache."""
+        md5s = self.store.add(step.address, outputs)
+        recorded = {p: {**o, **md5s.get(p, {})} for p, o in outputs.items()}
+        runcache.put(self.root, Hit(step.fingerprint, step.address, recorded, metrics))
+
+    def restore(self, step: Step, entry: Entry | None) -> Entry | None:
+        """The node's outputs put back from the cache, or None when it must be built."""
+        if entry is not None and entry.fingerprint == step.fingerprint and has_pointer(self.root, step.address):
+            # what the lock records is materialized from the cache, or the remote when not cached
+            return entry if self._bring_back(step.address, entry.outputs, fetch=True) else None
+        hit = runcache.get(self.root, step.fingerprint)
+        if hit is None and self.pull:
+            hit = self._remote_hit(step.fingerprint)
+        if hit is None or not runcache.is_complete(hit):
+            return None
+        self.store.write_pointer(step.address, hit.outputs)
+        outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in hit.outputs.items()}
+        if not self._bring_back(step.address, outputs, fetch=self.pull):
+            return None
+        return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics)
+
+    def restore_entry(self, address: str, entry: Entry) -> bool:
+        """Bring a locked node's outputs back by its pointer (fetching them with pull)."""
+        return self._bring_back(address, entry.outputs, fetch=True)
+
+    def _checkout(self, address: str, fetch: bool) -> bool:
+        """Outputs from the local cache, fetching missing objects from the remote when allowed."""
+        try:
+            self.store.checkout(address)
+            return True
+        except MlmakeError:
+            if not fetch:
+                return False
+        try:
+            self.store.fetch([address])
+            self.store.checkout(address)
+            return True
+        except MlmakeError as exc:
+            self.warn(f"{address}: not in the cache or on the remote ({_first_line(exc)}); building it")
+            return False
+
+    def _remote_hit(self, fingerprint: str) -> Hit | None:
+        data = self.store.fetch_run(fingerprint)
+        if not data:
+            return None
+        hit = Hit(fingerprint, str(data.get("address", "")), dict(data.get("outputs") or {}),
+                  dict(data.get("metrics") or {}))
+        runcache.put(self.root, hit)
+        return hit
+
+    def _bring_back(self, address: str, outputs: dict[str, dict[str, Any]], *, fetch: bool) -> bool:
+        """Check out, verify against the recorded hashes; a corrupted cache gets one re-fetch."""
+        for attempt in range(2 if fetch else 1):
+            if not self._checkout(address, fetch):
+                return False
+            bad = [p for p, o in outputs.items() if self.hasher.digest(p).hash != o.get("hash")]
+            if not bad:
+                return True
+            for path in bad:
+                self._purge(path)
+            again = "fetching it again" if attempt == 0 and fetch else "building it"
+            self.warn(f"{address}: restored {', '.join(bad)} does not match its recorded hash; {again}")
+        return False
+
+    def _purge(self, path: str) -> None:
+        """Remove a bad restored output and every corrupted object in the local cache."""
+        full = self.root / path
+        if full.is_dir():
+            shutil.rmtree(full, ignore_errors=True)
+        else:
+            full.unlink(missing_ok=True)
+        drop_corrupt_objects(Path(self.store.repo.cache.local.path), self.warn)
+
+
+def drop_corrupt_objects(cache: Path, warn: Callable[[str], None]) -> list[Path]:
+    """Check every object of a DVC cache against its name (its md5); remove the bad ones."""
+    dropped = []
+    for obj in sorted(cache.rglob("*")):
+        if not obj.is_file() or len(obj.parent.name) != 2:
+            continue
+        oid = (obj.parent.name + obj.name).removesuffix(".dir")
+        if _md5_file(obj) != oid:
+            warn(f"cache object {obj} is corrupted (its bytes do not match its md5): removed")
+            os.chmod(obj, 0o644)
+            obj.unlink()
+            dropped.append(obj)
+    return dropped
+
+
+def _md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,59 @@
+"""The run cache: fingerprint → the outputs (and metrics) a node produced.
+
+Entries are small JSON files in .mlmake/runcache/, pushed to and pulled from the
+remote beside the artifacts; the artifacts themselves live in the DVC cache. A
+node whose fingerprint has an entry is restored instead of rebuilt."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DIR = ".mlmake/runcache"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a node with this fingerprint produced before."""
+
+    fingerprint: str
+    address: str
+    outputs: dict[str, dict[str, Any]]  # path → {hash, size, md5}
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": VERSION, "fingerprint": self.fingerprint, "address": self.address,
+                "outputs": self.outputs, "metrics": self.metrics}
+
+
+def entry_path(root: Path, fingerprint: str) -> Path:
+    return root / DIR / fingerprint[:2] / f"{fingerprint}.json"
+
+
+def get(root: Path, fingerprint: str) -> Hit | None:
+    """The local entry for a fingerprint, or None (an unreadable entry counts as none)."""
+    try:
+        data = json.loads(entry_path(root, fingerprint).read_text(encoding="utf-8"))
+        if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
+            return None
+        return Hit(fingerprint, str(data["address"]), dict(data["outputs"]), dict(data.get("metrics") or {}))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def put(root: Path, hit: Hit) -> None:
+    """Record an entry atomically."""
+    path = entry_path(root, hit.fingerprint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(hit.to_dict(), sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def is_complete(hit: Hit) -> bool:
+    """Whether every output has the DVC hash needed to restore it."""
+    return bool(hit.outputs) and all(o.get("md5") for o in hit.outputs.values())

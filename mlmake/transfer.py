@@ -1,0 +1,72 @@
+"""`mlmake push` and `mlmake pull`: artifacts and run-cache entries to and from the remote."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mlmake import runcache
+from mlmake.fingerprint import Hasher
+from mlmake.graph import Graph
+from mlmake.lock import Entry, read_lock
+from mlmake.remote import Store, has_pointer
+from mlmake.restore import Restorer
+from mlmake.runcache import Hit
+
+Warn = Callable[[str], None]
+
+
+def push(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn: Warn) -> tuple[int, int]:
+    """Upload what the lock records for the targets; (files uploaded, nodes)."""
+    lock = read_lock(root)
+    addresses = [a for a in graph.select(targets) if a in lock.nodes]
+    hasher = Hasher(root)
+    ready = [a for a in addresses if _has_pointer_or_add(root, a, lock.nodes[a], store, hasher, warn)]
+    files = store.push(ready)
+    store.push_runs(_hit(root, a, lock.nodes[a], store) for a in ready)
+    hasher.save()
+    return files, len(ready)
+
+
+def _has_pointer_or_add(root: Path, address: str, entry: Entry, store: Store, hasher: Hasher, warn: Warn) -> bool:
+    """A node built before DVC was set up gets its pointer now, if its outputs are intact."""
+    if has_pointer(root, address):
+        return True
+    if all(hasher.digest(p).hash == o.get("hash") for p, o in entry.outputs.items()):
+        store.add(address, list(entry.outputs))
+        return True
+    warn(f"{address}: its outputs are not in this workspace; build or pull it before pushing")
+    return False
+
+
+def _hit(root: Path, address: str, entry: Entry, store: Store) -> Hit:
+    known = runcache.get(root, entry.fingerprint)
+    if known is not None and runcache.is_complete(known):
+        return known
+    md5s = store.pointer_md5s(address)
+    outputs = {p: {**o, **md5s.get(p, {})} for p, o in entry.outputs.items()}
+    hit = Hit(entry.fingerprint, address, outputs, entry.metrics)
+    runcache.put(root, hit)
+    return hit
+
+
+def pull(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn: Warn) -> tuple[list[str], list[str]]:
+    """Bring back what the lock records for the targets; (restored, not restored)."""
+    lock = read_lock(root)
+    addresses = [a for a in graph.select(targets) if a in lock.nodes]
+    hasher = Hasher(root)
+    restorer = Restorer(root, store, hasher, pull=True, warn=warn)
+    restored: list[str] = []
+    missing: list[str] = []
+    for address in addresses:
+        ok = has_pointer(root, address) and restorer.restore_entry(address, lock.nodes[address])
+        (restored if ok else missing).append(address)
+        if ok:
+            _remember_run(root, address, lock.nodes[address], store)
+    hasher.save()
+    return restored, missing
+
+
+def _remember_run(root: Path, address: str, entry: Entry, store: Store) -> None:
+    if runcache.get(root, entry.fingerprint) is None:
+        _hit(root, address, entry, store)

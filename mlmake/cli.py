@@ -136,9 +136,18 @@ def init(ctx: click.Context, directory: str, template: str, list_: bool, force: 
         for name, summary in init_mod.templates().items():
             report.out(f"{name:12} {summary}")
         return
+    from mlmake.spec import load_project
+
     target = (project_root(ctx) / directory).resolve()
     written = init_mod.create(target, template, force=force)
     report.out(f"created {len(written)} files in {target} from template '{template}'", "green")
+    if init_mod.ensure_git(target):
+        report.out("initialized a git repository")
+    store = _store(load_project(target))
+    try:
+        store.repo  # sets up DVC and its remote where missing
+    finally:
+        store.close()
     report.out(f"next: {_command_in(target)} build")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 from mlmake.errors import MlmakeError, did_you_mean
@@ -23,6 +24,19 @@ def templates() -> dict[str, str]:
             first = readme.read_text(encoding="utf-8").splitlines()[0] if readme.is_file() else ""
             out[path.name] = first.lstrip("# ").strip()
     return out
+
+
+def ensure_git(target: Path) -> bool:
+    """`git init` in target unless it is already inside a git work tree; whether it ran."""
+    try:
+        inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=target,
+                                capture_output=True, text=True, timeout=10)
+        if inside.returncode == 0 and inside.stdout.strip() == "true":
+            return False
+        subprocess.run(["git", "init", "-q"], cwd=target, check=True, capture_output=True, timeout=30)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False  # without git the project still builds; DVC then runs without SCM
 
 
 def create(target: Path, template: str, *, force: bool = False) -> list[Path]:

@@ -36,10 +36,11 @@ def has_pointer(root: Path, address: str) -> bool:
 
 
 def dvc_url(root: Path, url: str) -> str:
-    """The remote URL as .dvc/config needs it: a local folder relative to .dvc/."""
+    """The remote URL for DVC's config API, which reads a relative folder from the
+    working directory and stores it relative to .dvc/ (so any clone can use it)."""
     if "://" in url or os.path.isabs(url):
         return url
-    return os.path.relpath(root / url, root / ".dvc")
+    return os.path.relpath(root.resolve() / url, os.getcwd())
 
 
 class Store:
@@ -65,7 +66,10 @@ class Store:
         wanted = {"url": dvc_url(self.root, self.url), **{k: v for k, v in self.options.items()}}
         conf = self._repo.config
         current = dict(conf.get("remote", {}).get(REMOTE_NAME, {}))
-        if {k: current.get(k) for k in wanted} == wanted and conf["core"].get("remote") == REMOTE_NAME:
+        # DVC reads a local folder back as an absolute path
+        same_url = _comparable(current.get("url")) == _comparable(wanted["url"])
+        same_rest = all(current.get(k) == v for k, v in wanted.items() if k != "url")
+        if same_url and same_rest and conf["core"].get("remote") == REMOTE_NAME:
             return
         with self._repo.config.edit() as edit:
             edit["remote"][REMOTE_NAME] = wanted
@@ -192,6 +196,11 @@ class Store:
         except (OSError, ValueError) as exc:
             raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None
         return data if isinstance(data, dict) else None
+
+
+def _comparable(url: Any) -> str:
+    text = str(url or "")
+    return text if "://" in text or not text else os.path.abspath(text)
 
 
 def _open(root: Path) -> Any:

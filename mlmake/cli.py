@@ -143,11 +143,13 @@ def init(ctx: click.Context, directory: str, template: str, list_: bool, force: 
     report.out(f"created {len(written)} files in {target} from template '{template}'", "green")
     if init_mod.ensure_git(target):
         report.out("initialized a git repository")
-    store = _store(load_project(target))
+    project = load_project(target)
+    store = _store(project)
     try:
-        store.repo  # sets up DVC and its remote where missing
+        store.ensure()
     finally:
         store.close()
+    report.out(f"DVC is set up: remote 'mlmake' at {project.remote.url}")
     report.out(f"next: {_command_in(target)} build")
 
 
@@ -281,11 +283,13 @@ def graph(ctx: click.Context, fmt: str, env: str | None, params: tuple[str, ...]
 @click.option("--keep-going", "-k", is_flag=True, help="Go on with independent nodes after a failure.")
 @downstream_option
 @click.option("--pull", "pull", is_flag=True, help="Fetch what the DVC remote has; build the rest.")
+@click.option("--baseline", metavar="REV", help="Git revision whose lock relative gates compare against "
+              "(default: HEAD).")
 @env_option
 @param_option
 @click.pass_context
 def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, keep_going: bool,
-          downstream: bool, pull: bool, env: str | None, params: tuple[str, ...]) -> None:
+          downstream: bool, pull: bool, baseline: str | None, env: str | None, params: tuple[str, ...]) -> None:
     """Build what is stale: the targets (default: everything) and what they need.
 
     \b
@@ -298,7 +302,7 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
     from mlmake.runners import make_runner
 
     project, graph = load(ctx, env, params)
-    options = Options(targets, jobs, force, keep_going, downstream, env, params, pull)
+    options = Options(targets, jobs, force, keep_going, downstream, env, params, pull, baseline)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     runner = make_runner(jobs, threads)
     try:

@@ -18,6 +18,7 @@ from mlmake import runs
 from mlmake.errors import BuildError, Interrupted, MlmakeError, NodeError
 from mlmake.fingerprint import Hasher
 from mlmake.graph import Graph
+from mlmake.history import lock_at
 from mlmake.kinds.base import Task
 from mlmake.lock import Entry, Lock, read_lock, with_entry, write_lock
 from mlmake.plan import ABSENT, BUILD, FRESH, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
@@ -55,6 +56,7 @@ class Options:
     env: str | None = None
     overrides: tuple[str, ...] = ()
     pull: bool = False
+    baseline: str | None = None  # git revision whose lock relative gates compare against
 
 
 @dataclass
@@ -112,6 +114,7 @@ class Builder:
         self.commit = runs.git_commit(self.root)
         self.outcome = Outcome()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
+        self.baseline = _baseline(self.root, graph, options.baseline)
         self.store = Store(self.root, project.remote.url, project.remote.options)
         self.restorer = Restorer(self.root, self.store, self.hasher, pull=options.pull, warn=reporter.warn)
 
@@ -233,8 +236,9 @@ class Builder:
         log.write_text(f"# {step.address} ({decl.kind}) run {self.run_id}\n", encoding="utf-8")
         upstream = {u: list(self.graph.nodes[u].outputs) for u in self.graph.upstream(step.address)}
         kinds = {u: self.graph.nodes[u].kind for u in upstream}
+        base = self.baseline.get(step.address)
         return Task(step.address, decl.kind, str(self.root), decl.config, staging, upstream, kinds,
-                    self.threads, str(log))
+                    self.threads, str(log), dict(base.metrics) if base else {})
 
     def _finish(self, step: Step, task: Task, started: float, result: dict[str, Any]) -> bool:
         seconds = time.time() - started
@@ -300,10 +304,25 @@ class Builder:
     def _record(self, step: Step, status: str, started: float, seconds: float,
                 metrics: dict[str, Any], message: str) -> None:
         config = step.components.get("config", {})
+        inputs = {**step.components.get("inputs", {}), **step.components.get("upstream", {})}
         rec = runs.Record(self.run_id, step.address, step.kind, step.fingerprint, status, started, seconds,
                           [r.text() for r in step.reasons], config.get("params", {}) if isinstance(config, dict)
-                          else {}, metrics, self.commit, self.options.env, list(self.options.overrides), message)
+                          else {}, metrics, self.commit, self.options.env, list(self.options.overrides), message,
+                          config, inputs)
         runs.record(self.root, rec)
+
+
+def _baseline(root: Path, graph: Graph, rev: str | None) -> Lock:
+    """The lock relative gates compare against: --baseline REV, else HEAD's when there is one."""
+    if rev:
+        return lock_at(root, rev)
+    relative = any("baseline" in str(g) for d in graph.nodes.values() for g in (d.config.get("gates") or {}).values())
+    if not relative:
+        return Lock()
+    try:
+        return lock_at(root, "HEAD")
+    except MlmakeError:
+        return Lock()  # no git history: relative gates say they were not checked
 
 
 def _slug(address: str) -> str:

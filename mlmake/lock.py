@@ -60,8 +60,16 @@ def read_lock(root: Path) -> Lock:
         return Lock()
     except OSError as exc:
         raise MlmakeError(f"cannot read {LOCK_FILE}: {exc}") from None
-    data = _cached(root, raw) or _parse(root, raw)
+    data = _cached(root, raw)
+    if data is None:
+        data = parse_lock_data(raw, LOCK_FILE)
+        _write_cache(root, raw, data)
     return _to_lock(data)
+
+
+def parse_lock(raw: bytes, where: str) -> Lock:
+    """A lock from its bytes (e.g. as stored at a git revision)."""
+    return _to_lock(parse_lock_data(raw, where))
 
 
 def _cached(root: Path, raw: bytes) -> dict[str, Any] | None:
@@ -76,7 +84,7 @@ def _cached(root: Path, raw: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _parse(root: Path, raw: bytes) -> dict[str, Any]:
+def parse_lock_data(raw: bytes, where: str) -> dict[str, Any]:
     from mlmake.errors import SpecError
     from mlmake.source import load_text
 
@@ -84,13 +92,12 @@ def _parse(root: Path, raw: bytes) -> dict[str, Any]:
         data = load_text(raw.decode("utf-8"), LOCK_FILE).data
     except (SpecError, UnicodeDecodeError) as exc:
         detail = exc.render() if isinstance(exc, SpecError) else str(exc)
-        raise MlmakeError(f"{LOCK_FILE} is not readable:\n{detail}\n"
+        raise MlmakeError(f"{where} is not readable:\n{detail}\n"
                           f"hint: restore it from git (git checkout {LOCK_FILE})") from None
     if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION:
         version = data.get("lock_version") if isinstance(data, dict) else None
-        raise MlmakeError(f"{LOCK_FILE}: lock_version {version!r} is not one this mlmake reads "
+        raise MlmakeError(f"{where}: lock_version {version!r} is not one this mlmake reads "
                           f"({LOCK_VERSION}); upgrade mlmake or restore the file from git")
-    _write_cache(root, raw, data)
     return data
 
 

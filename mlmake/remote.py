@@ -8,10 +8,13 @@ Run-cache entries travel to the remote under `mlmake/runcache/`."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,10 @@ class Store:
             self._repo = _open(self.root)
             self._configure()
         return self._repo
+
+    def ensure(self) -> None:
+        """Set up DVC and its remote where missing."""
+        _ = self.repo
 
     def close(self) -> None:
         if self._repo is not None:
@@ -198,6 +205,18 @@ class Store:
         return data if isinstance(data, dict) else None
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    logger = logging.getLogger("dvc")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _comparable(url: Any) -> str:
     text = str(url or "")
     return text if "://" in text or not text else os.path.abspath(text)
@@ -211,9 +230,10 @@ def _open(root: Path) -> Any:
         if (root / ".dvc").is_dir():
             return Repo(str(root))
         top = _git_top(root)
-        if top is None:
-            return Repo.init(str(root), no_scm=True)
-        return Repo.init(str(root), subdir=top != root.resolve())
+        with _quiet():  # DVC's own "Initialized DVC repository"
+            if top is None:
+                return Repo.init(str(root), no_scm=True)
+            return Repo.init(str(root), subdir=top != root.resolve())
     except DvcException as exc:
         raise RemoteError(f"cannot set up DVC in {root}: {exc}") from None
 

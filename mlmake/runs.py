@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS runs (
   status TEXT NOT NULL, started REAL NOT NULL, duration REAL NOT NULL, reasons TEXT NOT NULL,
   params TEXT NOT NULL, metrics TEXT NOT NULL, git_commit TEXT, env TEXT, overrides TEXT NOT NULL,
   message TEXT NOT NULL DEFAULT '',
+  config TEXT NOT NULL DEFAULT '{}', inputs TEXT NOT NULL DEFAULT '{}',
   PRIMARY KEY (run_id, node)
 );
 CREATE INDEX IF NOT EXISTS runs_node ON runs(node, started);
@@ -42,6 +43,8 @@ class Record:
     env: str | None
     overrides: list[str]
     message: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # the node's resolved configuration
+    inputs: dict[str, Any] = field(default_factory=dict)  # data and upstream hashes it read
 
 
 @contextmanager
@@ -51,37 +54,64 @@ def _connect(root: Path) -> Iterator[sqlite3.Connection]:
     con = sqlite3.connect(path, timeout=30)
     try:
         con.executescript(_SCHEMA)
+        _migrate(con)
         yield con
         con.commit()
     finally:
         con.close()
 
 
+_COLUMNS = ("run_id", "node", "kind", "fingerprint", "status", "started", "duration", "reasons", "params",
+            "metrics", "git_commit", "env", "overrides", "message", "config", "inputs")
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Databases written by an earlier mlmake lack the newer columns."""
+    have = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    for column in ("config", "inputs"):
+        if column not in have:
+            con.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT NOT NULL DEFAULT '{{}}'")
+
+
 def record(root: Path, rec: Record) -> None:
     """Append one run record."""
+    values = (rec.run_id, rec.node, rec.kind, rec.fingerprint, rec.status, rec.started, rec.duration,
+              json.dumps(rec.reasons), json.dumps(rec.params, sort_keys=True), json.dumps(rec.metrics, sort_keys=True),
+              rec.git_commit, rec.env, json.dumps(rec.overrides), rec.message,
+              json.dumps(rec.config, sort_keys=True, default=str), json.dumps(rec.inputs, sort_keys=True))
     with _connect(root) as con:
-        con.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (rec.run_id, rec.node, rec.kind, rec.fingerprint, rec.status, rec.started, rec.duration,
-             json.dumps(rec.reasons), json.dumps(rec.params, sort_keys=True), json.dumps(rec.metrics, sort_keys=True),
-             rec.git_commit, rec.env, json.dumps(rec.overrides), rec.message),
-        )
+        con.execute(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    values)
 
 
 def history(root: Path, node: str | None = None, limit: int = 50) -> list[Record]:
     """The most recent runs first, optionally of one node."""
     if not (root / DB_FILE).exists():
         return []
-    query = "SELECT * FROM runs" + (" WHERE node = ?" if node else "") + " ORDER BY started DESC LIMIT ?"
+    query = f"SELECT {', '.join(_COLUMNS)} FROM runs" + (" WHERE node = ?" if node else "") \
+        + " ORDER BY started DESC LIMIT ?"
     args: tuple[Any, ...] = (node, limit) if node else (limit,)
     with _connect(root) as con:
         rows = con.execute(query, args).fetchall()
     return [_from_row(r) for r in rows]
 
 
+def by_run(root: Path, run_id: str) -> list[Record]:
+    """Every node record of one run (a unique prefix of the run id is enough)."""
+    if not (root / DB_FILE).exists():
+        return []
+    with _connect(root) as con:
+        rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id LIKE ? ORDER BY started",
+                           (run_id.replace("%", "") + "%",)).fetchall()
+    if len({r[0] for r in rows}) > 1:
+        return []  # ambiguous prefix
+    return [_from_row(r) for r in rows]
+
+
 def _from_row(row: tuple[Any, ...]) -> Record:
     return Record(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]),
-                  json.loads(row[8]), json.loads(row[9]), row[10], row[11], json.loads(row[12]), row[13])
+                  json.loads(row[8]), json.loads(row[9]), row[10], row[11], json.loads(row[12]), row[13],
+                  json.loads(row[14]), json.loads(row[15]))
 
 
 def git_commit(root: Path) -> str | None:

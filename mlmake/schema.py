@@ -147,7 +147,8 @@ def _pattern_words(pattern: str) -> str:
     if pattern in _PATTERN_WORDS:
         return _PATTERN_WORDS[pattern]
     if "(>=|<=|==|!=|>|<)" in pattern:
-        return "a comparison such as '>= 0.8'"
+        relative = " or '>= baseline - 0.01'" if "baseline" in pattern else ""
+        return f"a comparison such as '>= 0.8'{relative}"
     if ".py:" in pattern:
         return "FILE.py:FUNCTION"
     return f"a value matching {pattern}"

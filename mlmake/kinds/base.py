@@ -55,6 +55,7 @@ class Task:
     upstream_kinds: dict[str, str] = field(default_factory=dict)
     threads: int = 1
     log: str = ""
+    baseline: dict[str, float] = field(default_factory=dict)  # this node's metrics in the baseline lock
 
     def staged(self, output: str) -> str:
         """The temporary path a declared output is written to."""

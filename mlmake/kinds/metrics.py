@@ -6,11 +6,11 @@ target) is left out rather than reported as a made-up number."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import NodeError
-from mlmake.kinds.tables import holds, parse_comparison, show_number
+from mlmake.gates import Gate, parse_gate
+from mlmake.gates import judge as judge_gate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -142,20 +142,6 @@ def slice_label(value: Any) -> str:
 # --- gates ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Gate:
-    metric: str
-    op: str
-    threshold: float
-
-    @property
-    def rule(self) -> str:
-        return f"{self.op} {show_number(self.threshold)}"
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.rule}"
-
-
 def parse_gates(gates: dict[str, str], computed: list[str]) -> list[Gate]:
     """The gates, checked before training: each must be on a metric that is computed."""
     parsed, problems = [], []
@@ -164,25 +150,24 @@ def parse_gates(gates: dict[str, str], computed: list[str]) -> list[Gate]:
             problems.append(f"gate on '{metric}': the metric is not computed (metrics: {', '.join(computed)}); "
                             "add it to metrics")
             continue
-        op, threshold = parse_comparison(str(text))
-        parsed.append(Gate(metric, op, threshold))
+        try:
+            parsed.append(parse_gate(metric, str(text)))
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise NodeError("; ".join(problems))
     return parsed
 
 
-def judge(gates: list[Gate], metrics: dict[str, float]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def judge(gates: list[Gate], metrics: dict[str, float],
+          baseline: dict[str, float] | None = None) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Each gate's outcome for metrics.json, and a line for each that failed."""
     outcome: dict[str, dict[str, Any]] = {}
     failed: list[str] = []
     for gate in gates:
-        value = metrics.get(gate.metric)
-        passed = value is not None and holds(value, gate.op, gate.threshold)
-        outcome[gate.metric] = {"op": gate.op, "threshold": gate.threshold, "rule": gate.rule, "value": value,
-                                "passed": passed}
-        if value is None:
-            failed.append(f"gate {gate} failed: {gate.metric} is undefined on the held-out rows")
-        elif not passed:
-            failed.append(f"gate {gate} failed: {gate.metric} = {value:.4f}")
+        verdict = judge_gate(gate, metrics.get(gate.metric), (baseline or {}).get(gate.metric))
+        outcome[gate.metric] = verdict.to_dict()
+        if not verdict.passed:
+            failed.append(verdict.message)
     return outcome, failed
 

@@ -81,7 +81,7 @@ def run(task: Task) -> Result:
     fit = train(plan, matrix(data.x[data.train], data.y[data.train], data.inputs, task.threads), test_set, task.log)
     pred = predict(fit, test_set)
     metrics = compute(kind, names, data.y[data.test], pred)
-    outcome, failed = judge(gates, metrics)
+    outcome, failed = judge(gates, metrics, task.baseline)
     summary = {"task": kind, "metrics": metrics, "slices": _slices(config, data, names, pred), "gates": outcome,
                "n_train": len(data.train), "n_test": len(data.test), "best_iteration": fit.best_iteration}
     _write_outputs(task, data, fit, pred, summary)

@@ -234,8 +234,9 @@ def template_files(name: str) -> set[str]:
 
 
 def files_under(root: Path) -> set[str]:
+    managed = {".mlmake", ".git", ".dvc", ".dvcignore"}  # set up by init, checked separately
     return {p.relative_to(root).as_posix() for p in root.rglob("*")
-            if p.is_file() and ".mlmake" not in p.relative_to(root).parts}
+            if p.is_file() and not managed & set(p.relative_to(root).parts)}
 
 
 @needs_templates
@@ -246,8 +247,11 @@ def test_init_creates_the_template_files(run_cli: RunCli, tmp_path: Path, monkey
     expected = template_files("binary")
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (f"created {len(expected)} files in {target} from template 'binary'\n"
+                             "initialized a git repository\n"
+                             "DVC is set up: remote 'mlmake' at .mlmake/remote\n"
                              "next: mlmake -C churn-app build\n")
     assert files_under(target) == expected
+    assert (target / ".git").is_dir() and (target / ".dvc" / "config").is_file()
     published = data_dir() / "schemas" / "mlproject.schema.json"
     assert (target / "mlproject.schema.json").read_bytes() == published.read_bytes()
 

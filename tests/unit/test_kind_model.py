@@ -54,10 +54,11 @@ def config(task: str, target: str, **over: Any) -> dict[str, Any]:
     return base | over
 
 
-def train(root: Path, cfg: dict[str, Any], out: Path, threads: int = 1, log: str = "") -> Result:
+def train(root: Path, cfg: dict[str, Any], out: Path, threads: int = 1, log: str = "",
+          baseline: dict[str, float] | None = None) -> Result:
     out.mkdir(parents=True)
     task = Task("models.churn", "model", str(root), cfg, {"build/models/churn": str(out)},
-                {"features.customers": [TABLE]}, {"features.customers": "features"}, threads, log)
+                {"features.customers": [TABLE]}, {"features.customers": "features"}, threads, log, baseline or {})
     return model.run(task)
 
 
@@ -166,9 +167,23 @@ def test_failing_gates_are_listed_after_the_outputs_are_written(project: Path, t
     assert re.fullmatch(r"gate auc >= 0\.99 failed: auc = 0\.\d{4}; gate logloss < 0\.01 failed: logloss = 0\.\d{4}",
                         str(info.value))
     outcome = read(out, "metrics.json")["gates"]
-    assert outcome["accuracy"]["passed"] is True and outcome["auc"] | {"value": 0} == {
-        "op": ">=", "threshold": 0.99, "rule": ">= 0.99", "value": 0, "passed": False}
+    auc = outcome["auc"]["value"]
+    assert outcome["accuracy"]["passed"] is True and outcome["auc"] == {
+        "op": ">=", "threshold": 0.99, "rule": ">= 0.99", "value": auc, "baseline": None, "passed": False,
+        "note": f"gate auc >= 0.99 failed: auc = {auc:.4f}"}
     assert (out / "model.json").is_file() and (out / "predictions.parquet").is_file()
+
+
+def test_a_baseline_gate_names_both_values(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    gates = {"auc": ">= baseline - 0.01"}
+    with pytest.raises(NodeError) as info:
+        train(project, config("binary", "churned", gates=gates), out, baseline={"auc": 0.999})
+    assert re.fullmatch(r"gate auc >= baseline - 0\.01 failed: auc = 0\.\d{4}, baseline 0\.9990 "
+                        r"\(threshold 0\.9890\)", str(info.value))
+    # without a baseline value (a new model) the relative gate is not checked
+    train(project, config("binary", "churned", gates=gates), tmp_path / "n")
+    assert read(tmp_path / "n", "metrics.json")["gates"]["auc"]["passed"] is True
 
 
 def test_a_gate_on_a_metric_not_computed_is_refused_before_training(project: Path, tmp_path: Path) -> None:

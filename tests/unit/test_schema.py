@@ -169,7 +169,8 @@ def test_bounds() -> None:
 def test_gate_pattern() -> None:
     text = HEAD + "models:\n  m: {features: a, target: y, task: binary, gates: {auc: high}}\n"
     assert one(text).splitlines()[0] == (
-        "mlproject.yaml:4:58: models.m.gates.auc: expected a comparison such as '>= 0.8', got 'high'")
+        "mlproject.yaml:4:58: models.m.gates.auc: "
+        "expected a comparison such as '>= 0.8' or '>= baseline - 0.01', got 'high'")
 
 
 def test_empty_check() -> None:

@@ -1,0 +1,84 @@
+"""Quality gates: `METRIC: "OP NUMBER"` or, against a baseline (the lock at a git
+revision), `METRIC: "OP baseline - 0.01"` ("auc may not drop by more than 0.01")."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge, "<=": operator.le, "==": operator.eq,
+    "!=": operator.ne, ">": operator.gt, "<": operator.lt,
+}
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_GATE = re.compile(rf"^\s*(>=|<=|==|!=|>|<)\s*(?:({_NUMBER})|baseline\s*(?:([-+])\s*({_NUMBER}))?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """One gate; with `relative`, the threshold is the baseline's value plus `value`."""
+
+    metric: str
+    op: str
+    value: float
+    relative: bool = False
+
+    @property
+    def rule(self) -> str:
+        if not self.relative:
+            return f"{self.op} {show_number(self.value)}"
+        if self.value == 0:
+            return f"{self.op} baseline"
+        sign = "-" if self.value < 0 else "+"
+        return f"{self.op} baseline {sign} {show_number(abs(self.value))}"
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.rule}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    gate: Gate
+    value: float | None
+    baseline: float | None
+    threshold: float | None
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.gate.op, "rule": self.gate.rule, "threshold": self.threshold, "value": self.value,
+                "baseline": self.baseline, "passed": self.passed, "note": self.message}
+
+
+def parse_gate(metric: str, text: str) -> Gate:
+    """Parse `">= 0.8"` or `">= baseline - 0.01"`; ValueError says what is expected."""
+    match = _GATE.match(text)
+    if not match:
+        raise ValueError(f"gate on '{metric}': '{text}' is not a comparison like '>= 0.8' or '>= baseline - 0.01'")
+    op, absolute, sign, offset = match.groups()
+    if absolute is not None:
+        return Gate(metric, op, float(absolute))
+    delta = float(offset) if offset else 0.0
+    return Gate(metric, op, -delta if sign == "-" else delta, relative=True)
+
+
+def judge(gate: Gate, value: float | None, baseline: float | None) -> Verdict:
+    """Whether the gate holds; a relative gate with no baseline value passes, saying so."""
+    if gate.relative and baseline is None:
+        return Verdict(gate, value, None, None, True, f"gate {gate}: no baseline value; not checked")
+    threshold = gate.value + baseline if gate.relative and baseline is not None else gate.value
+    if value is None:
+        return Verdict(gate, None, baseline, threshold, False,
+                       f"gate {gate} failed: {gate.metric} is undefined on the held-out rows")
+    passed = OPERATORS[gate.op](value, threshold)
+    where = f", baseline {baseline:.4f} (threshold {threshold:.4f})" if gate.relative else ""
+    text = "" if passed else f"gate {gate} failed: {gate.metric} = {value:.4f}{where}"
+    return Verdict(gate, value, baseline, threshold, passed, text)
+
+
+def show_number(value: float) -> str:
+    """A number as the user wrote it: 1000 not 1000.0."""
+    return str(int(value)) if float(value).is_integer() else repr(value)

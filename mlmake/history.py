@@ -1,0 +1,58 @@
+"""What was built before: mlproject.lock at a git revision (read straight from git,
+no checkout) or the metrics and params of a recorded run."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlmake import runs
+from mlmake.errors import MlmakeError
+from mlmake.lock import LOCK_FILE, Lock, parse_lock
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Per node: the metrics and the configuration recorded at some point."""
+
+    label: str
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def from_lock(lock: Lock, label: str) -> Snapshot:
+    return Snapshot(label, {a: e.metrics for a, e in lock.nodes.items()},
+                    {a: dict(e.components.get("config") or {}) for a, e in lock.nodes.items()})
+
+
+def lock_at(root: Path, rev: str) -> Lock:
+    """The project's lock as committed at a git revision (empty when it had none)."""
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None:
+        raise MlmakeError(f"cannot read revision '{rev}': {root} is not in a git repository")
+    rel = (root.resolve() / LOCK_FILE).relative_to(Path(top).resolve()).as_posix()
+    if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
+        raise MlmakeError(f"unknown git revision '{rev}'")
+    shown = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=root, capture_output=True, timeout=30)
+    if shown.returncode != 0:
+        return Lock()  # the revision had no lock yet: nothing was built there
+    return parse_lock(shown.stdout, f"{LOCK_FILE} at {rev}")
+
+
+def snapshot(root: Path, ref: str) -> Snapshot:
+    """A run id of `mlmake runs`, else a git revision."""
+    records = runs.by_run(root, ref)
+    if records:
+        return Snapshot(f"run {ref}", {r.node: r.metrics for r in records},
+                        {r.node: r.config for r in records})
+    return from_lock(lock_at(root, ref), ref)
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

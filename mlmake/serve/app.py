@@ -1,0 +1,168 @@
+"""The FastAPI app of a serving bundle.
+
+    POST /predict    one row, a batch or an entity key → predictions (predictor.py)
+    POST /feedback   {"prediction_id": …, "label": …} → the true label, logged
+    GET  /health     {"status": "ok", "model": …, "fingerprint": …}
+    GET  /metadata   the manifest (fingerprint, metrics, lineage, versions) and the input schema
+
+Errors are {"detail": [{"loc", "type", "msg", "input"}]} as FastAPI writes them:
+400 malformed JSON, 401 no or wrong token, 404 unknown key or prediction id, 413 body
+over the limit, 422 a body that does not fit the signature (each problem names its field).
+
+The handlers read the body themselves instead of declaring a pydantic model: the
+row's fields are only known from the bundle, which may change while serving."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mlmake import __version__
+from mlmake.kinds.rows import Problem
+from mlmake.serve.live import Live
+from mlmake.serve.log import PredictionLog
+from mlmake.serve.predictor import Rejected, answer, check_feedback
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str | None = None  # a bearer token every request must carry
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
+    """The app answering with `live.current`; the watcher runs while the app does."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        live.start()
+        try:
+            yield
+        finally:
+            live.stop()
+            log.close()
+
+    app = FastAPI(title=f"mlmake serve: {live.current.manifest.get('deploy', '')}", version=__version__,
+                  lifespan=lifespan)
+    if settings.token:
+        app.add_middleware(TokenGuard, token=settings.token)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        bundle = live.current  # one read: the whole request is answered by one model version
+        request_id = secrets.token_hex(8)
+        try:
+            body = await _body(request, settings.max_body_bytes)
+            result = answer(bundle, _parse(body), request_id)
+        except Rejected as exc:
+            return _problems(exc.status, exc.problems)
+        content = _dumps(result.payload)
+        log.prediction(request_id, result.rows, bundle.model, bundle.fingerprint, body, content, result.features)
+        return Response(content, media_type=JSON)
+
+    @app.post("/feedback")
+    async def feedback(request: Request) -> Response:
+        bundle = live.current
+        try:
+            body = await _body(request, settings.max_body_bytes)
+            request_id, row, label = check_feedback(bundle, _parse(body))
+            rows = log.rows_of(request_id)
+            if rows is None or row >= rows:
+                raise Rejected(404, [Problem(("body", "prediction_id"), "unknown_prediction",
+                                             f"no prediction {request_id}-{row} in {log.path}")])
+        except Rejected as exc:
+            return _problems(exc.status, exc.problems)
+        record = log.feedback(request_id, row, label, bundle.model, bundle.fingerprint)
+        return Response(_dumps({"recorded": True, **record}), media_type=JSON)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        bundle = live.current
+        return {"status": "ok", "model": bundle.model, "fingerprint": bundle.fingerprint}
+
+    @app.get("/metadata")
+    async def metadata() -> Response:
+        bundle = live.current
+        keys = ("deploy", "model", "metrics", "gates", "lineage", "versions", "store", "files")
+        out = {k: bundle.manifest.get(k) for k in keys} | {
+            "fingerprint": bundle.fingerprint, "inputs": bundle.scorer.signature.get("inputs"),
+            "input_schema": bundle.encoder.json_schema(), "loaded_at": bundle.loaded_at}
+        return Response(_dumps(out), media_type=JSON)
+
+    return app
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused past `limit` bytes before it is all read."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise Rejected(413, [_too_large(limit)])
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, [_too_large(limit)])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(("body",), "too_large", f"the body is over the limit of {limit} bytes; send fewer rows a request")
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        where = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
+        raise Rejected(400, [Problem(("body", where), "json_invalid", f"malformed JSON: {exc}")]) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON; send null for a missing value")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode()
+
+
+def _problems(status: int, problems: list[Problem]) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="mlmake"'} if status == 401 else None
+    return Response(_dumps({"detail": [p.as_json() for p in problems]}), status_code=status, media_type=JSON,
+                    headers=headers)
+
+
+class TokenGuard:
+    """ASGI middleware: every HTTP request must carry `Authorization: Bearer TOKEN`."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._allowed(scope):
+            response = _problems(401, [Problem(("header", "authorization"), "unauthorized",
+                                               "send the service's token as 'Authorization: Bearer TOKEN'")])
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        scheme, _, credential = header.partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), self.token)

@@ -1,0 +1,175 @@
+"""The bundle a service answers with, and the watcher that swaps in a rebuilt one.
+
+`mlmake build` replaces build/deploy/NAME as a whole (a rename), so the manifest's
+inode changes on every rebuild. The watcher polls its stat; on a change it loads the
+new bundle completely in its own thread (files read once, each checked against the
+manifest's hashes, the model warmed up) and only then replaces one reference. A
+request takes that reference once, so it is answered entirely by the old bundle or
+entirely by the new one, and none fails during the switch."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlmake.errors import MlmakeError
+from mlmake.kinds.bundle import BUNDLE_FORMAT, MANIFEST_FILE, STORE_FILE
+from mlmake.kinds.design import inputs_from_signature
+from mlmake.kinds.rows import RowEncoder
+from mlmake.kinds.scoring import MODEL_FILE, SIGNATURE_FILE, Scorer, predict
+from mlmake.serve.store import OnlineStore, load_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+Stamp = tuple[int, int, int]
+
+
+class BundleError(MlmakeError):
+    """A bundle that is missing, incomplete or of another format."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Everything one model version answers with."""
+
+    folder: str
+    manifest: dict[str, Any]
+    scorer: Scorer
+    encoder: RowEncoder
+    store: OnlineStore | None
+    stamp: Stamp
+    loaded_at: float
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["model"]["fingerprint"])
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"]["name"])
+
+
+def stamp_of(folder: str) -> Stamp | None:
+    """What changes when the bundle is rewritten: the manifest's inode, mtime and size."""
+    try:
+        st = os.stat(os.path.join(folder, MANIFEST_FILE))
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def load_bundle(folder: str) -> Bundle:
+    """Load and check a bundle; BundleError when it is not complete and consistent."""
+    import numpy as np
+    from blake3 import blake3
+
+    stamp = stamp_of(folder)
+    if stamp is None:
+        raise BundleError(f"{folder} holds no {MANIFEST_FILE}: build the deploy target first")
+    manifest = _json(_read(folder, MANIFEST_FILE))
+    if manifest.get("format") != BUNDLE_FORMAT or manifest.get("kind") not in ("http", "docker"):
+        raise BundleError(f"{folder} is not a serving bundle this mlmake reads (format {manifest.get('format')!r}, "
+                          f"kind {manifest.get('kind')!r}); rebuild it")
+    blobs = {name: _read(folder, name) for name in manifest.get("files", {})}
+    changed = [n for n, data in blobs.items() if blake3(data).hexdigest(length=16) != manifest["files"][n]]
+    if changed:
+        raise BundleError(f"{folder}: {', '.join(changed)} changed after the manifest was written (mid-rebuild?)")
+    scorer = _scorer(blobs)
+    store = _store(blobs, manifest, scorer)
+    predict(scorer, np.full((1, len(scorer.inputs)), np.nan, dtype=np.float32))  # warm up before taking traffic
+    return Bundle(folder, manifest, scorer, RowEncoder(scorer.inputs, tuple(scorer.key)), store, stamp, time.time())
+
+
+def _read(folder: str, name: str) -> bytes:
+    try:
+        with open(os.path.join(folder, name), "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise BundleError(f"cannot read {os.path.join(folder, name)}: {exc.strerror}") from None
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise BundleError(f"a bundle file is not JSON: {exc}") from None
+    return value if isinstance(value, dict) else {}
+
+
+def _scorer(blobs: dict[str, bytes]) -> Scorer:
+    import xgboost as xgb
+
+    if MODEL_FILE not in blobs or SIGNATURE_FILE not in blobs:
+        raise BundleError(f"the bundle lacks {MODEL_FILE} or {SIGNATURE_FILE}")
+    booster = xgb.Booster()
+    try:
+        booster.load_model(bytearray(blobs[MODEL_FILE]))
+    except xgb.core.XGBoostError as exc:
+        raise BundleError(f"cannot load {MODEL_FILE}: {str(exc).splitlines()[0]}") from None
+    signature = _json(blobs[SIGNATURE_FILE])
+    return Scorer(booster, signature, inputs_from_signature(signature))
+
+
+def _store(blobs: dict[str, bytes], manifest: dict[str, Any], scorer: Scorer) -> OnlineStore | None:
+    import polars as pl
+
+    store = manifest.get("store")
+    if not store or STORE_FILE not in blobs:
+        return None
+    frame = pl.read_parquet(io.BytesIO(blobs[STORE_FILE]))
+    return load_store(frame, [str(k) for k in store["key"]], scorer.inputs)
+
+
+class Live:
+    """The current bundle of a folder, swapped for a rebuilt one while serving."""
+
+    def __init__(self, folder: str, poll_s: float = 1.0, say: Callable[[str], None] | None = None) -> None:
+        self.folder = folder
+        self.poll_s = poll_s
+        self.say = say or _stderr
+        self.current = load_bundle(folder)
+        self._failed: Stamp | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None and self.poll_s > 0:
+            self._thread = threading.Thread(target=self._watch, name="mlmake-bundle-watcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self.check()
+
+    def check(self) -> bool:
+        """Load the bundle again if its manifest changed; True when a new one was swapped in."""
+        stamp = stamp_of(self.folder)
+        if stamp is None or stamp == self.current.stamp or stamp == self._failed:
+            return False  # mid-rename, unchanged, or already found broken
+        try:
+            fresh = load_bundle(self.folder)
+        except Exception as exc:  # noqa: BLE001 - keep serving the old model whatever went wrong
+            self._failed = stamp
+            self.say(f"mlmake serve: kept model {self.current.fingerprint}; the rebuilt bundle did not load: {exc}")
+            return False
+        old, self.current = self.current, fresh  # one reference: requests see the old or the new bundle
+        self.say(f"mlmake serve: switched from model {old.fingerprint} to {fresh.fingerprint}")
+        return True
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,197 @@
+"""A /predict or /feedback body → an answer, checked against the bundle's signature.
+No web framework here: app.py turns `Rejected` into a 4xx response.
+
+Accepted /predict bodies:
+
+    {"island": "Dream", "bill_length_mm": 40.1, …}       one row (every input; null = unknown)
+    {"rows": [{…}, {…}]}   or   [{…}, {…}]                a batch
+    {"customer_id": 17}    or   {"key": 17}               one row from the online store (keyed models)
+    {"rows": [{"customer_id": 17}, {…full row…}]}         a batch may mix both
+
+A composite key is sent as {"a": 1, "b": "x"} or {"key": {"a": 1, "b": "x"}}."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlmake.kinds.rows import Loc, Problem
+from mlmake.kinds.scoring import predict, prediction_records
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mlmake.serve.live import Bundle
+    from mlmake.serve.store import OnlineStore
+
+PREDICTION_ID = re.compile(r"^([0-9a-f]{16})-(\d{1,9})$")
+_BODY: Loc = ("body",)
+
+
+class Rejected(Exception):
+    """A request the service answers with a 4xx and the problems found."""
+
+    def __init__(self, status: int, problems: list[Problem]) -> None:
+        super().__init__(problems[0].msg if problems else str(status))
+        self.status = status
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Answer:
+    payload: dict[str, Any]
+    rows: int
+    features: dict[int, dict[str, Any]]  # row → the stored features a key lookup used (for the log)
+
+
+def answer(bundle: Bundle, data: Any, request_id: str) -> Answer:
+    """Predictions for a parsed /predict body; Rejected (422, or 404 for an unknown key)."""
+    rows, at, single = _shape(data, bundle)
+    x, keys, features = _matrix(bundle, rows, at, single)
+    records = prediction_records(bundle.scorer, predict(bundle.scorer, x))
+    head = {"model": bundle.model, "fingerprint": bundle.fingerprint}
+    if single:
+        one = {"prediction_id": f"{request_id}-0", **records[0], **head}
+        if keys:
+            one["key"] = keys[0]
+        return Answer(one, 1, features)
+    out = [{"prediction_id": f"{request_id}-{n}", **r} for n, r in enumerate(records)]
+    for n, key in keys.items():
+        out[n]["key"] = key
+    return Answer({"request_id": request_id, **head, "predictions": out}, len(out), features)
+
+
+def _shape(data: Any, bundle: Bundle) -> tuple[list[Any], Loc, bool]:
+    """(rows, where they sit in the body, whether the body is a single row)."""
+    if type(data) is list:
+        rows, at = data, _BODY
+    elif type(data) is dict and len(data) == 1 and "rows" in data and "rows" not in bundle.encoder.allowed:
+        rows, at = data["rows"], ("body", "rows")
+        if type(rows) is not list:
+            raise Rejected(422, [Problem(at, "list_type", "'rows' must be an array of rows (JSON objects)")])
+    elif type(data) is dict:
+        return [data], _BODY, True
+    else:
+        raise Rejected(422, [Problem(_BODY, "body_type", "expected a JSON object (one row), or an array of rows "
+                                     "or {\"rows\": [...]} (a batch)", data)])
+    if not rows:
+        raise Rejected(422, [Problem(at, "empty_batch", "the batch is empty; send at least one row")])
+    return rows, at, False
+
+
+def _matrix(bundle: Bundle, rows: list[Any], at: Loc,
+            single: bool) -> tuple[np.ndarray, dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The encoded inputs, the key of each row that has one, and the stored rows looked up."""
+    store, encoder = bundle.store, bundle.encoder
+    asks = {n: row for n, row in enumerate(rows) if store is not None and _is_lookup(store, row, encoder.names)}
+    if not asks:
+        x, found = encoder.encode_one(rows[0], at) if single else encoder.encode(rows, at)
+        if found:
+            raise Rejected(422, found)
+        return x, _echoed_keys(bundle, rows), {}
+    import numpy as np
+
+    assert store is not None
+    x = np.empty((len(rows), len(encoder.names)), dtype=np.float32)
+    problems: list[Problem] = []
+    keys, features = _echoed_keys(bundle, rows), {}
+    for n, row in enumerate(rows):
+        loc = at if single else (*at, n)
+        if n not in asks:
+            x[n:n + 1], found = encoder.encode_one(row, loc)
+            problems += found
+            continue
+        position, key = _lookup(store, row, loc, problems)
+        if position is not None:
+            x[n] = store.matrix[position]
+            keys[n], features[n] = key, store.features(position)
+    if problems:
+        raise Rejected(404 if all(p.type == "unknown_key" for p in problems) else 422, problems)
+    return x, keys, features
+
+
+def _is_lookup(store: OnlineStore, row: Any, inputs: list[str]) -> bool:
+    """A row that holds only a key: {"key": …} or exactly the key columns."""
+    if type(row) is not dict or len(row) > len(store.key):
+        return False
+    return set(row) == set(store.key) or (set(row) == {"key"} and "key" not in inputs)
+
+
+def _lookup(store: OnlineStore, row: dict[str, Any], at: Loc,
+            problems: list[Problem]) -> tuple[int | None, dict[str, Any]]:
+    """The store row of a key-only row, or None with the problem recorded."""
+    given, locs, whole = _key_values(store, row, at, problems)
+    if given is None:
+        return None, {}
+    bad = [Problem(loc, "key_type", f"'{store.key[i]}': {why}, got {v!r}", v)
+           for i, (loc, v) in enumerate(zip(locs, given, strict=True)) if (why := store.wrong_type(i, v))]
+    if bad:
+        problems += bad
+        return None, {}
+    key = dict(zip(store.key, given, strict=True))
+    position = store.find(given)
+    if position is None:
+        shown = ", ".join(f"{k} = {v!r}" for k, v in key.items())
+        problems.append(Problem(whole, "unknown_key", f"no row with {shown} in the online store "
+                                f"({len(store.index)} rows)", given[0] if len(given) == 1 else key))
+        return None, {}
+    return position, key
+
+
+def _key_values(store: OnlineStore, row: dict[str, Any], at: Loc,
+                problems: list[Problem]) -> tuple[tuple[Any, ...] | None, list[Loc], Loc]:
+    """The key's values in key-column order, the location of each, and of the whole key;
+    from the key columns or from {"key": …}."""
+    if "key" not in row or "key" in store.key:
+        locs: list[Loc] = [(*at, k) for k in store.key]
+        return tuple(row[k] for k in store.key), locs, locs[0] if len(locs) == 1 else at
+    value, where = row["key"], (*at, "key")
+    if len(store.key) == 1:
+        return (value,), [where], where
+    if type(value) is not dict or set(value) != set(store.key):
+        problems.append(Problem(where, "key_shape", f"a composite key is an object with {', '.join(store.key)}",
+                                value))
+        return None, [], where
+    return tuple(value[k] for k in store.key), [(*where, k) for k in store.key], where
+
+
+def _echoed_keys(bundle: Bundle, rows: list[Any]) -> dict[int, dict[str, Any]]:
+    """The key columns a full row carried along, echoed back so a client can match answers."""
+    key = bundle.scorer.key
+    if not key:
+        return {}
+    return {n: {k: row[k] for k in key} for n, row in enumerate(rows)
+            if type(row) is dict and all(k in row for k in key)}
+
+
+# --- feedback ---------------------------------------------------------------------
+
+
+def check_feedback(bundle: Bundle, data: Any) -> tuple[str, int, Any]:
+    """(request id, row, label) of a /feedback body {"prediction_id": …, "label": …}."""
+    if type(data) is not dict:
+        raise Rejected(422, [Problem(_BODY, "body_type", 'expected {"prediction_id": "...", "label": ...}', data)])
+    problems = [Problem(("body", f), "missing", f"'{f}' is missing") for f in ("prediction_id", "label")
+                if f not in data]
+    problems += [Problem(("body", f), "extra_forbidden", f"'{f}' is not a feedback field (prediction_id, label)")
+                 for f in sorted(set(data) - {"prediction_id", "label"})]
+    match = PREDICTION_ID.match(data["prediction_id"]) if type(data.get("prediction_id")) is str else None
+    if "prediction_id" in data and match is None:
+        problems.append(Problem(("body", "prediction_id"), "prediction_id", "not a prediction id this service "
+                                "returned (like '3f2a9c0d1b4e5f60-0')", data["prediction_id"]))
+    if "label" in data and (why := _bad_label(bundle, data["label"])):
+        problems.append(Problem(("body", "label"), "label", why, data["label"]))
+    if problems or match is None:
+        raise Rejected(422, problems)
+    return match.group(1), int(match.group(2)), data["label"]
+
+
+def _bad_label(bundle: Bundle, label: Any) -> str:
+    classes = bundle.scorer.classes
+    if not classes:
+        ok = type(label) in (int, float)
+        return "" if ok else f"expected a number (the true value of {bundle.model}'s target), got {label!r}"
+    if any(type(label) is type(c) and label == c for c in classes):
+        return ""
+    return f"expected one of the classes {', '.join(map(repr, classes))}, got {label!r}"

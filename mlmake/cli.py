@@ -198,13 +198,15 @@ def downstream_option(f: Any) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True, help="Output format (json: schemas/plan.schema.json).")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing to do, 2 when changes are pending.")
+@click.option("--base", metavar="REV", help="With --format markdown: metric and param deltas, gates and an "
+              "estimated build time against this git revision (a pull-request comment).")
 @click.option("--force", is_flag=True, help="Plan the targets as forced rebuilds.")
 @downstream_option
 @env_option
 @param_option
 @click.pass_context
-def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitcode: bool, force: bool,
-         downstream: bool, env: str | None, params: tuple[str, ...]) -> None:
+def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitcode: bool, base: str | None,
+         force: bool, downstream: bool, env: str | None, params: tuple[str, ...]) -> None:
     """Show what a build would do and why. Needs no data: works in CI on a fresh clone.
 
     \b
@@ -214,13 +216,17 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     Examples:
       mlmake plan
       mlmake plan models.churn -P models.churn.params.max_depth=8
-      mlmake plan --format markdown > plan.md
+      mlmake plan --format markdown --base origin/main > comment.md
       mlmake plan --detailed-exitcode   # 0 nothing to do, 2 changes, 1 error
     """
     from mlmake import render
 
-    project, graph, _, result = planning(ctx, env, params, targets, force, downstream)
-    if fmt == "json":
+    project, graph, lock, result = planning(ctx, env, params, targets, force, downstream)
+    if base and fmt != "markdown":
+        raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
+    if base:
+        sys.stdout.write(_pr_comment(project, graph, lock, result, base))
+    elif fmt == "json":
         sys.stdout.write(render.plan_json(result, project.project))
     elif fmt == "markdown":
         sys.stdout.write(render.plan_markdown(result, graph, project.project))
@@ -229,6 +235,30 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
             report.out(line, style)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
+
+
+def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
+    from mlmake import diff, history, runs
+    from mlmake.plan import RESTORE
+    from mlmake.prreport import pr_markdown
+    from mlmake.restore import LocalCache
+
+    cache = LocalCache(project.root)
+    current = diff.Snapshot("this branch")
+    for step in result.steps:
+        entry = lock.get(step.address)
+        if step.action in ("fresh", "absent") and entry:
+            current.metrics[step.address] = entry.metrics
+        elif step.action == RESTORE and (hit := cache.hit(step.fingerprint)):
+            current.metrics[step.address] = hit.metrics
+        if step.components:
+            current.configs[step.address] = dict(step.components.get("config") or {})
+    durations: dict[str, float] = {}
+    for rec in reversed(runs.history(project.root, limit=100_000)):
+        if rec.status == "built":
+            durations[rec.node] = rec.duration
+    baseline = history.from_lock(history.lock_at(project.root, base), base)
+    return pr_markdown(result, graph, project.project, baseline, current, durations)
 
 
 @cli.command()
@@ -346,36 +376,130 @@ def status(ctx: click.Context, env: str | None, params: tuple[str, ...], as_json
         report.out(f"{r['state']:<8} {r['node']:<{width}}{why}")
 
 
-@cli.command(name="runs")
-@click.argument("node", required=False)
-@click.option("--limit", default=20, show_default=True, help="How many runs to show.")
+@cli.group(name="runs", invoke_without_command=True)
+@click.option("--node", help="Only the runs of this node.")
+@click.option("--sort", "sort_by", metavar="METRIC", help="Sort by a metric, best (highest) first.")
+@click.option("--ascending", is_flag=True, help="With --sort: lowest first (for losses).")
+@click.option("--limit", default=20, show_default=True, help="How many records to show.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def runs_cmd(ctx: click.Context, node: str | None, limit: int, as_json: bool) -> None:
+def runs_cmd(ctx: click.Context, node: str | None, sort_by: str | None, ascending: bool, limit: int,
+             as_json: bool) -> None:
     """The history of node runs: status, duration, params and metrics.
 
     \b
     Examples:
       mlmake runs
-      mlmake runs models.churn --json
+      mlmake runs --node models.churn --sort auc
+      mlmake runs show 20261126-1947
     """
+    if ctx.invoked_subcommand is not None:
+        return
     import dataclasses
     import json
-    import time as _time
 
     from mlmake import runs
 
-    records = runs.history(project_root(ctx), node, limit)
+    records = runs.history(project_root(ctx), node, limit if not sort_by else 100_000)
+    if sort_by:
+        scored = [r for r in records if isinstance(r.metrics.get(sort_by), (int, float))]
+        scored.sort(key=lambda r: float(r.metrics[sort_by]), reverse=not ascending)
+        records = scored[:limit]
     if as_json:
         sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in records], indent=2) + "\n")
         return
     if not records:
-        report.out("no runs recorded yet (run `mlmake build`)")
+        report.out("no runs recorded yet (run `mlmake build`)" if not sort_by else f"no run has the metric {sort_by}")
         return
     for r in records:
-        when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(r.started))
-        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.metrics.items())
-        report.out(f"{when}  {r.run_id}  {r.status:<6} {r.node:<28} {r.duration:7.2f}s  {metrics}")
+        report.out(_run_line(r))
+
+
+def _run_line(r: Any) -> str:
+    import time as _time
+
+    when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(r.started))
+    metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.metrics.items())
+    return f"{when}  {r.run_id}  {r.status:<8} {r.node:<28} {r.duration:7.2f}s  {metrics}"
+
+
+@runs_cmd.command("show")
+@click.argument("run_id", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Every node of one run: params, metrics, data hashes, timings, commit.
+
+    \b
+    Example:
+      mlmake runs show 20261126-194754
+    """
+    import dataclasses
+    import json
+
+    from mlmake import runs
+
+    records = runs.by_run(project_root(ctx), run_id)
+    if not records:
+        raise MlmakeError(f"no run '{run_id}' (or the prefix is ambiguous); see `mlmake runs`")
+    if as_json:
+        sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in records], indent=2) + "\n")
+        return
+    first = records[0]
+    report.out(f"run {first.run_id}  commit {first.git_commit or '-'}  env {first.env or '-'}  "
+               f"overrides {' '.join(first.overrides) or '-'}")
+    for r in records:
+        report.out(_run_line(r))
+        for key, value in sorted(r.params.items()):
+            report.out(f"    param  {key} = {value}")
+        for path, digest in sorted(r.inputs.items()):
+            report.out(f"    input  {path} {digest if isinstance(digest, str) else json.dumps(digest)}")
+        if r.message:
+            report.out(f"    error  {r.message.splitlines()[0]}")
+
+
+def _diff_command(what: str) -> Any:
+    @click.command("diff")
+    @click.argument("ref", default="HEAD", metavar="[REV|RUN]")
+    @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+                  show_default=True)
+    @click.option("--all", "every", is_flag=True, help="Include unchanged values.")
+    @click.pass_context
+    def command(ctx: click.Context, ref: str, fmt: str, every: bool) -> None:
+        from mlmake import diff, history
+        from mlmake.lock import read_lock
+
+        root = project_root(ctx)
+        old = history.snapshot(root, ref)
+        new = history.from_lock(read_lock(root), "workspace")
+        pick = diff.metric_deltas if what == "metrics" else diff.param_deltas
+        deltas = pick(old, new, every=every)
+        if fmt == "json":
+            sys.stdout.write(diff.as_json(deltas, old.label, new.label))
+        elif fmt == "markdown":
+            sys.stdout.write(diff.as_markdown(deltas, old.label, new.label, what))
+        else:
+            sys.stdout.write(diff.as_text(deltas, old.label, new.label, what))
+
+    command.help = (f"Compare the workspace's {what} with a git revision's mlproject.lock or a recorded run."
+                    f"\n\n\b\nExamples:\n  mlmake {what} diff main\n  mlmake {what} diff HEAD~1 --format markdown"
+                    f"\n  mlmake {what} diff 20261126-194754")
+    return command
+
+
+@cli.group()
+def metrics() -> None:
+    """Metrics of what was built."""
+
+
+@cli.group()
+def params() -> None:
+    """Parameters (resolved node configuration) of what was built."""
+
+
+metrics.add_command(_diff_command("metrics"))
+params.add_command(_diff_command("params"))
+
 
 
 @cli.command()

@@ -4,22 +4,12 @@ no checkout) or the metrics and params of a recorded run."""
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mlmake import runs
+from mlmake.diff import Snapshot
 from mlmake.errors import MlmakeError
 from mlmake.lock import LOCK_FILE, Lock, parse_lock
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Per node: the metrics and the configuration recorded at some point."""
-
-    label: str
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def from_lock(lock: Lock, label: str) -> Snapshot:

@@ -116,9 +116,9 @@ class Store:
         tmp.write_text("".join(lines), encoding="utf-8")
         os.replace(tmp, path)
 
-    def checkout(self, address: str) -> None:
+    def checkout(self, address: str, *, quiet: bool = False) -> None:
         """Put a node's outputs in the workspace from the local cache."""
-        self._call("checkout", targets=[str(pointer_path(self.root, address))], force=True)
+        self._call("checkout", quiet=quiet, targets=[str(pointer_path(self.root, address))], force=True)
 
     def drop_cached(self, md5: str) -> None:
         """Remove one object from the local cache (it was found corrupted)."""
@@ -136,8 +136,8 @@ class Store:
 
     # --- the remote --------------------------------------------------------------
 
-    def fetch(self, addresses: Iterable[str]) -> None:
-        self._call("fetch", targets=self._targets(addresses))
+    def fetch(self, addresses: Iterable[str], *, quiet: bool = False) -> None:
+        self._call("fetch", quiet=quiet, targets=self._targets(addresses))
 
     def pointer_md5s(self, address: str) -> dict[str, dict[str, Any]]:
         """The outputs a node's pointer names, by project-relative path."""
@@ -151,34 +151,59 @@ class Store:
         except (OSError, MlmakeError, KeyError, TypeError):
             return {}
 
-    def push(self, addresses: Iterable[str]) -> int:
-        return int(self._call("push", targets=self._targets(addresses)) or 0)
+    def push(self, addresses: Iterable[str], data: Iterable[str] = ()) -> int:
+        """Upload the nodes' objects and the raw data's (PATH.dvc); re-upload what a cut push left out."""
+        targets = self._targets(addresses) + [str(self.root / f"{p}.dvc") for p in data]
+        self._forget_incomplete_dirs(targets)
+        return int(self._call("push", targets=targets) or 0)
 
-    def pull(self, addresses: Iterable[str]) -> None:
-        self._call("pull", targets=self._targets(addresses), force=True, allow_missing=True)
+    def pull_data(self, paths: Iterable[str]) -> None:
+        """Raw data tracked by PATH.dvc files."""
+        self._call("pull", targets=[str(self.root / f"{p}.dvc") for p in paths], force=True)
 
     def _targets(self, addresses: Iterable[str]) -> list[str]:
         return [str(pointer_path(self.root, a)) for a in addresses if has_pointer(self.root, a)]
 
-    def _call(self, verb: str, **kwargs: Any) -> Any:
-        from dvc.exceptions import DvcException
+    def _forget_incomplete_dirs(self, targets: list[str]) -> None:
+        """DVC skips a folder whose .dir manifest is on the remote, even if a file of it is
+        missing (an interrupted upload): drop such manifests so the push sends the files again."""
+        remote = self._remote()
+        local = self.repo.cache.local
+        for md5 in _dir_md5s(targets):
+            manifest = local.oid_to_path(md5)
+            if not os.path.exists(manifest):
+                continue
+            with open(manifest, encoding="utf-8") as f:
+                files = [e["md5"] for e in json.load(f)]
+            with self._errors("push"):
+                if remote.odb.exists(md5) and not all(remote.odb.exists(m) for m in files):
+                    remote.odb.fs.rm(remote.odb.oid_to_path(md5))
 
+    def _call(self, verb: str, *, quiet: bool = False, **kwargs: Any) -> Any:
         if verb not in ("checkout", "add") and not kwargs.get("targets"):
             return 0
-        try:
+        with self._errors(verb), _quiet(logging.CRITICAL if quiet else logging.WARNING):
             return getattr(self.repo, verb)(**kwargs)
-        except DvcException as exc:
-            raise RemoteError(f"dvc {verb} failed for remote '{REMOTE_NAME}' ({self.url}): {exc}") from None
-        except OSError as exc:
-            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None
 
-    def _remote(self) -> Any:
+    @contextlib.contextmanager
+    def _errors(self, verb: str) -> Iterator[None]:
+        """DVC's failures as one RemoteError that names the remote and what to do."""
         from dvc.exceptions import DvcException
 
+        where = f"remote '{REMOTE_NAME}' ({self.url})"
         try:
-            return self.repo.cloud.get_remote(REMOTE_NAME)
+            yield
+        except ImportError as exc:  # dvc raises it for an s3:// or ssh:// remote without its plugin
+            plugin = _plugin_for(self.url)
+            raise RemoteError(f"{where} needs a DVC plugin: pip install {plugin} ({exc})") from None
         except DvcException as exc:
-            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is misconfigured: {exc}") from None
+            raise RemoteError(f"dvc {verb} failed for {where}: {exc}") from None
+        except OSError as exc:
+            raise RemoteError(f"{where} is not reachable: {exc}") from None
+
+    def _remote(self) -> Any:
+        with self._errors("remote"):
+            return self.repo.cloud.get_remote(REMOTE_NAME)
 
     def push_runs(self, hits: Iterable[Hit]) -> None:
         """Upload run-cache entries next to the artifacts."""
@@ -206,15 +231,35 @@ class Store:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet(threshold: int = logging.WARNING) -> Iterator[None]:
     logger = logging.getLogger("dvc")
     level = logger.level
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(threshold)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         logger.setLevel(level)
+
+
+def _plugin_for(url: str) -> str:
+    scheme = url.split("://", 1)[0] if "://" in url else "local"
+    return {"s3": "dvc-s3", "gs": "dvc-gs", "gcs": "dvc-gs", "azure": "dvc-azure", "ssh": "dvc-ssh",
+            "hdfs": "dvc-hdfs", "webdav": "dvc-webdav", "webdavs": "dvc-webdav", "oss": "dvc-oss",
+            "gdrive": "dvc-gdrive", "http": "dvc-http", "https": "dvc-http"}.get(scheme, f"dvc[{scheme}]")
+
+
+def _dir_md5s(pointers: list[str]) -> list[str]:
+    from mlmake.source import load_text
+
+    found = []
+    for path in pointers:
+        try:
+            outs = load_text(Path(path).read_text(encoding="utf-8"), path).data["outs"]
+        except (OSError, MlmakeError, KeyError, TypeError):
+            continue
+        found += [str(o["md5"]) for o in outs if str(o.get("md5", "")).endswith(".dir")]
+    return found
 
 
 def _comparable(url: Any) -> str:

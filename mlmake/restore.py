@@ -38,8 +38,9 @@ class Restorer:
     """Saves what was built into the cache, and brings it back when asked."""
 
     def __init__(self, root: Path, store: Store, hasher: Hasher, *, pull: bool,
-                 warn: Callable[[str], None]) -> None:
+                 warn: Callable[[str], None], strict: bool = False) -> None:
         self.root, self.store, self.hasher, self.pull, self.warn = root, store, hasher, pull, warn
+        self.strict = strict  # `mlmake pull`: a remote that fails is an error, not a reason to build
 
     def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
         """Record a built node's outputs in the DVC cache, its pointer and the run cache."""
@@ -51,7 +52,10 @@ class Restorer:
         """The node's outputs put back from the cache, or None when it must be built."""
         if entry is not None and entry.fingerprint == step.fingerprint and has_pointer(self.root, step.address):
             # what the lock records is materialized from the cache, or the remote when not cached
-            return entry if self._bring_back(step.address, entry.outputs, fetch=True) else None
+            if not self._bring_back(step.address, entry.outputs, fetch=True):
+                return None
+            self.remember(step.address, entry)
+            return entry
         hit = runcache.get(self.root, step.fingerprint)
         if hit is None and self.pull:
             hit = self._remote_hit(step.fingerprint)
@@ -65,21 +69,34 @@ class Restorer:
 
     def restore_entry(self, address: str, entry: Entry) -> bool:
         """Bring a locked node's outputs back by its pointer (fetching them with pull)."""
-        return self._bring_back(address, entry.outputs, fetch=True)
+        if not self._bring_back(address, entry.outputs, fetch=True):
+            return False
+        self.remember(address, entry)
+        return True
+
+    def remember(self, address: str, entry: Entry) -> None:
+        """A run-cache entry for what the lock records, so switching back later restores it."""
+        if runcache.get(self.root, entry.fingerprint) is None:
+            md5s = self.store.pointer_md5s(address)
+            outputs = {p: {**o, **md5s.get(p, {})} for p, o in entry.outputs.items()}
+            runcache.put(self.root, Hit(entry.fingerprint, address, outputs, entry.metrics))
 
     def _checkout(self, address: str, fetch: bool) -> bool:
         """Outputs from the local cache, fetching missing objects from the remote when allowed."""
+        quiet = not self.strict
         try:
-            self.store.checkout(address)
+            self.store.checkout(address, quiet=True)
             return True
         except MlmakeError:
             if not fetch:
                 return False
         try:
-            self.store.fetch([address])
-            self.store.checkout(address)
+            self.store.fetch([address], quiet=quiet)
+            self.store.checkout(address, quiet=quiet)
             return True
         except MlmakeError as exc:
+            if self.strict:
+                raise
             self.warn(f"{address}: not in the cache or on the remote ({_first_line(exc)}); building it")
             return False
 

@@ -22,7 +22,7 @@ def push(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn:
     addresses = [a for a in graph.select(targets) if a in lock.nodes]
     hasher = Hasher(root)
     ready = [a for a in addresses if _has_pointer_or_add(root, a, lock.nodes[a], store, hasher, warn)]
-    files = store.push(ready)
+    files = store.push(ready, tracked_data(root, graph, addresses))
     store.push_runs(_hit(root, a, lock.nodes[a], store) for a in ready)
     hasher.save()
     return files, len(ready)
@@ -55,18 +55,17 @@ def pull(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn:
     lock = read_lock(root)
     addresses = [a for a in graph.select(targets) if a in lock.nodes]
     hasher = Hasher(root)
-    restorer = Restorer(root, store, hasher, pull=True, warn=warn)
+    store.pull_data(tracked_data(root, graph, graph.select(targets)))
+    restorer = Restorer(root, store, hasher, pull=True, warn=warn, strict=True)
     restored: list[str] = []
     missing: list[str] = []
     for address in addresses:
         ok = has_pointer(root, address) and restorer.restore_entry(address, lock.nodes[address])
         (restored if ok else missing).append(address)
-        if ok:
-            _remember_run(root, address, lock.nodes[address], store)
     hasher.save()
     return restored, missing
 
 
-def _remember_run(root: Path, address: str, entry: Entry, store: Store) -> None:
-    if runcache.get(root, entry.fingerprint) is None:
-        _hit(root, address, entry, store)
+def tracked_data(root: Path, graph: Graph, addresses: list[str]) -> list[str]:
+    """Raw inputs of these nodes that DVC tracks (PATH.dvc beside them)."""
+    return sorted({p for a in addresses for p in graph.files[a] if (root / f"{p}.dvc").is_file()})

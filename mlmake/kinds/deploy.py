@@ -113,6 +113,7 @@ def _batch(task: Task, folder: str) -> Result:
 
     model = f"models.{task.config['model']}"
     scorer = load_scorer(upstream_folder(task, model))
+    scorer.booster.set_param({"nthread": max(1, task.threads)})
     address = upstream_address(task, str(task.config.get("input") or scorer.signature["features"]))
     try:
         frame = scan_upstream(task, address).collect()

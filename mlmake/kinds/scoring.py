@@ -105,17 +105,27 @@ def prediction_columns(scorer: Scorer, pred: np.ndarray) -> dict[str, list[Any]]
     return columns
 
 
-def prediction_records(scorer: Scorer, pred: np.ndarray) -> list[dict[str, Any]]:
-    """One JSON object per row: `prediction`, and `probability` (binary: of the positive
-    class) or `probabilities` ({class: p}, multiclass)."""
+def prediction_arrays(scorer: Scorer, pred: np.ndarray) -> dict[str, list[Any]]:
+    """The JSON answer for a batch, aligned with its rows: `predictions`, and `probabilities`
+    (binary: of the positive class, the last of `classes`; multiclass: one list per row,
+    in the order of `classes`)."""
+    import numpy as np
+
     columns = prediction_columns(scorer, pred)
-    labels = columns["prediction"]
+    out = {"predictions": columns["prediction"]}
     if scorer.task == "binary":
-        return [{"prediction": label, "probability": p} for label, p in zip(labels, columns["probability"],
-                                                                          strict=True)]
-    if scorer.task == "multiclass":
-        names = [str(c) for c in scorer.classes]
-        rows = zip(*(columns[c] for c in probability_columns(scorer)), strict=True)
-        return [{"prediction": label, "probabilities": dict(zip(names, ps, strict=True))}
-                for label, ps in zip(labels, rows, strict=True)]
-    return [{"prediction": value} for value in labels]
+        out["probabilities"] = columns["probability"]
+    elif scorer.task == "multiclass":
+        out["probabilities"] = pred.astype(np.float64).tolist()
+    return out
+
+
+def prediction_record(scorer: Scorer, arrays: dict[str, list[Any]], row: int) -> dict[str, Any]:
+    """The JSON answer for one row: `prediction`, and `probability` (binary: of the positive
+    class) or `probabilities` ({class: p}, multiclass)."""
+    record = {"prediction": arrays["predictions"][row]}
+    if scorer.task == "binary":
+        record["probability"] = arrays["probabilities"][row]
+    elif scorer.task == "multiclass":
+        record["probabilities"] = dict(zip(map(str, scorer.classes), arrays["probabilities"][row], strict=True))
+    return record

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlmake.kinds.rows import Loc, Problem
-from mlmake.kinds.scoring import predict, prediction_records
+from mlmake.kinds.scoring import predict, prediction_arrays, prediction_record
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,20 +46,29 @@ class Answer:
 
 
 def answer(bundle: Bundle, data: Any, request_id: str) -> Answer:
-    """Predictions for a parsed /predict body; Rejected (422, or 404 for an unknown key)."""
+    """Predictions for a parsed /predict body; Rejected (422, or 404 for an unknown key).
+
+    One row gets {"prediction_id", "prediction", "probability" | "probabilities", "key"?,
+    "model", "fingerprint"}; a batch gets arrays aligned with its rows: {"request_id",
+    "model", "fingerprint", "classes"?, "prediction_ids", "predictions", "probabilities"?,
+    "keys"?} (arrays, not an object per row: a third of the bytes to write and parse)."""
     rows, at, single = _shape(data, bundle)
     x, keys, features = _matrix(bundle, rows, at, single)
-    records = prediction_records(bundle.scorer, predict(bundle.scorer, x))
+    arrays = prediction_arrays(bundle.scorer, predict(bundle.scorer, x))
     head = {"model": bundle.model, "fingerprint": bundle.fingerprint}
     if single:
-        one = {"prediction_id": f"{request_id}-0", **records[0], **head}
+        one = {"prediction_id": f"{request_id}-0", **prediction_record(bundle.scorer, arrays, 0), **head}
         if keys:
             one["key"] = keys[0]
         return Answer(one, 1, features)
-    out = [{"prediction_id": f"{request_id}-{n}", **r} for n, r in enumerate(records)]
-    for n, key in keys.items():
-        out[n]["key"] = key
-    return Answer({"request_id": request_id, **head, "predictions": out}, len(out), features)
+    out: dict[str, Any] = {"request_id": request_id, **head}
+    if bundle.scorer.classes:
+        out["classes"] = bundle.scorer.classes
+    out["prediction_ids"] = [f"{request_id}-{n}" for n in range(len(x))]
+    out.update(arrays)
+    if keys:
+        out["keys"] = [keys.get(n) for n in range(len(x))]
+    return Answer(out, len(x), features)
 
 
 def _shape(data: Any, bundle: Bundle) -> tuple[list[Any], Loc, bool]:
@@ -84,7 +93,8 @@ def _matrix(bundle: Bundle, rows: list[Any], at: Loc,
             single: bool) -> tuple[np.ndarray, dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
     """The encoded inputs, the key of each row that has one, and the stored rows looked up."""
     store, encoder = bundle.store, bundle.encoder
-    asks = {n: row for n, row in enumerate(rows) if store is not None and _is_lookup(store, row, encoder.names)}
+    asks = {n: row for n, row in enumerate(rows) if _is_lookup(store, row, encoder.names)} \
+        if store is not None and _shortest(rows) <= len(store.key) else {}
     if not asks:
         x, found = encoder.encode_one(rows[0], at) if single else encoder.encode(rows, at)
         if found:
@@ -109,6 +119,15 @@ def _matrix(bundle: Bundle, rows: list[Any], at: Loc,
     if problems:
         raise Rejected(404 if all(p.type == "unknown_key" for p in problems) else 422, problems)
     return x, keys, features
+
+
+def _shortest(rows: list[Any]) -> int:
+    """The fewest fields of any row (0 when a row is not an object): a row with more
+    fields than the key has cannot be a lookup, and most batches have none."""
+    try:
+        return min(map(len, rows))
+    except TypeError:
+        return 0
 
 
 def _is_lookup(store: OnlineStore, row: Any, inputs: list[str]) -> bool:
@@ -156,11 +175,18 @@ def _key_values(store: OnlineStore, row: dict[str, Any], at: Loc,
     return tuple(value[k] for k in store.key), [(*where, k) for k in store.key], where
 
 
+def _longest(rows: list[Any]) -> int:
+    try:
+        return max(map(len, rows))
+    except TypeError:
+        return 1 << 30
+
+
 def _echoed_keys(bundle: Bundle, rows: list[Any]) -> dict[int, dict[str, Any]]:
     """The key columns a full row carried along, echoed back so a client can match answers."""
     key = bundle.scorer.key
-    if not key:
-        return {}
+    if not key or _longest(rows) <= len(bundle.encoder.names):
+        return {}  # no row has room for the inputs and the key
     return {n: {k: row[k] for k in key} for n, row in enumerate(rows)
             if type(row) is dict and all(k in row for k in key)}
 

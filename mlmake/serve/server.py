@@ -4,6 +4,7 @@ docker image runs)."""
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import sys
@@ -19,7 +20,7 @@ SERVABLE = ("http", "docker")
 
 def serve(root: Path, deploy: str, host: str = "127.0.0.1", port: int = 8000, *, token_env: str = TOKEN_ENV,
           log: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES, poll_s: float = 1.0,
-          access_log: bool = False) -> None:
+          threads: int = 1, access_log: bool = False) -> None:
     """Serve the bundle of deploy target DEPLOY of the project at ROOT until interrupted.
 
     Predictions go to .mlmake/serve/DEPLOY/predictions.jsonl unless `log` is given."""
@@ -27,7 +28,7 @@ def serve(root: Path, deploy: str, host: str = "127.0.0.1", port: int = 8000, *,
     name = deploy.removeprefix("deploy.")
     log = log or root / ".mlmake" / "serve" / name / "predictions.jsonl"
     serve_bundle(folder, host, port, token_env=token_env, log=log, max_body_bytes=max_body_bytes,
-                 poll_s=poll_s, access_log=access_log)
+                 poll_s=poll_s, threads=threads, access_log=access_log)
 
 
 def bundle_folder(root: Path, deploy: str) -> Path:
@@ -54,13 +55,13 @@ def bundle_folder(root: Path, deploy: str) -> Path:
 
 def serve_bundle(folder: Path, host: str = "127.0.0.1", port: int = 8000, *, token_env: str = TOKEN_ENV,
                  log: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES, poll_s: float = 1.0,
-                 access_log: bool = False) -> None:
+                 threads: int = 1, access_log: bool = False) -> None:
     """Serve a bundle folder until interrupted."""
     import uvicorn
 
     token = read_token(token_env)
     app = build_app(folder, token=token, log=log or folder.parent / "predictions.jsonl",
-                    max_body_bytes=max_body_bytes, poll_s=poll_s)
+                    max_body_bytes=max_body_bytes, poll_s=poll_s, threads=threads)
     bundle = app.state.live.current
     say(f"mlmake serve: deploy {bundle.manifest.get('deploy')} (model {bundle.model}, fingerprint "
         f"{bundle.fingerprint}) on http://{host}:{port}  [POST /predict, POST /feedback, GET /health, GET /metadata]")
@@ -68,11 +69,15 @@ def serve_bundle(folder: Path, host: str = "127.0.0.1", port: int = 8000, *, tok
         f"predictions logged to {app.state.log.path}")
     if not token and not _is_loopback(host):
         say(f"mlmake serve: warning: listening on {host} without a token; set {token_env} to require one")
+    # what is loaded now lives as long as the process: keep it out of the garbage collector's
+    # full passes, which otherwise walk every object of polars, xgboost and fastapi again and again
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", server_header=False)
 
 
 def build_app(folder: Path, *, token: str | None = None, log: Path, max_body_bytes: int = MAX_BODY_BYTES,
-              poll_s: float = 1.0) -> Any:
+              poll_s: float = 1.0, threads: int = 1) -> Any:
     """The FastAPI app for a bundle folder (loaded now; MlmakeError if it cannot be)."""
     from mlmake.serve.app import Settings, create_app
     from mlmake.serve.live import Live
@@ -80,7 +85,7 @@ def build_app(folder: Path, *, token: str | None = None, log: Path, max_body_byt
 
     if max_body_bytes < 1:
         raise MlmakeError(f"the body size limit must be positive, got {max_body_bytes}")
-    live = Live(str(folder), poll_s)
+    live = Live(str(folder), poll_s, threads)
     try:
         prediction_log = PredictionLog(str(log))
     except OSError as exc:

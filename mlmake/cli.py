@@ -468,8 +468,10 @@ def _diff_command(what: str) -> Any:
     def command(ctx: click.Context, ref: str, fmt: str, every: bool) -> None:
         from mlmake import diff, history
         from mlmake.lock import read_lock
+        from mlmake.spec import find_project_file
 
         root = project_root(ctx)
+        find_project_file(root)
         old = history.snapshot(root, ref)
         new = history.from_lock(read_lock(root), "workspace")
         pick = diff.metric_deltas if what == "metrics" else diff.param_deltas

@@ -17,6 +17,7 @@ class Snapshot:
     label: str
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    partial: bool = False  # a run: it knows only the nodes it built, so compare only those
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def _is_number(value: Any) -> bool:
 def metric_deltas(old: Snapshot, new: Snapshot, *, every: bool = False) -> list[Delta]:
     """Metrics that differ (every metric with `every`), node by node."""
     out = []
-    for node in sorted(set(old.metrics) | set(new.metrics)):
+    for node in _nodes(old, new, old.metrics, new.metrics):
         before, after = old.metrics.get(node, {}), new.metrics.get(node, {})
         for key in sorted(set(before) | set(after)):
             if every or before.get(key) != after.get(key):
@@ -60,12 +61,20 @@ def metric_deltas(old: Snapshot, new: Snapshot, *, every: bool = False) -> list[
 def param_deltas(old: Snapshot, new: Snapshot, *, every: bool = False) -> list[Delta]:
     """Configuration keys that differ, flattened (`params.max_depth`)."""
     out = []
-    for node in sorted(set(old.configs) | set(new.configs)):
+    for node in _nodes(old, new, old.configs, new.configs):
         before, after = flatten(old.configs.get(node, {})), flatten(new.configs.get(node, {}))
         for key in sorted(set(before) | set(after)):
             if every or before.get(key) != after.get(key):
                 out.append(Delta(node, key, before.get(key), after.get(key)))
     return out
+
+
+def _nodes(old: Snapshot, new: Snapshot, a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    if old.partial:
+        return sorted(a)
+    if new.partial:
+        return sorted(b)
+    return sorted(set(a) | set(b))
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -118,7 +127,7 @@ def as_markdown(deltas: list[Delta], old_label: str, new_label: str, what: str) 
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def as_json(deltas: list[Delta], old_label: str, new_label: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from mlmake import runs
 from mlmake.errors import BuildError, Interrupted, MlmakeError, NodeError
 from mlmake.fingerprint import Hasher
+from mlmake.gates import judge, parse_gate
 from mlmake.graph import Graph
 from mlmake.history import lock_at
 from mlmake.kinds.base import Task
@@ -156,6 +157,7 @@ class Builder:
                     break
                 if self._is_ready(address, todo, running):
                     self._start(todo.pop(address), running)
+                    stopped = stopped or (address in self.outcome.failed and not self.options.keep_going)
             if not running:
                 if todo and not stopped and any(self._is_ready(a, todo, running) for a in todo):
                     continue
@@ -209,6 +211,12 @@ class Builder:
         entry = self.restorer.restore(step, self.lock.get(step.address))
         if entry is None:
             return False
+        failed = self._gate_failures(step.address, entry.metrics)
+        if failed:  # cached outputs still answer to today's baseline
+            self._record(step, "failed", started, time.time() - started, entry.metrics, failed)
+            self.outcome.failed.append(step.address)
+            self.reporter.node_failed(step.address, failed + " (restored from the cache; not recorded)", [])
+            return True
         if entry != self.lock.get(step.address):
             self.lock = with_entry(self.lock, step.address, entry)
             write_lock(self.root, self.lock)
@@ -216,6 +224,23 @@ class Builder:
         self.outcome.restored.append(step.address)
         self.reporter.node_restored(step.address, time.time() - started)
         return True
+
+    def _gate_failures(self, address: str, metrics: dict[str, Any]) -> str:
+        """Gates of a node judged on known metrics (a restore), against the baseline."""
+        base = self.baseline.get(address)
+        problems = []
+        for metric, text in sorted((self.graph.nodes[address].config.get("gates") or {}).items()):
+            try:
+                gate = parse_gate(metric, str(text))
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            value = metrics.get(metric)
+            verdict = judge(gate, value if isinstance(value, (int, float)) else None,
+                            base.metrics.get(metric) if base else None)
+            if not verdict.passed:
+                problems.append(verdict.message)
+        return "; ".join(problems)
 
     def _task(self, step: Step) -> Task:
         decl = self.graph.nodes[step.address]

@@ -35,8 +35,8 @@ def snapshot(root: Path, ref: str) -> Snapshot:
     """A run id of `mlmake runs`, else a git revision."""
     records = runs.by_run(root, ref)
     if records:
-        return Snapshot(f"run {ref}", {r.node: r.metrics for r in records},
-                        {r.node: r.config for r in records})
+        return Snapshot(f"run {records[0].run_id}", {r.node: r.metrics for r in records},
+                        {r.node: r.config for r in records}, partial=True)
     return from_lock(lock_at(root, ref), ref)
 
 

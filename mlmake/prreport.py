@@ -39,6 +39,8 @@ def _estimate(plan: Plan, durations: dict[str, float]) -> str:
         return "Estimated build time: nothing to build."
     known = [durations[a] for a in todo if a in durations]
     unknown = len(todo) - len(known)
+    if not known:
+        return f"Estimated build time: unknown ({unknown} node(s) never built here)."
     text = f"Estimated build time: {_duration(sum(known))} (from the run history)"
     return text + (f", plus {unknown} node(s) never built here." if unknown else ".")
 

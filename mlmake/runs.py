@@ -101,8 +101,9 @@ def by_run(root: Path, run_id: str) -> list[Record]:
     if not (root / DB_FILE).exists():
         return []
     with _connect(root) as con:
-        rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id LIKE ? ORDER BY started",
-                           (run_id.replace("%", "") + "%",)).fetchall()
+        prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id LIKE ? ESCAPE '\\' "
+                           "ORDER BY started", (prefix + "%",)).fetchall()
     if len({r[0] for r in rows}) > 1:
         return []  # ambiguous prefix
     return [_from_row(r) for r in rows]

@@ -80,7 +80,7 @@ class RowEncoder:
             values.append(self._row(row, (*at, n), problems))
             if len(problems) >= MAX_PROBLEMS:
                 break
-        return np.array(values, dtype=np.float64).astype(np.float32), problems
+        return _float32(np.array(values, dtype=np.float64)), problems
 
     def _columns(self, rows: list[Any]) -> np.ndarray | None:
         """A clean batch encoded column by column (a few C-level passes per column), or None
@@ -104,7 +104,7 @@ class RowEncoder:
                 out[:, j] = column  # None is NaN, True 1.0: design_matrix's casts
         except (OverflowError, TypeError, ValueError):
             return None
-        return out.astype(np.float32)
+        return _float32(out)
 
     def encode_one(self, row: Any, at: Loc) -> tuple[np.ndarray, list[Problem]]:
         """One row (a JSON object) whose fields sit directly at `at`."""
@@ -112,7 +112,7 @@ class RowEncoder:
 
         problems: list[Problem] = []
         values = self._row(row, at, problems)
-        return np.array([values], dtype=np.float64).astype(np.float32), problems
+        return _float32(np.array([values], dtype=np.float64)), problems
 
     def _row(self, row: Any, at: Loc, problems: list[Problem]) -> list[float]:
         try:
@@ -174,6 +174,14 @@ class RowEncoder:
             properties[name] = {"anyOf": [bases[kind], {"type": "null"}]}
         return {"type": "object", "properties": properties, "required": list(self.names),
                 "additionalProperties": False}
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    """The one rounding to float32, as design_matrix does it (beyond its range: ±inf, quietly)."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32)
 
 
 def _json_type(value: Any) -> str:

@@ -205,6 +205,13 @@ class Store:
         with self._errors("remote"):
             return self.repo.cloud.get_remote(REMOTE_NAME)
 
+    def check_reachable(self) -> None:
+        """Raise RemoteError when the remote cannot be used at all (a missing folder is empty)."""
+        remote = self._remote()
+        with self._errors("pull"):
+            if remote.fs.exists(remote.path) and not remote.fs.isdir(remote.path):
+                raise NotADirectoryError(f"{remote.path} is not a folder")
+
     def push_runs(self, hits: Iterable[Hit]) -> None:
         """Upload run-cache entries next to the artifacts."""
         remote = self._remote()

@@ -38,9 +38,9 @@ class Restorer:
     """Saves what was built into the cache, and brings it back when asked."""
 
     def __init__(self, root: Path, store: Store, hasher: Hasher, *, pull: bool,
-                 warn: Callable[[str], None], strict: bool = False) -> None:
+                 warn: Callable[[str], None], then: str = "building it") -> None:
         self.root, self.store, self.hasher, self.pull, self.warn = root, store, hasher, pull, warn
-        self.strict = strict  # `mlmake pull`: a remote that fails is an error, not a reason to build
+        self.then = then  # what happens to a node that cannot be restored, for the warnings
 
     def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
         """Record a built node's outputs in the DVC cache, its pointer and the run cache."""
@@ -83,7 +83,6 @@ class Restorer:
 
     def _checkout(self, address: str, fetch: bool) -> bool:
         """Outputs from the local cache, fetching missing objects from the remote when allowed."""
-        quiet = not self.strict
         try:
             self.store.checkout(address, quiet=True)
             return True
@@ -91,13 +90,11 @@ class Restorer:
             if not fetch:
                 return False
         try:
-            self.store.fetch([address], quiet=quiet)
-            self.store.checkout(address, quiet=quiet)
+            self.store.fetch([address], quiet=True)
+            self.store.checkout(address, quiet=True)
             return True
         except MlmakeError as exc:
-            if self.strict:
-                raise
-            self.warn(f"{address}: not in the cache or on the remote ({_first_line(exc)}); building it")
+            self.warn(f"{address}: not in the cache or on the remote ({_first_line(exc)}); {self.then}")
             return False
 
     def _remote_hit(self, fingerprint: str) -> Hit | None:
@@ -119,7 +116,7 @@ class Restorer:
                 return True
             for path in bad:
                 self._purge(path)
-            again = "fetching it again" if attempt == 0 and fetch else "building it"
+            again = "fetching it again" if attempt == 0 and fetch else self.then
             self.warn(f"{address}: restored {', '.join(bad)} does not match its recorded hash; {again}")
         return False
 

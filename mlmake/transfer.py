@@ -55,8 +55,9 @@ def pull(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn:
     lock = read_lock(root)
     addresses = [a for a in graph.select(targets) if a in lock.nodes]
     hasher = Hasher(root)
+    store.check_reachable()  # a remote that cannot be used is an error; a missing object is not
     store.pull_data(tracked_data(root, graph, graph.select(targets)))
-    restorer = Restorer(root, store, hasher, pull=True, warn=warn, strict=True)
+    restorer = Restorer(root, store, hasher, pull=True, warn=warn, then="not restored")
     restored: list[str] = []
     missing: list[str] = []
     for address in addresses:

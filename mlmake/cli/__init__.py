@@ -1,0 +1,122 @@
+"""Thin click commands; the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlmake import __version__, report
+from mlmake.errors import MlmakeError
+
+EXIT_INTERNAL = 3
+
+
+class _Group(click.Group):
+    """Turns MlmakeError into a message and an exit code; a bug into exit 3."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlmakeError as exc:
+            report.err(exc.render(), "red")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            report.err("interrupted")
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            report.err(f"mlmake {__version__}: internal error: {type(exc).__name__}: {exc}", "red")
+            if os.environ.get("MLMAKE_DEBUG"):
+                traceback.print_exc()
+            else:
+                report.err("this is a bug in mlmake; rerun with MLMAKE_DEBUG=1 for the traceback and report it")
+            sys.exit(EXIT_INTERNAL)
+
+
+def project_root(ctx: click.Context) -> Path:
+    return Path(ctx.obj["root"]).resolve()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-C", "directory", type=click.Path(file_okay=False), default=".",
+              help="Run as if mlmake was started in DIR.", metavar="DIR")
+@click.version_option(__version__, "--version", prog_name="mlmake")
+@click.pass_context
+def cli(ctx: click.Context, directory: str) -> None:
+    """mlmake: make for machine learning.
+
+    Reads mlproject.yaml, builds the dependency graph of datasets, feature sets,
+    models, steps and deploy targets, and rebuilds only what is stale.
+
+    \b
+    Exit codes: 0 success, 1 user error (bad file, failed node, gate),
+    2 changes pending (plan --detailed-exitcode), 3 internal error, 130 interrupted.
+    """
+    if not Path(directory).is_dir():
+        raise MlmakeError(f"-C {directory}: no such directory")
+    ctx.obj = {"root": directory}
+
+
+def env_option(f: Any) -> Any:
+    return click.option("--env", "env", metavar="NAME", help="Apply the environment overlay NAME.")(f)
+
+
+def param_option(f: Any) -> Any:
+    return click.option("-P", "params", multiple=True, metavar="KEY=VALUE",
+                        help="Override a param (seed=7) or any key (models.m.params.max_depth=8).")(f)
+
+
+def targets_argument(f: Any) -> Any:
+    return click.argument("targets", nargs=-1, metavar="[TARGET]...")(f)
+
+
+def downstream_option(f: Any) -> Any:
+    return click.option("--downstream", is_flag=True, help="Also every node downstream of the targets.")(f)
+
+
+def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = ()) -> Any:
+    """The project and its graph, every problem reported at once."""
+    from mlmake.graph import build_graph
+    from mlmake.resolve import parse_override
+    from mlmake.spec import load_project
+
+    overrides = tuple(parse_override(p) for p in params)
+    project = load_project(project_root(ctx), env, overrides)
+    return project, build_graph(project)
+
+
+def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], targets: tuple[str, ...],
+             force: bool = False, downstream: bool = False) -> Any:
+    """Load the project and plan it against the lock and the workspace."""
+    from mlmake.fingerprint import Hasher
+    from mlmake.lock import read_lock
+    from mlmake.plan import make_plan
+    from mlmake.restore import LocalCache
+
+    project, graph = load(ctx, env, params)
+    lock = read_lock(project.root)
+    hasher = Hasher(project.root)
+    plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream,
+                     cache=LocalCache(project.root))
+    hasher.save()
+    return project, graph, lock, plan
+
+
+def open_store(project: Any) -> Any:
+    from mlmake.remote import Store
+
+    return Store(project.root, project.remote.url, project.remote.options)
+
+
+def main() -> None:
+    cli(prog_name="mlmake")
+
+
+# the commands register themselves on `cli` when imported
+from mlmake.cli import cmd_building, cmd_experiments, cmd_planning, cmd_project, cmd_remote  # noqa: E402,F401

@@ -1,0 +1,145 @@
+"""Commands that decide without building: plan, why, status."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from mlmake import report
+from mlmake.cli import (
+    cli,
+    downstream_option,
+    env_option,
+    param_option,
+    plan_project,
+    targets_argument,
+)
+from mlmake.errors import MlmakeError
+
+
+@cli.command()
+@targets_argument
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Output format (json: schemas/plan.schema.json).")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing to do, 2 when changes are pending.")
+@click.option("--base", metavar="REV", help="With --format markdown: metric and param deltas, gates and an "
+              "estimated build time against this git revision (a pull-request comment).")
+@click.option("--force", is_flag=True, help="Plan the targets as forced rebuilds.")
+@downstream_option
+@env_option
+@param_option
+@click.pass_context
+def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitcode: bool, base: str | None,
+         force: bool, downstream: bool, env: str | None, params: tuple[str, ...]) -> None:
+    """Show what a build would do and why. Needs no data: works in CI on a fresh clone.
+
+    \b
+    Symbols: + new, ~ rebuild, ~? rebuild if upstream output changes,
+             = up to date, - in the lock but no longer in the file.
+    \b
+    Examples:
+      mlmake plan
+      mlmake plan models.churn -P models.churn.params.max_depth=8
+      mlmake plan --format markdown --base origin/main > comment.md
+      mlmake plan --detailed-exitcode   # 0 nothing to do, 2 changes, 1 error
+    """
+    from mlmake import render
+
+    project, graph, lock, result = plan_project(ctx, env, params, targets, force, downstream)
+    if base and fmt != "markdown":
+        raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
+    if base:
+        sys.stdout.write(_pr_comment(project, graph, lock, result, base))
+    elif fmt == "json":
+        sys.stdout.write(render.plan_json(result, project.project))
+    elif fmt == "markdown":
+        sys.stdout.write(render.plan_markdown(result, graph, project.project))
+    else:
+        for line, style in render.plan_lines(result):
+            report.out(line, style)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
+def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
+    from mlmake import diff, history, runs
+    from mlmake.plan import RESTORE
+    from mlmake.prreport import pr_markdown
+    from mlmake.restore import LocalCache
+
+    cache = LocalCache(project.root)
+    current = diff.Snapshot("this branch")
+    for step in result.steps:
+        entry = lock.get(step.address)
+        if step.action in ("fresh", "absent") and entry:
+            current.metrics[step.address] = entry.metrics
+        elif step.action == RESTORE and (hit := cache.hit(step.fingerprint)):
+            current.metrics[step.address] = hit.metrics
+        if step.components:
+            current.configs[step.address] = dict(step.components.get("config") or {})
+    durations: dict[str, float] = {}
+    for rec in reversed(runs.history(project.root, limit=100_000)):
+        if rec.status == "built":
+            durations[rec.node] = rec.duration
+    baseline = history.from_lock(history.lock_at(project.root, base), base)
+    return pr_markdown(result, graph, project.project, baseline, current, durations)
+
+
+@cli.command()
+@click.argument("node")
+@env_option
+@param_option
+@click.pass_context
+def why(ctx: click.Context, node: str, env: str | None, params: tuple[str, ...]) -> None:
+    """Explain one node: every fingerprint component, recorded and current.
+
+    \b
+    Example:
+      mlmake why models.churn_xgb
+    """
+    from mlmake import render
+
+    _, graph, lock, result = plan_project(ctx, env, params, ())
+    address = graph.resolve_target(node)
+    step = next(s for s in result.steps if s.address == address)
+    entry = lock.get(address)
+    recorded = {"fingerprint": entry.fingerprint, "components": entry.components} if entry else None
+    for line in render.why_lines(step, recorded):
+        report.out(line)
+
+
+@cli.command()
+@env_option
+@param_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, env: str | None, params: tuple[str, ...], as_json: bool) -> None:
+    """Show each node as built, stale, missing (not in this workspace) or failed.
+
+    \b
+    Example:
+      mlmake status
+    """
+    import json
+
+    from mlmake import runs
+
+    project, _, _, result = plan_project(ctx, env, params, ())
+    last = {r.node: r for r in reversed(runs.history(project.root, limit=100_000))}
+    rows = []
+    for step in result.steps:
+        state = {"fresh": "built", "absent": "missing", "remove": "removed"}.get(step.action, "stale")
+        if state == "stale" and step.address in last and last[step.address].status == "failed" \
+                and last[step.address].fingerprint == step.fingerprint:
+            state = "failed"
+        rows.append({"node": step.address, "kind": step.kind, "state": state,
+                     "reasons": [r.text() for r in step.reasons]})
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    width = max((len(r["node"]) for r in rows), default=0)
+    for r in rows:
+        why = f"  {r['reasons'][0]}" if r["reasons"] else ""
+        report.out(f"{r['state']:<8} {r['node']:<{width}}{why}")

@@ -1,0 +1,96 @@
+"""Commands that move data and artifacts: push, pull, data add."""
+
+from __future__ import annotations
+
+import click
+
+from mlmake import report
+from mlmake.cli import (
+    cli,
+    env_option,
+    load,
+    open_store,
+    project_root,
+    targets_argument,
+)
+from mlmake.errors import MlmakeError
+
+
+@cli.command()
+@targets_argument
+@env_option
+@click.pass_context
+def push(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
+    """Upload built artifacts and their run-cache entries to the DVC remote.
+
+    \b
+    Examples:
+      mlmake push
+      mlmake push models.churn --env prod
+    """
+    from mlmake import transfer
+
+    project, graph = load(ctx, env)
+    store = open_store(project)
+    try:
+        files, nodes = transfer.push(project.root, graph, targets, store, report.warn_line)
+    finally:
+        store.close()
+    report.out(f"pushed {files} file(s) for {nodes} node(s) to remote 'mlmake' ({project.remote.url})", "green")
+
+
+@cli.command()
+@targets_argument
+@env_option
+@click.pass_context
+def pull(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
+    """Download the artifacts mlproject.lock names (and run-cache entries) from the DVC remote.
+
+    \b
+    Examples:
+      mlmake pull
+      mlmake pull models.churn
+    """
+    from mlmake import transfer
+
+    project, graph = load(ctx, env)
+    store = open_store(project)
+    try:
+        restored, missing = transfer.pull(project.root, graph, targets, store, report.warn_line)
+    finally:
+        store.close()
+    report.out(f"pulled {len(restored)} node(s) from remote 'mlmake' ({project.remote.url})", "green")
+    if missing:
+        report.out(f"not restored (build them): {', '.join(missing)}", "yellow")
+
+
+@cli.group()
+def data() -> None:
+    """Raw data under DVC."""
+
+
+@data.command("add")
+@click.argument("paths", nargs=-1, required=True)
+@click.pass_context
+def data_add(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Track raw data with DVC: writes PATH.dvc beside it and git-ignores the data.
+
+    \b
+    Example:
+      mlmake data add data/customers.csv data/events.csv
+    """
+    from mlmake.spec import load_project, path_problem
+
+    root = project_root(ctx)
+    for p in paths:
+        problem = path_problem(p)
+        if problem:
+            raise MlmakeError(problem)
+        if not (root / p).exists():
+            raise MlmakeError(f"{p}: no such file or folder in {root}")
+    store = open_store(load_project(root))
+    try:
+        written = store.add_data(paths)
+    finally:
+        store.close()
+    report.out(f"tracking {len(written)} path(s) with DVC: {', '.join(written)} (commit them)", "green")

@@ -133,7 +133,15 @@ class Builder:
 
     def _run(self, plan: Plan) -> None:
         todo = {s.address: s for s in plan.steps if s.action in TODO}
-        self.outcome.fresh += [s.address for s in plan.steps if s.action == FRESH]
+        # readers of an output that must be materialized are re-decided once it exists: a
+        # rebuild (not a restore) may give other bytes; early cutoff skips them when not
+        absent = [s.address for s in plan.steps if s.action == ABSENT]
+        below = self.graph.closure(absent, down=True) if absent else set()
+        for s in plan.steps:
+            if s.action == FRESH and s.address in below:
+                todo[s.address] = s
+        todo = {a: todo[a] for a in self.graph.nodes if a in todo}  # build order
+        self.outcome.fresh += [s.address for s in plan.steps if s.action == FRESH and s.address not in todo]
         self._remove([s.address for s in plan.steps if s.action == REMOVE])
         self.reporter.build_started(len(todo))
         running: dict[Future[dict[str, Any]], tuple[Step, Task, float]] = {}

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 CACHE_FILE = ".mlmake/cache/hashes.json"
 CACHE_VERSION = 1
 _CHUNK = 1 << 20
+_RACY_NS = 2_000_000_000  # coarse file-system clocks tick in up to 2 s (FAT); most in ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +110,11 @@ class Hasher:
         if hit is not None and hit[:3] == key:
             return str(hit[3])
         digest = _hash_file(full)
-        self.entries[rel] = key + [digest]
-        self.dirty = True
+        # "racily clean" (as git calls it): a file modified within the clock's resolution
+        # of being hashed may change again with the same mtime, so it is not remembered
+        if time.time_ns() - st.st_mtime_ns > _RACY_NS:
+            self.entries[rel] = key + [digest]
+            self.dirty = True
         return digest
 
     def _digest_dir(self, rel: str, full: str) -> Digest:
@@ -119,7 +125,10 @@ class Hasher:
             for name in sorted(filenames):
                 path = os.path.join(dirpath, name)
                 sub = os.path.relpath(path, full).replace(os.sep, "/")
-                st = os.stat(path)
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):  # a link is its target's name, dangling or not
+                    lines.append(f"{sub}\tlink:{os.readlink(path)}\n")
+                    continue
                 lines.append(f"{sub}\t{self._file_hash(f'{rel}/{sub}', path, st)}\n")
                 total += st.st_size
         return Digest("dir:" + hash_bytes("".join(lines).encode()), total)

@@ -75,8 +75,17 @@ def judge(gate: Gate, value: float | None, baseline: float | None) -> Verdict:
                        f"gate {gate} failed: {gate.metric} is undefined on the held-out rows")
     passed = OPERATORS[gate.op](value, threshold)
     where = f", baseline {baseline:.4f} (threshold {threshold:.4f})" if gate.relative else ""
-    text = "" if passed else f"gate {gate} failed: {gate.metric} = {value:.4f}{where}"
+    text = "" if passed else f"gate {gate} failed: {gate.metric} = {_shown(value, gate.op, threshold)}{where}"
     return Verdict(gate, value, baseline, threshold, passed, text)
+
+
+def _shown(value: float, op: str, threshold: float) -> str:
+    """Four decimals, or as many more as it takes for the shown value to break the gate too."""
+    for places in range(4, 17):
+        text = f"{value:.{places}f}"
+        if OPERATORS[op](float(text), threshold) == OPERATORS[op](value, threshold):
+            return text
+    return repr(value)
 
 
 def show_number(value: float) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlmake import kinds
@@ -67,10 +67,13 @@ class Graph:
 def build_graph(project: Project) -> Graph:
     """Declare every node and connect them; raise SpecError listing every problem."""
     decls: dict[str, NodeDecl] = {}
+    params_used = project.doc.uses if project.doc else {}
     for section, module in kinds.registry().items():
         for item in getattr(project, section).values():
             decl = module.declare(project, item)
-            decls[decl.address] = decl
+            used = params_used.get(decl.address, {})
+            decls[decl.address] = replace(decl, params={p: u["value"] for p, u in used.items()},
+                                          param_keys={p: tuple(u["keys"]) for p, u in used.items()})
     errors: list[Diagnostic] = []
     located = _Locator(project.doc)
     owners = _output_owners(decls, errors, located)

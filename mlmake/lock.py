@@ -148,6 +148,7 @@ def with_entry(lock: Lock, address: str, entry: Entry | None) -> Lock:
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 _RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
+_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
 
 
 def dump_yaml(value: Any) -> str:
@@ -166,12 +167,18 @@ def _scalar(value: Any) -> str:
         if value != value or value in (float("inf"), float("-inf")):
             return {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[str(value)]
         return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)
+    return _quote(str(value))
+
+
+def _quote(text: str) -> str:
+    """A YAML double-quoted string that reads back exactly: characters YAML would fold or
+    refuse (C1 controls, line and paragraph separators, BOM) become \\u escapes."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _key(key: Any) -> str:
     text = str(key)
-    return text if _PLAIN_KEY.match(text) and text.lower() not in _RESERVED else json.dumps(text)
+    return text if _PLAIN_KEY.match(text) and text.lower() not in _RESERVED else _quote(text)
 
 
 def _lines(value: Any, indent: int) -> list[str]:

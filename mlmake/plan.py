@@ -3,11 +3,12 @@ inputs: the graph, the lock and a hasher (the file system seam)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlmake.fingerprint import Digest, hash_json, library_version
+from mlmake.fingerprint import Digest, canonical, hash_json, library_version
 from mlmake.graph import Graph
 from mlmake.kinds.base import NodeDecl
 from mlmake.lock import Entry, Lock, with_entry
@@ -58,9 +59,10 @@ class Reason:
         return {
             "new": "new node",
             "forced": "forced",
-            "config": f"{s} {old} → {new}",
-            "config_added": f"{s} added ({new})",
-            "config_removed": f"{s} removed (was {old})",
+            "config": _change(s, self.old, self.new),
+            "param": _change(s, self.old, self.new),
+            "config_added": f"{s} added" + ("" if _is_long(self.new) else f" ({new})"),
+            "config_removed": f"{s} removed" + ("" if _is_long(self.old) else f" (was {old})"),
             "recipe": f"recipe of {s} {old} → {new}",
             "library": f"{s} {old} → {new}",
             "input": f"{s} changed",
@@ -128,6 +130,7 @@ def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files) -> dict[s
     code = set(decl.code)
     return {
         "config": decl.config,
+        "params": decl.params,
         "recipe": decl.recipe,
         "libraries": {name: library_version(name) for name in decl.libraries},
         "inputs": {p: files.source_digest(p).hash for p in sources if p not in code},
@@ -152,7 +155,8 @@ def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *,
         return _with(step, NEW, Reason("new"))
     if forced:
         return _with(step, BUILD, Reason("forced"))
-    reasons = [r for r in diff(entry.components, comps) if r.code != "upstream" or r.subject not in pending]
+    changes = [] if entry.fingerprint == fp else explain(diff(entry.components, comps, decl.kind), decl)
+    reasons = [r for r in changes if r.code != "upstream" or r.subject not in pending]
     waiting = [u for u in graph.uses[decl.address] if u in pending]
     if reasons:
         return _with(step, BUILD, *reasons)
@@ -178,11 +182,23 @@ def _check_outputs(step: Step, decl: NodeDecl, entry: Entry, files: Files) -> St
     return step
 
 
-def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+def explain(reasons: list[Reason], decl: NodeDecl) -> list[Reason]:
+    """Drop config changes that a changed global param already explains (`${params.x}` in them)."""
+    changed = [r.subject.removeprefix("params.") for r in reasons if r.code == "param"]
+    keys = tuple(k for p in changed for k in decl.param_keys.get(p, ()))
+    return [r for r in reasons if not (r.code.startswith("config") and _under(r.subject, keys))]
+
+
+def _under(subject: str, keys: tuple[str, ...]) -> bool:
+    return any(subject == k or subject.startswith(k + ".") for k in keys)
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], kind: str = "") -> list[Reason]:
     """Reasons between recorded and current components, most specific first."""
-    reasons = _diff_config(old.get("config", {}), new.get("config", {}), "")
+    reasons = _diff_params(old.get("params", {}), new.get("params", {}))
+    reasons += _diff_config(old.get("config", {}), new.get("config", {}), "")
     if old.get("recipe") != new.get("recipe"):
-        reasons.append(Reason("recipe", "", old.get("recipe"), new.get("recipe")))
+        reasons.append(Reason("recipe", kind, old.get("recipe"), new.get("recipe")))
     for name in sorted(set(old.get("libraries", {})) | set(new.get("libraries", {}))):
         a, b = old.get("libraries", {}).get(name), new.get("libraries", {}).get(name)
         if a != b:
@@ -191,6 +207,11 @@ def diff(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
     reasons += _diff_files(old.get("code", {}), new.get("code", {}), "code")
     reasons += _diff_upstream(old.get("upstream", {}), new.get("upstream", {}))
     return reasons
+
+
+def _diff_params(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+    return [Reason("param", f"params.{name}", old.get(name), new.get(name))
+            for name in sorted(set(old) | set(new)) if canonical(old.get(name)) != canonical(new.get(name))]
 
 
 def _diff_config(old: Any, new: Any, prefix: str) -> list[Reason]:
@@ -205,7 +226,7 @@ def _diff_config(old: Any, new: Any, prefix: str) -> list[Reason]:
             else:
                 out += _diff_config(old[key], new[key], path)
         return out
-    return [] if old == new and type(old) is type(new) else [Reason("config", prefix, old, new)]
+    return [] if canonical(old) == canonical(new) else [Reason("config", prefix, old, new)]
 
 
 def _diff_files(old: dict[str, str], new: dict[str, str], code: str) -> list[Reason]:
@@ -277,6 +298,15 @@ def _use_cache(step: Step, lock: Lock, cache: Cache, *, forced: bool) -> tuple[S
 def _show(value: Any) -> str:
     if isinstance(value, str):
         return value
-    from mlmake.fingerprint import canonical
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "), default=str)
 
-    return canonical(value).replace(",", ", ")
+
+def _is_long(value: Any) -> bool:
+    return isinstance(value, str) and ("\n" in value or len(value) > 80)
+
+
+def _change(subject: str, old: Any, new: Any) -> str:
+    """`params.max_depth 6 → 8`; a long or multi-line text (a query) just `sql changed`."""
+    if _is_long(old) or _is_long(new):
+        return f"{subject} changed"
+    return f"{subject} {_show(old)} → {_show(new)}"

@@ -79,7 +79,7 @@ def plan_markdown(plan: Plan, graph: Graph, project: str) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>")
 
 
 _CLASSDEFS = {

@@ -51,6 +51,7 @@ class PlainReporter:
     def __init__(self) -> None:
         self.total = 0
         self.done = 0
+        self.started = 0  # numbers nodes as they start, so -j N gives each its own
 
     def build_started(self, total: int) -> None:
         self.total = total
@@ -59,7 +60,8 @@ class PlainReporter:
 
     def node_started(self, step: Any) -> None:
         why = "; ".join(r.text() for r in step.reasons)
-        out(f"[{self.done + 1}/{self.total}] {step.address}" + (f"  ({why})" if why else ""))
+        self.started += 1
+        out(f"[{self.started}/{self.total}] {step.address}" + (f"  ({why})" if why else ""))
 
     def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
         self.done += 1
@@ -72,7 +74,8 @@ class PlainReporter:
 
     def node_restored(self, address: str, seconds: float) -> None:
         self.done += 1
-        out(f"[{self.done}/{self.total}] {address}  restored from the cache in {seconds:.1f}s", "blue")
+        self.started += 1
+        out(f"[{self.started}/{self.total}] {address}  restored from the cache in {seconds:.1f}s", "blue")
 
     def warn(self, message: str) -> None:
         warn_line(message)

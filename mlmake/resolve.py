@@ -64,7 +64,7 @@ def resolve(
     for ov in overrides:
         if ov.path[0] != "params":
             _set(data, ov, errors, spans, create=False)
-    return replace(doc, data=data, value_spans=spans, key_spans=key_spans), errors
+    return replace(doc, data=data, value_spans=spans, key_spans=key_spans, uses=resolver.uses), errors
 
 
 def _apply_env(data: dict[str, Any], env: str, errors: list[Diagnostic],
@@ -126,6 +126,8 @@ class _Interpolator:
         self.doc = doc
         self.params = params
         self.errors = errors
+        # node address → param name → its value and the node's keys it was written into
+        self.uses: dict[str, dict[str, Any]] = {}
 
     def walk(self, value: Any, path: Path) -> Any:
         if isinstance(value, dict):
@@ -159,7 +161,17 @@ class _Interpolator:
                 self.errors.append(self.doc.diagnostic(path, f"'${{{ref}}}' refers to a missing param '{name}'", hint))
                 return "${" + ref + "}"
             node = node[part]
+        self._note(path, ".".join(parts[1:]), node)
         return node
+
+    def _note(self, path: Path, name: str, value: Any) -> None:
+        if len(path) < 3:
+            return
+        address = f"{path[0]}.{path[1]}"
+        key = ".".join(str(p) for p in path[2:] if not isinstance(p, int))
+        use = self.uses.setdefault(address, {}).setdefault(name, {"value": value, "keys": []})
+        if key not in use["keys"]:
+            use["keys"].append(key)
 
 
 def _to_text(value: Any) -> str:

@@ -30,6 +30,12 @@ def _init_worker(threads: int) -> None:
     os.environ["POLARS_MAX_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
+    # the parent stops a worker with SIGTERM: raise in the recipe so a running command is stopped too
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class PoolRunner:

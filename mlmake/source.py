@@ -31,6 +31,8 @@ class Document:
     lines: tuple[str, ...]
     key_spans: dict[Path, Span] = field(default_factory=dict)
     value_spans: dict[Path, Span] = field(default_factory=dict)
+    # after resolve: node address → param → {"value", "keys"} (which params a node reads)
+    uses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def span(self, path: Path, *, key: bool = False) -> Span | None:
         """The span of a path's key (or value); for an absent path, its nearest parent's."""

@@ -1,8 +1,9 @@
-"""`mlmake build`."""
+"""`mlmake build` and `mlmake serve`: making things and running what was made."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -13,6 +14,7 @@ from mlmake.cli import (
     env_option,
     load,
     param_option,
+    project_root,
     targets_argument,
 )
 
@@ -51,3 +53,37 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
         Builder(project, graph, options, runner, report.make_reporter()).build()
     finally:
         runner.shutdown(cancel=False)
+
+
+@cli.command()
+@click.argument("deploy", metavar="DEPLOY")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; loopback unless you mean to expose it.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--token-env", default="MLMAKE_SERVE_TOKEN", show_default=True, metavar="VAR",
+              help="When this environment variable is set, every request needs 'Authorization: Bearer <its value>'.")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="JSONL log of predictions and feedback [default: .mlmake/serve/DEPLOY/predictions.jsonl].")
+@click.option("--max-body", "max_body", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
+              metavar="BYTES", help="Refuse larger request bodies (413).")
+@click.pass_context
+def serve(ctx: click.Context, deploy: str, host: str, port: int, token_env: str, log_file: str | None,
+          max_body: int) -> None:
+    """Serve an http deploy target as a web service until Ctrl-C.
+
+    \b
+    POST /predict   one row {"col": value, ...}, a batch {"rows": [...]} or [...],
+                    or an entity key {"customer_id": 17} / {"key": 17}
+    POST /feedback  {"prediction_id": "...", "label": ...}
+    GET  /health, GET /metadata
+    A rebuilt bundle (`mlmake build`) is picked up while serving.
+
+    \b
+    Example:
+      mlmake build deploy.churn_api && mlmake serve churn_api
+      curl -s localhost:8000/predict -d '{"customer_id": 17}'
+    """
+    from mlmake.serve.server import serve as run_service
+
+    run_service(project_root(ctx), deploy, host, port, token_env=token_env,
+                log=Path(log_file) if log_file else None, max_body_bytes=max_body)

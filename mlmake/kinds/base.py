@@ -40,6 +40,8 @@ class NodeDecl:
     outputs: tuple[str, ...] = ()
     recipe: int = 1
     libraries: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)  # the global params it reads: name → value
+    param_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → its config keys
 
 
 @dataclass(frozen=True)

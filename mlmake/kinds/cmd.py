@@ -6,6 +6,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,8 @@ def _output(log: str) -> Iterator[BinaryIO]:
 
 def _execute(argv: list[str], cwd: str, sink: BinaryIO) -> int:
     try:
-        child = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                 preexec_fn=_default_signals)
     except FileNotFoundError:
         raise NodeError(f"command not found: '{argv[0]}'") from None
     except PermissionError:
@@ -109,6 +111,12 @@ def _execute(argv: list[str], cwd: str, sink: BinaryIO) -> int:
     except KeyboardInterrupt:
         _stop(child)
         raise
+
+
+def _default_signals() -> None:
+    # a pool worker ignores SIGINT (its parent decides); the command it starts must not inherit that
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _wait(child: subprocess.Popen[bytes]) -> int:

@@ -20,13 +20,14 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlmake import __version__
-from mlmake.kinds.rows import Problem
+from mlmake.kinds.rows import MAX_PROBLEMS, Problem
 from mlmake.serve.live import Live
 from mlmake.serve.log import PredictionLog
 from mlmake.serve.predictor import Rejected, answer, check_feedback
@@ -46,6 +47,7 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.open()
         live.start()
         try:
             yield
@@ -97,14 +99,11 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
         keys = ("deploy", "model", "metrics", "gates", "lineage", "versions", "store", "files")
         out = {k: bundle.manifest.get(k) for k in keys} | {
             "fingerprint": bundle.fingerprint, "inputs": bundle.scorer.signature.get("inputs"),
-            "input_schema": bundle.encoder.json_schema(), "loaded_at": bundle.loaded_at}
+            "input_schema": bundle.encoder.json_schema(),
+            "loaded_at": datetime.fromtimestamp(bundle.loaded_at, UTC).isoformat(timespec="seconds")}
         return Response(_dumps(out), media_type=JSON)
 
     return app
-
-
-class _TooLarge(Exception):
-    pass
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -143,7 +142,8 @@ def _dumps(value: Any) -> bytes:
 
 def _problems(status: int, problems: list[Problem]) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="mlmake"'} if status == 401 else None
-    return Response(_dumps({"detail": [p.as_json() for p in problems]}), status_code=status, media_type=JSON,
+    return Response(_dumps({"detail": [p.as_json() for p in problems[:MAX_PROBLEMS]]}), status_code=status,
+                    media_type=JSON,
                     headers=headers)
 
 

@@ -26,12 +26,20 @@ RECENT = 100_000  # request ids remembered for /feedback; older ones are found b
 class PredictionLog:
     def __init__(self, path: str) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._recent: OrderedDict[str, int] = OrderedDict()
+        self._fd = -1
+        self.open()
+
+    def open(self) -> None:
+        """Open the file for appending (again, after `close`); creates its folder."""
+        if self._fd < 0:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def prediction(self, request_id: str, rows: int, model: str, fingerprint: str, request: bytes,
                    response: bytes, features: dict[int, dict[str, Any]]) -> None:

@@ -51,7 +51,7 @@ def answer(bundle: Bundle, data: Any, request_id: str) -> Answer:
     One row gets {"prediction_id", "prediction", "probability" | "probabilities", "key"?,
     "model", "fingerprint"}; a batch gets arrays aligned with its rows: {"request_id",
     "model", "fingerprint", "classes"?, "prediction_ids", "predictions", "probabilities"?,
-    "keys"?} (arrays, not an object per row: a third of the bytes to write and parse)."""
+    "keys"?} (arrays, not an object per row: half the bytes to write and to parse)."""
     rows, at, single = _shape(data, bundle)
     x, keys, features = _matrix(bundle, rows, at, single)
     arrays = prediction_arrays(bundle.scorer, predict(bundle.scorer, x))

@@ -15,11 +15,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def time_validate(project: Path, repeat: int) -> list[float]:
+def time_validate(project: Path, repeat: int, *, cold: bool) -> list[float]:
+    """Whole-process wall times; cold: without mlmake's parse/validation cache in .mlmake/cache."""
     cmd = [sys.executable, "-m", "mlmake", "-C", str(project), "validate"]
     subprocess.run(cmd, check=True, capture_output=True)  # warm the OS file cache
     times = []
     for _ in range(repeat):
+        if cold:
+            for name in ("spec.json", "valid.json"):
+                (project / ".mlmake" / "cache" / name).unlink(missing_ok=True)
         start = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
@@ -38,13 +42,17 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(baseline, check=True)
         base.append(time.perf_counter() - start)
-    print(f"{'project':<24} {'median':>8} {'min':>8} {'max':>8}   (python -c pass: {statistics.median(base):.3f}s)")
+    print(f"python -c pass: {statistics.median(base):.3f}s")
+    print(f"{'project':<24} {'cold median':>12} {'warm median':>12} {'warm min':>9} {'warm max':>9}")
     medians = []
     for project in projects:
-        times = time_validate(project, args.repeat)
-        medians.append(statistics.median(times))
+        cold = statistics.median(time_validate(project, args.repeat, cold=True))
+        times = time_validate(project, args.repeat, cold=False)
+        medians += [cold, statistics.median(times)]
         name = str(project.relative_to(ROOT))
-        print(f"{name:<24} {statistics.median(times):>7.3f}s {min(times):>7.3f}s {max(times):>7.3f}s")
+        print(f"{name:<24} {cold:>11.3f}s {statistics.median(times):>11.3f}s {min(times):>8.3f}s "
+              f"{max(times):>8.3f}s")
+    print("cold: YAML parsed and checked against the schema; warm: the file is unchanged since the last run")
     worst = max(medians)
     print(f"worst median {worst:.3f}s; target 0.300s: {'OK' if worst <= 0.3 else 'OVER'}")
 

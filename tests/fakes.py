@@ -1,0 +1,234 @@
+"""Fakes for the planner's seams: a runner that "builds" any node in-process, a
+reporter that records what it was told, an in-memory file system and a clock.
+
+    runner = FakeRunner()
+    record_build(root, runner=runner)        # every stale node "built", lock written
+    assert runner.ran == ["steps.a", "steps.b"]
+    assert not plan_of(root).has_changes
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlmake.fingerprint import ABSENT, Digest, canonical, hash_bytes
+from mlmake.kinds.base import Task
+from mlmake.spec import is_address
+
+FAKE_FILE = "part-0"  # what FakeRunner writes inside a folder output
+
+
+def read_tree(path: str) -> bytes:
+    """The bytes of a file, or of every file in a folder (names included), in a stable order."""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            return f.read()
+    if not os.path.isdir(path):
+        return b"<absent>"
+    chunks: list[bytes] = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            chunks.append(os.path.relpath(full, path).encode() + b"\0" + read_tree(full))
+    return b"\1".join(chunks)
+
+
+def task_inputs(task: Task) -> list[str]:
+    """The project-relative files and folders a task reads: its own file deps and upstream outputs."""
+    config = task.config
+    own = [d for d in config.get("deps", []) if not is_address(d)]
+    if isinstance(config.get("path"), str):
+        own.append(config["path"])
+    ups = [out for address in sorted(task.upstream) for out in task.upstream[address]]
+    return sorted(set(own)) + ups
+
+
+def fake_content(task: Task, output: str) -> bytes:
+    """Deterministic bytes for one output: config + inputs, never the project's absolute path."""
+    parts = [task.address, output, canonical(task.config)]
+    parts += [f"{rel}={hash_bytes(read_tree(os.path.join(task.root, rel)))}" for rel in task_inputs(task)]
+    return ("\n".join(parts) + "\n").encode()
+
+
+def _is_folder(task: Task, output: str) -> bool:
+    # built-in kinds stage into a folder; a cmd output without a suffix is treated as a folder
+    return task.kind != "cmd" or not Path(output).suffix
+
+
+class FakeRunner:
+    """A Runner that writes every declared output itself and records what ran.
+
+    `content` overrides the bytes per address (e.g. a constant, to test early cutoff);
+    `fail` lists addresses that report failure instead of writing anything."""
+
+    def __init__(self, content: dict[str, Callable[[Task, str], bytes]] | None = None,
+                 fail: Iterable[str] = ()) -> None:
+        self.content = content or {}
+        self.fail = set(fail)
+        self.ran: list[str] = []
+        self.tasks: list[Task] = []
+
+    def submit(self, task: Task) -> Future[dict[str, Any]]:
+        self.ran.append(task.address)
+        self.tasks.append(task)
+        future: Future[dict[str, Any]] = Future()
+        if task.address in self.fail:
+            future.set_result({"ok": False, "error": f"{task.address} failed on purpose"})
+            return future
+        make = self.content.get(task.address, fake_content)
+        for output, staged in task.staging.items():
+            self._write(task, output, staged, make(task, output))
+        future.set_result({"ok": True, "metrics": {}})
+        return future
+
+    def _write(self, task: Task, output: str, staged: str, data: bytes) -> None:
+        target = os.path.join(staged, FAKE_FILE) if _is_folder(task, output) else staged
+        if _is_folder(task, output) and os.path.isfile(staged):
+            os.remove(staged)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(data)
+
+    def shutdown(self, cancel: bool) -> None:
+        pass
+
+
+@dataclass
+class RecordingReporter:
+    """A Reporter that keeps every call as a tuple, e.g. ("node_skipped", "steps.b", "…")."""
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def build_started(self, total: int) -> None:
+        self.events.append(("build_started", total))
+
+    def node_started(self, step: Any) -> None:
+        self.events.append(("node_started", step.address, tuple(r.text() for r in step.reasons)))
+
+    def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
+        self.events.append(("node_finished", address))
+
+    def node_restored(self, address: str, seconds: float) -> None:
+        self.events.append(("node_restored", address))
+
+    def warn(self, message: str) -> None:
+        self.events.append(("warn", message))
+
+    def node_skipped(self, address: str, why: str) -> None:
+        self.events.append(("node_skipped", address, why))
+
+    def node_failed(self, address: str, message: str, log_tail: list[str]) -> None:
+        self.events.append(("node_failed", address, message))
+
+    def build_finished(self, summary: str, ok: bool) -> None:
+        self.events.append(("build_finished", summary, ok))
+
+    def of(self, name: str) -> list[tuple[Any, ...]]:
+        """The events of one kind, without the name."""
+        return [e[1:] for e in self.events if e[0] == name]
+
+
+class FakeClock:
+    """Monotonic file times, so an edit always moves mtime even on a coarse clock (no sleep)."""
+
+    def __init__(self, start_ns: int = 1_700_000_000 * 10**9) -> None:
+        self.now_ns = start_ns
+
+    def tick(self) -> int:
+        self.now_ns += 1_000_000_000
+        return self.now_ns
+
+    def write(self, path: Path, content: str | bytes) -> None:
+        """Write a file and give it a new mtime."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        self.touch(path)
+
+    def touch(self, path: Path) -> None:
+        """Move a file's mtime without changing its content."""
+        t = self.tick()
+        os.utime(path, ns=(t, t))
+
+
+class FakeFiles:
+    """The planner's `Files` seam in memory: rel path → Digest; `.dvc` pointers as a second map."""
+
+    def __init__(self, files: dict[str, str] | None = None, pointers: dict[str, str] | None = None) -> None:
+        self.files = {p: Digest(h, 1) for p, h in (files or {}).items()}
+        self.pointers = {p: Digest(h, 1) for p, h in (pointers or {}).items()}
+
+    def digest(self, rel: str) -> Digest:
+        return self.files.get(rel, ABSENT)
+
+    def source_digest(self, rel: str) -> Digest:
+        return self.pointers.get(rel) or self.digest(rel)
+
+
+# --- whole-project helpers -------------------------------------------------------------
+
+
+def load(root: Path, params: Iterable[str] = (), env: str | None = None) -> tuple[Any, Any]:
+    """The project and graph as the CLI loads them."""
+    from mlmake.graph import build_graph
+    from mlmake.resolve import parse_override
+    from mlmake.spec import load_project
+
+    project = load_project(root, env, tuple(parse_override(p) for p in params))
+    return project, build_graph(project)
+
+
+def plan_of(root: Path, targets: Iterable[str] = (), params: Iterable[str] = (), *,
+            force: bool = False, downstream: bool = False) -> Any:
+    """What `mlmake plan` computes, as a Plan (the same cache of earlier builds included)."""
+    from mlmake.fingerprint import Hasher
+    from mlmake.lock import read_lock
+    from mlmake.plan import make_plan
+    from mlmake.restore import LocalCache
+
+    _, graph = load(root, params)
+    hasher = Hasher(root)
+    plan = make_plan(graph, read_lock(root), hasher, targets, force=force, downstream=downstream,
+                     cache=LocalCache(root))
+    hasher.save()
+    return plan
+
+
+@dataclass
+class Recorded:
+    runner: FakeRunner
+    reporter: RecordingReporter
+    outcome: Any
+
+
+def record_build(root: Path, targets: Iterable[str] = (), params: Iterable[str] = (), *,
+                 runner: FakeRunner | None = None, force: bool = False, keep_going: bool = False,
+                 downstream: bool = False) -> Recorded:
+    """`mlmake build` through the real Builder, with FakeRunner doing the work."""
+    from mlmake.execute import Builder, Options
+
+    project, graph = load(root, params)
+    runner = runner or FakeRunner()
+    reporter = RecordingReporter()
+    options = Options(targets=tuple(targets), force=force, keep_going=keep_going, downstream=downstream,
+                      overrides=tuple(params))
+    outcome = Builder(project, graph, options, runner, reporter).build()
+    return Recorded(runner, reporter, outcome)
+
+
+def actions(plan: Any) -> dict[str, str]:
+    """address → action of every step of a plan."""
+    return {s.address: s.action for s in plan.steps}
+
+
+def reasons(plan: Any) -> dict[str, list[str]]:
+    """address → reason texts of every step of a plan that has reasons."""
+    return {s.address: [r.text() for r in s.reasons] for s in plan.steps if s.reasons}

@@ -21,7 +21,7 @@ from mlmake.gates import judge, parse_gate
 from mlmake.graph import Graph
 from mlmake.history import lock_at
 from mlmake.kinds.base import Task
-from mlmake.lock import Entry, Lock, read_lock, with_entry, write_lock
+from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
 from mlmake.plan import ABSENT, BUILD, FRESH, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
 from mlmake.restore import LocalCache, Restorer
@@ -129,6 +129,8 @@ class Builder:
             finally:
                 self.hasher.save()
                 self.store.close()
+                if (self.root / LOCK_FILE).exists():
+                    cache_lock(self.root, self.lock)
         return self.outcome
 
     def _run(self, plan: Plan) -> None:
@@ -227,7 +229,7 @@ class Builder:
             return True
         if entry != self.lock.get(step.address):
             self.lock = with_entry(self.lock, step.address, entry)
-            write_lock(self.root, self.lock)
+            write_lock(self.root, self.lock, cache=False)
         self._record(step, "restored", started, time.time() - started, entry.metrics, "")
         self.outcome.restored.append(step.address)
         self.reporter.node_restored(step.address, time.time() - started)
@@ -310,7 +312,7 @@ class Builder:
         shutil.rmtree(staging_root(self.root) / _slug(step.address), ignore_errors=True)
         entry = Entry(step.fingerprint, decl.kind, step.components, outputs, metrics)
         self.lock = with_entry(self.lock, step.address, entry)
-        write_lock(self.root, self.lock)
+        write_lock(self.root, self.lock, cache=False)
         try:
             self.restorer.save(step, outputs, metrics)
         except MlmakeError as exc:  # the build stands; only sharing it is lost
@@ -332,7 +334,7 @@ class Builder:
         for address in addresses:
             self.lock = with_entry(self.lock, address, None)
         if addresses:
-            write_lock(self.root, self.lock)
+            write_lock(self.root, self.lock, cache=False)
 
     def _record(self, step: Step, status: str, started: float, seconds: float,
                 metrics: dict[str, Any], message: str) -> None:

@@ -71,9 +71,11 @@ def build_graph(project: Project) -> Graph:
     for section, module in kinds.registry().items():
         for item in getattr(project, section).values():
             decl = module.declare(project, item)
-            used = params_used.get(decl.address, {})
+            used = dict(params_used.get(decl.address, {}))
+            templates = used.pop("", {})
             decls[decl.address] = replace(decl, params={p: u["value"] for p, u in used.items()},
-                                          param_keys={p: tuple(u["keys"]) for p, u in used.items()})
+                                          param_keys={p: tuple(u["keys"]) for p, u in used.items()},
+                                          templates=templates)
     errors: list[Diagnostic] = []
     located = _Locator(project.doc)
     owners = _output_owners(decls, errors, located)

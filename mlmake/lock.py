@@ -46,6 +46,8 @@ class Entry:
 @dataclass(frozen=True)
 class Lock:
     nodes: dict[str, Entry] = field(default_factory=dict)
+    # each entry's YAML once written, so writing the lock after every node of a build stays linear
+    rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, address: str) -> Entry | None:
         return self.nodes.get(address)
@@ -120,10 +122,21 @@ def _to_lock(data: dict[str, Any]) -> Lock:
         raise MlmakeError(f"{LOCK_FILE} has a malformed entry ({exc}); restore it from git") from None
 
 
-def write_lock(root: Path, lock: Lock) -> None:
-    """Write the lock atomically: readers see the old file or the new one, never half."""
-    body = {"lock_version": LOCK_VERSION, "nodes": {a: e.to_dict() for a, e in lock.nodes.items()}}
-    text = _HEADER + dump_yaml(body)
+def render_lock(lock: Lock) -> str:
+    """The lock's text: sorted, block-style YAML (what dump_yaml writes for the whole body)."""
+    parts = [_HEADER, f"lock_version: {LOCK_VERSION}\n", "nodes:\n" if lock.nodes else "nodes: {}\n"]
+    for address in sorted(lock.nodes, key=str):
+        text = lock.rendered.get(address)
+        if text is None:
+            text = lock.rendered[address] = "".join(_lines({address: lock.nodes[address].to_dict()}, 2))
+        parts.append(text)
+    return "".join(parts)
+
+
+def write_lock(root: Path, lock: Lock, *, cache: bool = True) -> None:
+    """Write the lock atomically: readers see the old file or the new one, never half.
+    A build writes after every node with cache=False and refreshes the JSON copy once at the end."""
+    text = render_lock(lock)
     path = root / LOCK_FILE
     tmp = root / f".{LOCK_FILE}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -131,17 +144,26 @@ def write_lock(root: Path, lock: Lock) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    if cache:
+        cache_lock(root, lock, text)
+
+
+def cache_lock(root: Path, lock: Lock, text: str | None = None) -> None:
+    """Refresh the JSON copy of the lock that spares the next read a YAML parse."""
+    text = render_lock(lock) if text is None else text
+    body = {"lock_version": LOCK_VERSION, "nodes": {a: e.to_dict() for a, e in lock.nodes.items()}}
     _write_cache(root, text.encode("utf-8"), body)
 
 
 def with_entry(lock: Lock, address: str, entry: Entry | None) -> Lock:
     """A new lock with one entry replaced (or removed when entry is None)."""
     nodes = dict(lock.nodes)
+    rendered = {a: t for a, t in lock.rendered.items() if a != address}
     if entry is None:
         nodes.pop(address, None)
     else:
         nodes[address] = entry
-    return Lock(nodes)
+    return Lock(nodes, rendered)
 
 
 # --- a small deterministic YAML writer: sorted keys, block style, quoted strings --------

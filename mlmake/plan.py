@@ -4,6 +4,7 @@ inputs: the graph, the lock and a hasher (the file system seam)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -69,7 +70,8 @@ class Reason:
             "input_added": f"{s} added",
             "input_removed": f"{s} no longer read",
             "input_missing": f"{s} is missing",
-            "code": f"code {s} changed",
+            "code": f"code {s} changed" if _is_code(s) else f"{s} changed",
+            "code_added": f"code {s} added" if _is_code(s) else f"{s} added",
             "code_missing": f"code {s} is missing",
             "upstream": f"upstream {s} changed",
             "upstream_added": f"now depends on {s}",
@@ -183,14 +185,43 @@ def _check_outputs(step: Step, decl: NodeDecl, entry: Entry, files: Files) -> St
 
 
 def explain(reasons: list[Reason], decl: NodeDecl) -> list[Reason]:
-    """Drop config changes that a changed global param already explains (`${params.x}` in them)."""
-    changed = [r.subject.removeprefix("params.") for r in reasons if r.code == "param"]
-    keys = tuple(k for p in changed for k in decl.param_keys.get(p, ()))
-    return [r for r in reasons if not (r.code.startswith("config") and _under(r.subject, keys))]
+    """Drop a config change that changed global params fully explain: where the values differ,
+    the key was written `${params.x}` and renders to the old and the new value."""
+    old = {r.subject.removeprefix("params."): r.old for r in reasons if r.code == "param"}
+    if not old:
+        return reasons
+    return [r for r in reasons if not (r.code == "config" and _explained(r, old, decl))]
 
 
-def _under(subject: str, keys: tuple[str, ...]) -> bool:
-    return any(subject == k or subject.startswith(k + ".") for k in keys)
+def _explained(reason: Reason, old_params: dict[str, Any], decl: NodeDecl) -> bool:
+    before, after, key = reason.old, reason.new, reason.subject
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        pairs = [(f"{key}.{i}", b, a) for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
+    else:
+        pairs = [(key, before, after)]
+    return bool(pairs) and all(_renders(decl, k, b, a, old_params) for k, b, a in pairs)
+
+
+def _renders(decl: NodeDecl, key: str, before: Any, after: Any, old_params: dict[str, Any]) -> bool:
+    template = decl.templates.get(key)
+    if template is None:
+        return False
+    then = {**decl.params, **old_params}
+    return _render(template, then) == _text(before) and _render(template, decl.params) == _text(after)
+
+
+def _render(template: str, params: dict[str, Any]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1).strip().removeprefix("params.")
+        return _text(params.get(name, match.group(0)))
+
+    return re.sub(r"\$\{([^}]*)\}", value, template.replace("$${", "\0")).replace("\0", "${")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def diff(old: dict[str, Any], new: dict[str, Any], kind: str = "") -> list[Reason]:
@@ -233,7 +264,7 @@ def _diff_files(old: dict[str, str], new: dict[str, str], code: str) -> list[Rea
     out: list[Reason] = []
     for path in sorted(set(old) | set(new)):
         if path not in old:
-            out.append(Reason(f"{code}_added" if code == "input" else code, path))
+            out.append(Reason(f"{code}_added", path))
         elif path not in new:
             out.append(Reason("input_removed", path))
         elif not new[path]:
@@ -299,6 +330,14 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+_CODE = (".py", ".sh", ".r", ".R", ".sql", ".ipynb", ".js", ".ts", ".jl", ".rb", ".pl")
+
+
+def _is_code(path: str) -> bool:
+    """A cmd dep is code when it looks like a script; otherwise it is data the command reads."""
+    return path.endswith(_CODE)
 
 
 def _is_long(value: Any) -> bool:

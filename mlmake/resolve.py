@@ -126,7 +126,8 @@ class _Interpolator:
         self.doc = doc
         self.params = params
         self.errors = errors
-        # node address → param name → its value and the node's keys it was written into
+        # node address → param name → its value and the node's keys it was written into;
+        # under the name "" the node's templates by key path (`cmd.3` → "--rows=${params.rows}")
         self.uses: dict[str, dict[str, Any]] = {}
 
     def walk(self, value: Any, path: Path) -> Any:
@@ -135,6 +136,9 @@ class _Interpolator:
         if isinstance(value, list):
             return [self.walk(v, path + (i,)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
+            if len(path) > 2:  # the template, to explain later which changes a param made
+                templates = self.uses.setdefault(f"{path[0]}.{path[1]}", {}).setdefault("", {})
+                templates[".".join(str(p) for p in path[2:])] = value
             return self.interpolate(value, path)
         return value
 

@@ -42,6 +42,7 @@ class NodeDecl:
     libraries: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)  # the global params it reads: name → value
     param_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → its config keys
+    templates: dict[str, str] = field(default_factory=dict)  # key path → text before interpolation
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from typing import Any
 
 from mlmake.errors import NodeError, did_you_mean
 from mlmake.kinds.base import NodeDecl, Ref, Result, Task, build_dir
-from mlmake.kinds.bundle import MANIFEST_FILE, describe, write_bundle
 from mlmake.kinds.tables import (
     dtype_name,
     first_line,
@@ -72,6 +71,8 @@ def run(task: Task) -> Result:
             raise NodeError(f"{' and '.join(wrong)}: only a batch target reads an input or writes a file; "
                             f"a{'n' if kind == 'http' else ''} {kind} target serves its model's inputs")
     if kind == "http":
+        from mlmake.kinds.bundle import write_bundle
+
         manifest = write_bundle(task, folder)
         log_line(task.log, f"bundle of {manifest['model']['address']} (fingerprint "
                            f"{manifest['model']['fingerprint']})" + _store_note(manifest))
@@ -92,6 +93,7 @@ def _store_note(manifest: dict[str, Any]) -> str:
 
 
 def _docker(task: Task, folder: str) -> Result:
+    from mlmake.kinds.bundle import write_bundle
     from mlmake.kinds.docker import write_context
 
     bundle = os.path.join(folder, "bundle")
@@ -109,6 +111,7 @@ def _batch(task: Task, folder: str) -> Result:
     """Score the input table; write the scores and a manifest with the lineage."""
     import polars as pl
 
+    from mlmake.kinds.bundle import MANIFEST_FILE, describe
     from mlmake.kinds.scoring import load_scorer, predict, prediction_columns, table_matrix
 
     model = f"models.{task.config['model']}"

@@ -141,7 +141,7 @@ def test_a_data_change_in_the_clone_is_seen_through_the_pointer(b: Path) -> None
     done = mlmake(b, "plan", "--detailed-exitcode")
     assert (done.returncode, done.stderr) == (2, "")
     assert done.stdout == (
-        " ~ steps.count  code data/raw.csv changed\n"
+        " ~ steps.count  data/raw.csv changed\n"
         "~? steps.flag   upstream steps.count will rebuild; rebuilds only if its output changes\n"
         "\n"
         "Plan: 1 to build, 1 to check after upstream, 0 up to date.\n")

@@ -186,10 +186,6 @@ def test_a_command_edit_shows_the_command_before_and_after(steps: Path) -> None:
         'cmd ["python", "scripts/a.py", "6"] → ["python", "-u", "scripts/a.py", "6"]']
 
 
-@pytest.mark.xfail(strict=True, reason="plan.explain() drops every config reason under a key that interpolates a "
-                   "changed param; for a cmd that key is the whole list, so a hand edit of the same cmd is hidden "
-                   "behind 'params.depth 6 → 8' (fix: drop the config reason only when substituting the param's "
-                   "old value by its new one in the recorded config gives the current config)")
 def test_a_param_and_an_edit_of_the_same_command_are_both_named(steps: Path) -> None:
     edit(steps, "depth: 6", "depth: 8")
     edit(steps, "cmd: [python, scripts/a.py,", "cmd: [python, -u, scripts/a.py,")
@@ -255,7 +251,7 @@ def test_a_step_reads_its_file_deps_as_code(steps: Path) -> None:
         "steps.a": ["code scripts/a.py changed"],
         "steps.b": ["upstream steps.a will rebuild; rebuilds only if its output changes"],
         "steps.c": ["upstream steps.b will rebuild; rebuilds only if its output changes"],
-        "steps.d": ["code data/y.csv changed"],
+        "steps.d": ["data/y.csv changed"],
     }
 
 
@@ -313,9 +309,9 @@ def test_a_maybe_node_waits_for_every_pending_upstream(make_project: MakeProject
 def test_an_own_change_outranks_a_pending_upstream(steps: Path) -> None:
     FakeClock().write(steps / "data/x.csv", "x\n2\n")
     edit(steps, "deps: [steps.a]", "deps: [steps.a, data/y.csv]")
-    # a new file dep reads "changed" (there is no code_added reason)
+    # a new file dep reads "added"; a data file is not called code
     assert reasons(plan_of(steps))["steps.b"] == [
-        'deps ["steps.a"] → ["steps.a", "data/y.csv"]', "code data/y.csv changed"]
+        'deps ["steps.a"] → ["steps.a", "data/y.csv"]', "data/y.csv added"]
 
 
 def test_a_new_or_dropped_upstream_is_named(steps: Path) -> None:
@@ -423,7 +419,7 @@ def test_reverting_an_edit_restores_instead_of_rebuilding(steps: Path) -> None:
     step = next(s for s in plan.steps if s.address == "steps.d")
     assert step.action == RESTORE
     assert [r.text() for r in step.reasons] == [
-        "code data/y.csv changed", f"built before (fingerprint {step.fingerprint[:8]}): restore from the cache"]
+        "data/y.csv changed", f"built before (fingerprint {step.fingerprint[:8]}): restore from the cache"]
     assert plan.summary() == "Plan: 0 to build, 1 to restore from cache, 3 up to date."
     built = record_build(steps)
     assert (built.runner.ran, built.reporter.of("node_restored")) == ([], [("steps.d",)])
@@ -513,9 +509,9 @@ def test_planning_reads_the_file_system_only_through_files(steps: Path) -> None:
         recorded.update({out: o["hash"] for out, o in entry.outputs.items()})
     assert not make_plan(graph, lock, FakeFiles(recorded)).has_changes
     plan = make_plan(graph, lock, FakeFiles({**recorded, "data/y.csv": "changed"}))
-    assert reasons(plan) == {"steps.d": ["code data/y.csv changed"]}
+    assert reasons(plan) == {"steps.d": ["data/y.csv changed"]}
     plan = make_plan(graph, lock, FakeFiles(recorded, pointers={"data/x.csv": "md5:new"}))
-    assert reasons(plan)["steps.a"] == ["code data/x.csv changed"]
+    assert reasons(plan)["steps.a"] == ["data/x.csv changed"]
 
 
 def test_the_plan_lists_nodes_in_build_order_then_removals() -> None:

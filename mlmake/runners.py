@@ -29,13 +29,18 @@ def _init_worker(threads: int) -> None:
     # set before polars/xgboost load so two trainings do not fight over the cores
     os.environ["POLARS_MAX_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
+    # the parent decides what Ctrl-C stops; a handler (not SIG_IGN) so commands do not inherit ignoring it
+    signal.signal(signal.SIGINT, _ignore)
     # the parent stops a worker with SIGTERM: raise in the recipe so a running command is stopped too
     signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
 
 
 class PoolRunner:

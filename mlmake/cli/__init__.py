@@ -114,9 +114,16 @@ def open_store(project: Any) -> Any:
     return Store(project.root, project.remote.url, project.remote.options)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # a CI cancel or `kill PID`: stop like Ctrl-C, so a running command is stopped too
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     import gc
+    import signal
 
+    signal.signal(signal.SIGTERM, _terminate)
     # a short-lived process that builds many small objects: collecting them costs more
     # than it frees (a third of a 10 000-node plan's time)
     gc.set_threshold(100_000, 50, 100)

@@ -292,8 +292,6 @@ def test_ctrl_c_exits_130_stops_the_command_and_keeps_the_finished_nodes(run_cli
     assert plan_exit(run_cli, root) == 0
 
 
-@pytest.mark.xfail(strict=True, reason="SIGTERM (a CI cancel, `kill PID`) ends mlmake at once without stopping the "
-                                       "command it runs: the command goes on writing its declared output")
 def test_sigterm_stops_the_build_and_the_command_it_runs(run_cli: RunCli, make_project: Any, builds: Builds) -> None:
     root = steps_project(make_project)
     block(root, "b1")
@@ -304,7 +302,7 @@ def test_sigterm_stops_the_build_and_the_command_it_runs(run_cli: RunCli, make_p
     proc.communicate(timeout=WAIT_S)
     assert proc.returncode != 0
     try:
-        assert wait_gone(pid), "the command outlives the build"  # today it does, and finishes b.txt later
+        assert wait_gone(pid), "the command outlives the build"
     finally:
         release(root, "b1")
     assert sorted(read_lock(root).nodes) == ["steps.a"]

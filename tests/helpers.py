@@ -5,8 +5,10 @@ Import as `from tests.helpers import VALID` (the repository root is on sys.path)
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner, Result
 
@@ -83,3 +85,20 @@ def errors_of(root: Path, env: str | None = None, params: tuple[str, ...] = ()) 
     except SpecError as exc:
         return exc.render()
     raise AssertionError("expected a SpecError, but the project loaded")
+
+
+def run_records(run_cli: Callable[..., Result], root: Path, *args: str) -> list[dict[str, Any]]:
+    """`mlmake runs --json` (every record, newest first)."""
+    result = run_cli(root, "runs", "--json", "--limit", "100000", *args)
+    assert result.exit_code == 0, result.stderr
+    records: list[dict[str, Any]] = json.loads(result.stdout)
+    return records
+
+
+def build(run_cli: Callable[..., Result], root: Path, *args: str) -> tuple[Result, dict[str, str]]:
+    """Run `mlmake build ARGS`; its result and {node: status} of the run records it added."""
+    before = {(r["run_id"], r["node"]) for r in run_records(run_cli, root)}
+    result = run_cli(root, "build", *args)
+    added = [r for r in run_records(run_cli, root) if (r["run_id"], r["node"]) not in before]
+    assert len({r["run_id"] for r in added}) <= 1, added  # one build, one run id
+    return result, {r["node"]: r["status"] for r in added}

@@ -20,6 +20,7 @@ import pytest
 from click.testing import Result
 
 from mlmake.lock import read_lock
+from tests.helpers import build, run_records
 
 REPO = Path(__file__).resolve().parents[2]
 RunCli = Callable[..., Result]
@@ -66,21 +67,6 @@ def with_broken_branch(tmp_path: Path) -> Path:
     root = penguins(tmp_path, lambda spec: spec["datasets"].insert(0, "broken", BROKEN_DATASET))
     (root / "data" / "broken.csv").write_text("x\n1\n9\n", encoding="utf-8")
     return root
-
-
-def run_records(run_cli: RunCli, root: Path, *args: str) -> list[dict[str, Any]]:
-    result = run_cli(root, "runs", "--json", "--limit", "100000", *args)
-    assert result.exit_code == 0, result.stderr
-    records: list[dict[str, Any]] = json.loads(result.stdout)
-    return records
-
-
-def build(run_cli: RunCli, root: Path, *args: str) -> tuple[Result, dict[str, str]]:
-    """Run `mlmake build ARGS`; return its result and {node: status} of the run records it added."""
-    before = {(r["run_id"], r["node"]) for r in run_records(run_cli, root)}
-    result = run_cli(root, "build", *args)
-    added = [r for r in run_records(run_cli, root) if (r["run_id"], r["node"]) not in before]
-    return result, {r["node"]: r["status"] for r in added}
 
 
 def started(stdout: str) -> list[str]:

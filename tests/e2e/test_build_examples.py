@@ -20,12 +20,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import Result
 
 from mlmake.lock import read_lock
+from tests.helpers import build, run_records
 
 REPO = Path(__file__).resolve().parents[2]
 RunCli = Callable[..., Result]
@@ -40,22 +40,6 @@ def copy_example(name: str, tmp_path: Path) -> Path:
     dest = tmp_path / name
     shutil.copytree(REPO / "examples" / name, dest, ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock"))
     return dest
-
-
-def run_records(run_cli: RunCli, root: Path) -> list[dict[str, Any]]:
-    result = run_cli(root, "runs", "--json", "--limit", "100000")
-    assert result.exit_code == 0, result.stderr
-    records: list[dict[str, Any]] = json.loads(result.stdout)
-    return records
-
-
-def build(run_cli: RunCli, root: Path, *args: str) -> tuple[Result, dict[str, str]]:
-    """Run `mlmake build ARGS`; return its result and {node: status} of the run records it added."""
-    before = {(r["run_id"], r["node"]) for r in run_records(run_cli, root)}
-    result = run_cli(root, "build", *args)
-    added = [r for r in run_records(run_cli, root) if (r["run_id"], r["node"]) not in before]
-    assert len({r["run_id"] for r in added}) <= 1, added  # one build, one run id
-    return result, {r["node"]: r["status"] for r in added}
 
 
 def started(stdout: str) -> list[str]:

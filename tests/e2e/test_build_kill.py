@@ -23,6 +23,7 @@ import pytest
 from click.testing import Result
 
 from mlmake.lock import read_lock
+from tests.helpers import build, run_records
 
 REPO = Path(__file__).resolve().parents[2]
 RunCli = Callable[..., Result]
@@ -161,21 +162,6 @@ def plan_exit(run_cli: RunCli, root: Path, *args: str) -> int:
     result = run_cli(root, "plan", "--detailed-exitcode", *args)
     assert result.exit_code in (0, 2), result.stderr
     return result.exit_code
-
-
-def run_records(run_cli: RunCli, root: Path) -> list[dict[str, Any]]:
-    result = run_cli(root, "runs", "--json", "--limit", "100000")
-    assert result.exit_code == 0, result.stderr
-    records: list[dict[str, Any]] = json.loads(result.stdout)
-    return records
-
-
-def build(run_cli: RunCli, root: Path, *args: str) -> tuple[Result, dict[str, str]]:
-    """Run `mlmake build ARGS` in-process; its result and {node: status} of the run records it added."""
-    before = {(r["run_id"], r["node"]) for r in run_records(run_cli, root)}
-    result = run_cli(root, "build", *args)
-    added = [r for r in run_records(run_cli, root) if (r["run_id"], r["node"]) not in before]
-    return result, {r["node"]: r["status"] for r in added}
 
 
 def killed(proc: subprocess.Popen[str], sig: int) -> tuple[int, str, str]:

@@ -93,8 +93,9 @@ class Store:
         odb = self.repo.cache.local
         found: dict[str, dict[str, Any]] = {}
         for out in outputs:
-            staging, meta, obj = build(odb, str(self.root / out), odb.fs, "md5")
-            transfer(staging, odb, {obj.hash_info}, hardlink=False, shallow=False)
+            with _quiet(), contextlib.redirect_stderr(io.StringIO()):  # DVC's progress bars
+                staging, meta, obj = build(odb, str(self.root / out), odb.fs, "md5")
+                transfer(staging, odb, {obj.hash_info}, hardlink=False, shallow=False)
             found[out] = {"md5": obj.hash_info.value, "size": meta.size}
             if meta.isdir:
                 found[out]["nfiles"] = meta.nfiles
@@ -183,7 +184,10 @@ class Store:
         if verb not in ("checkout", "add") and not kwargs.get("targets"):
             return 0
         with self._errors(verb), _quiet(logging.CRITICAL if quiet else logging.WARNING):
-            return getattr(self.repo, verb)(**kwargs)
+            if verb in ("push", "pull", "fetch") and not quiet:  # transfers keep DVC's progress bars
+                return getattr(self.repo, verb)(**kwargs)
+            with contextlib.redirect_stderr(io.StringIO()):
+                return getattr(self.repo, verb)(**kwargs)
 
     @contextlib.contextmanager
     def _errors(self, verb: str) -> Iterator[None]:

@@ -3,7 +3,9 @@ The only module that imports rich."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 
@@ -95,12 +97,16 @@ class PlainReporter:
 class RichReporter(PlainReporter):
     """Build progress with a live bar on a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, logs: Path | None = None) -> None:
         super().__init__()
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self.logs = logs
+        self.running: dict[str, Path] = {}
+        # the last line of a running node's log (xgboost's rounds for a model), refreshed by rich's thread
+        latest = _LatestLine(self.running)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), transient=True)
+                                 TimeElapsedColumn(), latest, transient=True)
         self.bar: Any = None
 
     def build_started(self, total: int) -> None:
@@ -110,17 +116,20 @@ class RichReporter(PlainReporter):
             self.bar = self.progress.add_task("building", total=total)
 
     def node_started(self, step: Any) -> None:
+        if self.logs is not None:
+            self.running[step.address] = self.logs / f"{step.address}.log"
         self.progress.update(self.bar, description=f"building {step.address}")
         self.progress.console.print(f"[bold]{step.address}[/]  " + "; ".join(r.text() for r in step.reasons),
                                     highlight=False, markup=True)
 
-    def _advance(self) -> None:
+    def _advance(self, address: str = "") -> None:
+        self.running.pop(address, None)
         self.done += 1
         if self.bar is not None:
             self.progress.update(self.bar, completed=self.done)
 
     def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
-        self._advance()
+        self._advance(address)
         shown = ", ".join(f"{k}={_num(v)}" for k, v in list(metrics.items())[:6])
         self.progress.console.print(f"  [green]done[/] {address} in {seconds:.1f}s  {shown}", highlight=False)
 
@@ -134,7 +143,7 @@ class RichReporter(PlainReporter):
                                     highlight=False)
 
     def node_failed(self, address: str, message: str, log_tail: list[str]) -> None:
-        self._advance()
+        self._advance(address)
         self.progress.stop()
         super().node_failed(address, message, log_tail)
         self.done -= 1
@@ -145,8 +154,34 @@ class RichReporter(PlainReporter):
         out(summary, "bold" if ok else "red")
 
 
-def make_reporter() -> PlainReporter:
-    return RichReporter() if is_terminal(sys.stdout) else PlainReporter()
+def _LatestLine(running: dict[str, Path]) -> Any:  # noqa: N802 - builds a rich column class lazily
+    """A progress column: the newest line the running nodes wrote to their logs."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class LatestLine(ProgressColumn):
+        max_refresh = 0.5
+
+        def render(self, task: Any) -> Text:
+            lines = [f"{a.split('.', 1)[1]}: {_last_line(p)}" for a, p in list(running.items())]
+            return Text("  ".join(line for line in lines if not line.endswith(": "))[:80], style="dim")
+
+    return LatestLine()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 400))
+            lines = f.read().decode("utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines and not lines[-1].startswith("#") else ""
+
+
+def make_reporter(logs: Path | None = None) -> PlainReporter:
+    """Rich progress on a terminal (with the running nodes' latest log line), plain lines when piped."""
+    return RichReporter(logs) if is_terminal(sys.stdout) else PlainReporter()
 
 
 def _num(value: Any) -> str:

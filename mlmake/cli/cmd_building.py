@@ -50,7 +50,7 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     runner = make_runner(jobs, threads)
     try:
-        Builder(project, graph, options, runner, report.make_reporter()).build()
+        Builder(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs")).build()
     finally:
         runner.shutdown(cancel=False)
 

@@ -14,6 +14,7 @@ INTEGERS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uin
 NUMBERS = INTEGERS + ("float32", "float64")
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
+SAME_TYPE = NUMBERS + ("bool", "str", "date", "datetime")  # a column already of this type is kept as it is
 
 
 def polars_type(name: str) -> pl.DataType:
@@ -29,26 +30,57 @@ def polars_type(name: str) -> pl.DataType:
     return named[name]  # type: ignore[no-any-return]
 
 
-def check_column(raw: pl.Series, spec: dict[str, Any]) -> tuple[pl.Series, list[str]]:
-    """The column cast to its declared type, and each rule it breaks."""
-    name, kind = raw.name, str(spec["type"])
-    cast, bad = cast_column(raw, kind)
-    if cast is None:
-        return raw, [f"column '{name}': rule type {kind}: the file has type {raw.dtype}, which cannot become {kind}"]
-    problems = [_line(name, f"type {kind}", raw.filter(bad))] if bad.any() else []
-    problems += _rules(cast, raw.is_null(), spec)
-    return cast, [p for p in problems if p]
-
-
-def cast_column(raw: pl.Series, kind: str) -> tuple[pl.Series | None, pl.Series]:
-    """(cast column or None when the types cannot convert, mask of values that failed to convert)."""
+def read_types(schema: dict[str, dict[str, Any]]) -> dict[str, pl.DataType]:
+    """The type to read each declared column of a text file as: numbers and bools as themselves
+    (fast; a file where one of them does not parse is read again with `pl.String` everywhere, so
+    that the contract can name the bad values), everything else as text."""
     import polars as pl
 
+    return {name: polars_type(kind) if kind in NUMBERS or kind == "bool" else pl.String()
+            for name, kind in ((n, str(spec.get("type"))) for n, spec in schema.items())}
+
+
+def check_columns(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple[list[pl.Series], list[str]]:
+    """Each declared column of the table cast to its type, and each rule they break, column by
+    column. The rules' bad rows are counted for all columns in one pass; only the rules with bad
+    rows are then described (examples), so a table that holds its contract is read once."""
+    import polars as pl
+
+    casts: dict[str, pl.Series] = {}
+    found: dict[str, list[str]] = {}
+    for name in (c for c in raw.columns if c in schema):
+        col, kind = raw[name], str(schema[name]["type"])
+        cast = cast_column(col, kind)
+        if cast is None:
+            found[name] = [f"column '{name}': rule type {kind}: the file has type {col.dtype}, "
+                           f"which cannot become {kind}"]
+            continue
+        bad = cast.is_null() & col.is_not_null() if cast.null_count() else None
+        found[name] = [_line(name, f"type {kind}", col.filter(bad))] if bad is not None and bad.any() else []
+        casts[name] = cast
+    counts = _counts(pl.DataFrame(list(casts.values())), {n: schema[n] for n in casts}) if casts else {}
+    for name, cast in casts.items():
+        found[name] += _rules(cast, raw[name], schema[name], counts)
+    return [casts.get(n, raw[n]) for n in found], [p for lines in found.values() for p in lines if p]
+
+
+def check_column(raw: pl.Series, spec: dict[str, Any]) -> tuple[pl.Series, list[str]]:
+    """The column cast to its declared type, and each rule it breaks."""
+    import polars as pl
+
+    cast, problems = check_columns(pl.DataFrame([raw]), {raw.name: spec})
+    return cast[0], problems
+
+
+def cast_column(raw: pl.Series, kind: str) -> pl.Series | None:
+    """The column cast to `kind` (null where a value does not convert), or None when the types cannot convert."""
+    import polars as pl
+
+    if kind in SAME_TYPE and raw.dtype == polars_type(kind):
+        return raw
     source = raw.cast(pl.String) if isinstance(raw.dtype, (pl.Categorical, pl.Enum)) else raw
     cast = _from_text(source, kind) if source.dtype == pl.String else _from_typed(source, kind)
-    if cast is None:
-        return None, raw.is_null()
-    return cast.alias(raw.name), (cast.is_null() & raw.is_not_null())
+    return None if cast is None else cast.alias(raw.name)
 
 
 def _from_text(text: pl.Series, kind: str) -> pl.Series:
@@ -69,7 +101,7 @@ def _from_text(text: pl.Series, kind: str) -> pl.Series:
         return word.str.to_datetime(strict=False, time_unit="us")
     target = polars_type(kind)
     direct = word.cast(target, strict=False)
-    if kind in INTEGERS:
+    if kind in INTEGERS and direct.null_count() > word.null_count():
         # "3.0" is a whole number too (pandas writes ints with nulls that way)
         return direct.fill_null(_whole(word.cast(pl.Float64, strict=False), target))
     return direct
@@ -106,22 +138,73 @@ def _whole(values: pl.Series, target: pl.DataType) -> pl.Series:
     return pl.select(pl.when(whole).then(values).otherwise(None)).to_series().cast(target, strict=False)
 
 
-def _rules(col: pl.Series, was_null: pl.Series, spec: dict[str, Any]) -> list[str]:
+Counts = dict[tuple[str, str], int]  # (column, rule) → bad rows, for the rules counted in one pass
+
+
+def _counts(frame: pl.DataFrame, specs: dict[str, dict[str, Any]]) -> Counts:
+    """The bad rows of every rule of every column, in one select; {} when that fails (an invalid
+    regex, say), so that each rule is then checked, and its error reported, on its own."""
+    import polars as pl
+
+    keys: list[tuple[str, str]] = []
+    exprs: list[pl.Expr] = []
+    for name, spec in specs.items():
+        col, kind = pl.col(name), str(spec["type"])
+        bad: dict[str, pl.Expr] = {}
+        if spec.get("unique"):
+            bad["unique"] = col.is_duplicated() & col.is_not_null()
+        if kind in NUMBERS:
+            if spec.get("min") is not None:
+                bad["min"] = col < float(spec["min"])
+            if spec.get("max") is not None:
+                bad["max"] = col > float(spec["max"])
+        if spec.get("allowed") is not None:
+            bad["allowed"] = _not_allowed(col, frame.schema[name], kind, list(spec["allowed"]))
+        if spec.get("regex") is not None:
+            bad["regex"] = ~col.cast(pl.String).str.contains(str(spec["regex"])).fill_null(True)
+        for rule, expr in bad.items():
+            keys.append((name, rule))
+            exprs.append(expr.fill_null(False).sum().alias(str(len(exprs))))
+    if not exprs:
+        return {}
+    try:
+        row = frame.select(exprs).row(0)
+    except pl.exceptions.PolarsError:
+        return {}
+    return {key: int(n) for key, n in zip(keys, row, strict=True)}
+
+
+def _rules(col: pl.Series, raw: pl.Series, spec: dict[str, Any], counts: Counts) -> list[str]:
     name, kind = col.name, str(spec["type"])
+
+    def broken(rule: str) -> bool:  # not counted clean in the one pass: check it
+        return counts.get((name, rule), 1) > 0
+
     found: list[str] = []
-    if spec.get("nullable", True) is False and was_null.any():
+    if spec.get("nullable", True) is False and raw.null_count() > 0:
+        was_null = raw.is_null()
         rows = [i + 1 for i in was_null.arg_true().head(5).to_list()]
         found.append(f"column '{name}': rule nullable false: {bad_rows(int(was_null.sum()))}, e.g. rows {rows}")
-    if spec.get("unique"):
+    if spec.get("unique") and broken("unique"):
         found.append(_line(name, "unique", col.filter(col.is_duplicated() & col.is_not_null()), distinct=True))
     for bound in ("min", "max"):
-        if spec.get(bound) is not None:
+        if spec.get(bound) is not None and broken(bound):
             found.append(_bound(col, kind, bound, float(spec[bound])))
-    if spec.get("allowed") is not None:
+    if spec.get("allowed") is not None and broken("allowed"):
         found.append(_allowed(col, kind, list(spec["allowed"])))
-    if spec.get("regex") is not None:
+    if spec.get("regex") is not None and broken("regex"):
         found.append(_regex(col, str(spec["regex"])))
     return found
+
+
+def _not_allowed(col: pl.Expr, dtype: pl.DataType, kind: str, allowed: list[Any]) -> pl.Expr:
+    """The rows whose value is not in `allowed` (null where the value is null)."""
+    import polars as pl
+
+    values = [a for a in allowed if a is not None]
+    if kind in ("str", "category"):
+        return ~col.cast(pl.String).is_in([str(v) for v in values])
+    return ~col.is_in(pl.Series(values, strict=False).cast(dtype, strict=False).drop_nulls().to_list())
 
 
 def _bound(col: pl.Series, kind: str, bound: str, limit: float) -> str:

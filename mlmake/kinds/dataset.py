@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import NodeError, did_you_mean
 from mlmake.kinds.base import TABLE_FILE, NodeDecl, Result, Task, build_dir
-from mlmake.kinds.contract import check_column
+from mlmake.kinds.contract import check_columns, read_types
 from mlmake.kinds.tables import (
     columns_of,
     first_line,
@@ -58,17 +58,34 @@ def run(task: Task) -> Result:
 
 
 def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame:
-    """The raw table; declared columns of text formats are read as text, so the contract casts them."""
+    """The raw table. Declared number and bool columns of a CSV file are read as such; when one
+    of them does not parse, and for the other declared columns of text formats, they are read as
+    text, so that the contract casts them and names the values that do not convert."""
     import polars as pl
 
     path, fmt = str(config["path"]), str(config["format"])
     full = os.path.join(root, path)
     if not os.path.exists(full):
         raise NodeError(f"data file '{path}' not found (looked in {root})")
+    nulls = list(config.get("null_values") or [])
     try:
-        return _scan(full, fmt, schema, list(config.get("null_values") or [])).collect()
+        if fmt == "csv" and schema:
+            try:
+                return _scan_csv(full, nulls, read_types(schema)).collect()
+            except pl.exceptions.PolarsError:
+                pass  # a value that does not parse: read it as text below, and let the contract name it
+        return _scan(full, fmt, schema, nulls).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise NodeError(f"cannot read '{path}' as {fmt}: {first_line(exc)}") from None
+
+
+def _scan_csv(full: str, nulls: list[str], types: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """A CSV file with the given types for those of its columns it has."""
+    import polars as pl
+
+    options: dict[str, Any] = {"infer_schema_length": INFER_ROWS, "null_values": nulls or None}
+    present = pl.scan_csv(full, **options).collect_schema().names()
+    return pl.scan_csv(full, schema_overrides={c: t for c, t in types.items() if c in present}, **options)
 
 
 def _scan(full: str, fmt: str, schema: dict[str, Any], nulls: list[str]) -> pl.LazyFrame:
@@ -80,20 +97,14 @@ def _scan(full: str, fmt: str, schema: dict[str, Any], nulls: list[str]) -> pl.L
         present = pl.scan_ndjson(full, infer_schema_length=INFER_ROWS).collect_schema().names()
         text = {c: pl.String for c in schema if c in present}
         return pl.scan_ndjson(full, infer_schema_length=INFER_ROWS, schema_overrides=text)
-    options: dict[str, Any] = {"infer_schema_length": INFER_ROWS, "null_values": nulls or None}
-    present = pl.scan_csv(full, **options).collect_schema().names()
-    return pl.scan_csv(full, schema_overrides={c: pl.String for c in schema if c in present}, **options)
+    return _scan_csv(full, nulls, {c: pl.String() for c in schema})
 
 
 def _check(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple[pl.DataFrame, list[str]]:
     """The table with declared columns cast, and every contract violation."""
     problems = [_missing(c, raw.columns) for c in schema if c not in raw.columns]
-    cast = []
-    for name in (c for c in raw.columns if c in schema):
-        column, found = check_column(raw[name], schema[name])
-        cast.append(column)
-        problems += found
-    return raw.with_columns(cast), problems
+    cast, found = check_columns(raw, schema)
+    return raw.with_columns(cast), problems + found
 
 
 def _missing(column: str, actual: list[str]) -> str:

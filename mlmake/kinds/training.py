@@ -79,10 +79,12 @@ def train(plan: Plan, train_set: Any, test_set: Any, log: str) -> Fit:
     """Train; with early stopping, keep only the trees up to the best round on the held-out set."""
     import xgboost as xgb
 
-    evals = [(train_set, "train"), (test_set, "test")]  # the last one drives early stopping
+    # only the held-out set is evaluated every round (it drives early stopping); the training set
+    # only on the rounds the log shows, which is all that reads it
     try:
-        booster = xgb.train(plan.params, train_set, plan.rounds, evals=evals, verbose_eval=False,
-                            early_stopping_rounds=plan.early_stopping, callbacks=[_logger(log, plan.rounds)])
+        booster = xgb.train(plan.params, train_set, plan.rounds, evals=[(test_set, "test")], verbose_eval=False,
+                            early_stopping_rounds=plan.early_stopping,
+                            callbacks=[_logger(log, plan.rounds, train_set)])
     except xgb.core.XGBoostError as exc:
         raise NodeError(f"xgboost rejected the training: {first_line(exc)}") from None
     if plan.early_stopping is None:
@@ -92,19 +94,33 @@ def train(plan: Plan, train_set: Any, test_set: Any, log: str) -> Fit:
     return Fit(booster[: best + 1], best, plan.params["objective"])
 
 
-def _logger(log: str, rounds: int) -> Any:
-    """A callback writing the eval metrics every LOG_EVERY rounds and at the last one."""
+def _logger(log: str, rounds: int, train_set: Any) -> Any:
+    """A callback writing the eval metrics of the training and the held-out set every LOG_EVERY
+    rounds and at the last one."""
     import xgboost as xgb
 
     class LogEvery(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, Any]]) -> bool:
-            if epoch % LOG_EVERY == 0 or epoch == rounds - 1:
-                parts = [f"{data}-{metric}: {values[-1]:.5f}"
-                         for data, by_metric in evals_log.items() for metric, values in by_metric.items()]
+            if log and (epoch % LOG_EVERY == 0 or epoch == rounds - 1):
+                scores = _scores(model.eval_set([(train_set, "train")], epoch))
+                parts = [f"{data}-{metric}: {value:.5f}" for data, metric, value in scores]
+                parts += [f"{data}-{metric}: {values[-1]:.5f}"
+                          for data, by_metric in evals_log.items() for metric, values in by_metric.items()]
                 log_line(log, f"[{epoch}] " + "  ".join(parts))
             return False
 
     return LogEvery()
+
+
+def _scores(text: str) -> list[tuple[str, str, float]]:
+    """`[3]\ttrain-auc:0.9\ttrain-logloss:0.3` → [("train", "auc", 0.9), ("train", "logloss", 0.3)],
+    parsed the way xgboost parses it for evals_log."""
+    scores = []
+    for item in text.split()[1:]:
+        key, _, value = item.rpartition(":")
+        data, _, metric = key.partition("-")
+        scores.append((data, metric, float(value)))
+    return scores
 
 
 def predict(fit: Fit, data: Any) -> np.ndarray:

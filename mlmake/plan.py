@@ -241,8 +241,15 @@ def diff(old: dict[str, Any], new: dict[str, Any], kind: str = "") -> list[Reaso
 
 
 def _diff_params(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
-    return [Reason("param", f"params.{name}", old.get(name), new.get(name))
-            for name in sorted(set(old) | set(new)) if canonical(old.get(name)) != canonical(new.get(name))]
+    out = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            out.append(Reason("config_added", f"params.{name}", None, new[name]))
+        elif name not in new:
+            out.append(Reason("config_removed", f"params.{name}", old[name], None))
+        elif canonical(old[name]) != canonical(new[name]):
+            out.append(Reason("param", f"params.{name}", old[name], new[name]))
+    return out
 
 
 def _diff_config(old: Any, new: Any, prefix: str) -> list[Reason]:

@@ -150,7 +150,7 @@ phase("matrix + split")
 
 params = {"max_depth": 3, "eta": 0.05, "min_child_weight": 2, "seed": 42, "objective": "binary:logistic",
           "eval_metric": "logloss", "nthread": threads}
-booster = xgb.train(params, dtrain, 200, evals=[(dtrain, "train"), (dtest, "test")], verbose_eval=False)
+booster = xgb.train(params, dtrain, 200, evals=[(dtest, "test")], verbose_eval=False)
 phase("train")
 
 p = booster.predict(dtest)

@@ -161,15 +161,18 @@ class Builder:
 
     def _loop(self, todo: dict[str, Step], running: dict[Future[dict[str, Any]], tuple[Step, Task, float]]) -> None:
         stopped = False
+        busy = set(todo)  # started or waiting, not finished: what a node must wait for
         while todo or running:
             for address in list(todo):
                 if stopped or len(running) >= self.options.jobs:
                     break
-                if self._is_ready(address, todo, running):
+                if self._is_ready(address, busy):
                     self._start(todo.pop(address), running)
+                    if not any(s.address == address for s, _, _ in running.values()):
+                        busy.discard(address)  # restored, up to date, or failed without running
                     stopped = stopped or (address in self.outcome.failed and not self.options.keep_going)
             if not running:
-                if todo and not stopped and any(self._is_ready(a, todo, running) for a in todo):
+                if todo and not stopped and any(self._is_ready(a, busy) for a in todo):
                     continue
                 self._skip_rest(todo)
                 return
@@ -177,14 +180,14 @@ class Builder:
             done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
                 step, task, started = running.pop(future)
+                busy.discard(step.address)
                 if not self._finish(step, task, started, future.result()):
                     stopped = stopped or not self.options.keep_going
             if stopped:
                 self._skip_rest(todo)
                 todo.clear()
 
-    def _is_ready(self, address: str, todo: dict[str, Step], running: dict[Any, tuple[Step, Task, float]]) -> bool:
-        busy = set(todo) | {s.address for s, _, _ in running.values()}
+    def _is_ready(self, address: str, busy: set[str]) -> bool:
         ups = self.graph.upstream(address)
         if any(u in self.outcome.failed or u in self.outcome.skipped for u in ups):
             return False

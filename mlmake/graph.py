@@ -8,6 +8,7 @@ import heapq
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from mlmake import kinds
@@ -29,7 +30,15 @@ class Graph:
         return tuple(self.uses[address])
 
     def downstream(self, address: str) -> tuple[str, ...]:
-        return tuple(a for a, up in self.uses.items() if address in up)
+        return self._readers.get(address, ())
+
+    @cached_property
+    def _readers(self) -> dict[str, tuple[str, ...]]:
+        readers: dict[str, list[str]] = {}
+        for address, ups in self.uses.items():
+            for up in ups:
+                readers.setdefault(up, []).append(address)
+        return {a: tuple(r) for a, r in readers.items()}
 
     def closure(self, start: Iterable[str], *, down: bool) -> set[str]:
         """The start nodes and all their ancestors (or descendants)."""

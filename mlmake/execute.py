@@ -24,7 +24,8 @@ from mlmake.kinds.base import Task
 from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
 from mlmake.plan import ABSENT, BUILD, FRESH, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
-from mlmake.restore import LocalCache, Restorer
+from mlmake.restore import Restorer
+from mlmake.runcache import LocalCache
 from mlmake.spec import Project
 from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
 

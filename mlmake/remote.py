@@ -19,23 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from mlmake.errors import MlmakeError
-from mlmake.runcache import Hit
+from mlmake.runcache import POINTERS, Hit, has_pointer, pointer_path
 
-POINTERS = ".mlmake-artifacts"
 REMOTE_NAME = "mlmake"
 _HEADER = "# Written by mlmake: DVC pointers to this node's outputs. Commit it with mlproject.lock.\n"
 
 
 class RemoteError(MlmakeError):
     """The DVC cache or remote could not do what was asked; nothing was changed."""
-
-
-def pointer_path(root: Path, address: str) -> Path:
-    return root / POINTERS / f"{address}.dvc"
-
-
-def has_pointer(root: Path, address: str) -> bool:
-    return pointer_path(root, address).is_file()
 
 
 def dvc_url(root: Path, url: str) -> str:

@@ -17,21 +17,8 @@ from mlmake.errors import MlmakeError
 from mlmake.fingerprint import Hasher
 from mlmake.lock import Entry
 from mlmake.plan import Step
-from mlmake.remote import Store, has_pointer
-from mlmake.runcache import Hit
-
-
-class LocalCache:
-    """The run cache and pointers on this machine, for planning (no network)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def hit(self, fingerprint: str) -> Hit | None:
-        return runcache.get(self.root, fingerprint)
-
-    def restorable(self, address: str) -> bool:
-        return has_pointer(self.root, address)
+from mlmake.remote import Store
+from mlmake.runcache import Hit, has_pointer
 
 
 class Restorer:

@@ -57,3 +57,27 @@ def put(root: Path, hit: Hit) -> None:
 def is_complete(hit: Hit) -> bool:
     """Whether every output has the DVC hash needed to restore it."""
     return bool(hit.outputs) and all(o.get("md5") for o in hit.outputs.values())
+
+
+POINTERS = ".mlmake-artifacts"  # one DVC pointer per built node, committed with the lock
+
+
+def pointer_path(root: Path, address: str) -> Path:
+    return root / POINTERS / f"{address}.dvc"
+
+
+def has_pointer(root: Path, address: str) -> bool:
+    return pointer_path(root, address).is_file()
+
+
+class LocalCache:
+    """The run cache and pointers on this machine, for planning (no network, no dvc)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def hit(self, fingerprint: str) -> Hit | None:
+        return get(self.root, fingerprint)
+
+    def restorable(self, address: str) -> bool:
+        return has_pointer(self.root, address)

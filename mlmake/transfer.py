@@ -9,9 +9,9 @@ from mlmake import runcache
 from mlmake.fingerprint import Hasher
 from mlmake.graph import Graph
 from mlmake.lock import Entry, read_lock
-from mlmake.remote import Store, has_pointer
+from mlmake.remote import Store
 from mlmake.restore import Restorer
-from mlmake.runcache import Hit
+from mlmake.runcache import Hit, has_pointer
 
 Warn = Callable[[str], None]
 

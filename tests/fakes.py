@@ -192,7 +192,7 @@ def plan_of(root: Path, targets: Iterable[str] = (), params: Iterable[str] = (),
     from mlmake.fingerprint import Hasher
     from mlmake.lock import read_lock
     from mlmake.plan import make_plan
-    from mlmake.restore import LocalCache
+    from mlmake.runcache import LocalCache
 
     _, graph = load(root, params)
     hasher = Hasher(root)

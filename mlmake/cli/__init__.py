@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ class _Group(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             report.err(f"mlmake {__version__}: internal error: {type(exc).__name__}: {exc}", "red")
             if os.environ.get("MLMAKE_DEBUG"):
+                import traceback
+
                 traceback.print_exc()
             else:
                 report.err("this is a bug in mlmake; rerun with MLMAKE_DEBUG=1 for the traceback and report it")
@@ -97,7 +98,7 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     from mlmake.fingerprint import Hasher
     from mlmake.lock import read_lock
     from mlmake.plan import make_plan
-    from mlmake.restore import LocalCache
+    from mlmake.runcache import LocalCache
 
     project, graph = load(ctx, env, params)
     lock = read_lock(project.root)

@@ -67,7 +67,7 @@ def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> 
     from mlmake import diff, history, runs
     from mlmake.plan import RESTORE
     from mlmake.prreport import pr_markdown
-    from mlmake.restore import LocalCache
+    from mlmake.runcache import LocalCache
 
     cache = LocalCache(project.root)
     current = diff.Snapshot("this branch")

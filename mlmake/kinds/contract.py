@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlmake.kinds.tables import examples, first_line, show_number
+from mlmake.gates import show_number
+from mlmake.kinds.tables import examples, first_line
 
 if TYPE_CHECKING:
     import polars as pl

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import NodeError, did_you_mean
+from mlmake.gates import show_number
 from mlmake.kinds.base import TABLE_FILE, NodeDecl, Result, Task, build_dir
 from mlmake.kinds.contract import check_columns, read_types
 from mlmake.kinds.tables import (
@@ -15,7 +16,6 @@ from mlmake.kinds.tables import (
     log_line,
     output_dir,
     parse_comparison,
-    show_number,
     write_json,
     write_parquet,
 )

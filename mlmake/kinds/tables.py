@@ -6,13 +6,11 @@ polars is imported inside functions so importing a kind stays cheap."""
 from __future__ import annotations
 
 import json
-import operator
 import os
-import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import NodeError, did_you_mean
+from mlmake.gates import OPERATORS, parse_gate
 from mlmake.kinds.base import TABLE_FILE, Task
 
 if TYPE_CHECKING:
@@ -21,32 +19,26 @@ if TYPE_CHECKING:
 TABLE_SECTIONS = ("features", "datasets")  # a bare name is looked up in this order
 SCHEMA_FILE = "schema.json"  # the feature set's columns and key, beside its table
 
-OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "==": operator.eq,
-    "!=": operator.ne, ">": operator.gt, "<": operator.lt,
-}
-_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
 # --- comparisons -------------------------------------------------------------
 
 
 def parse_comparison(text: str) -> tuple[str, float]:
-    """`">= 0.8"` → (">=", 0.8); NodeError when the text is not `OP NUMBER`."""
-    match = _COMPARISON.match(text)
-    if not match:
+    """`">= 0.8"` → (">=", 0.8); NodeError when the text is not `OP NUMBER` (the gates' syntax
+    without a baseline: a row check has none)."""
+    try:
+        gate = parse_gate("rows", text)
+    except ValueError:
+        gate = None
+    if gate is None or gate.relative:
         raise NodeError(f"'{text}' is not a comparison like '>= 0.8'")
-    return match.group(1), float(match.group(2))
+    return gate.op, gate.value
 
 
 def holds(value: float, op: str, threshold: float) -> bool:
     """Whether `value OP threshold`."""
     return OPERATORS[op](value, threshold)
-
-
-def show_number(value: float) -> str:
-    """A threshold as the user wrote it: 1000 not 1000.0."""
-    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 # --- upstream tables ----------------------------------------------------------

@@ -22,14 +22,14 @@ from mlmake.graph import Graph
 from mlmake.history import lock_at
 from mlmake.kinds.base import Task
 from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
-from mlmake.plan import ABSENT, BUILD, FRESH, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
+from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
 from mlmake.restore import Restorer
 from mlmake.runcache import LocalCache
 from mlmake.spec import Project
 from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
 
-TODO = (NEW, BUILD, "maybe", RESTORE, ABSENT)
+TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT)  # actions a build acts on
 
 
 class Reporter(Protocol):
@@ -135,7 +135,7 @@ class Builder:
         return self.outcome
 
     def _run(self, plan: Plan) -> None:
-        todo = {s.address: s for s in plan.steps if s.action in TODO}
+        todo = {s.address: s for s in plan.steps if s.action in TO_RUN}
         # readers of an output that must be materialized are re-decided once it exists: a
         # rebuild (not a restore) may give other bytes; early cutoff skips them when not
         absent = [s.address for s in plan.steps if s.action == ABSENT]

@@ -73,7 +73,15 @@ def serve_bundle(folder: Path, host: str = "127.0.0.1", port: int = 8000, *, tok
     # full passes, which otherwise walk every object of polars, xgboost and fastapi again and again
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info", server_header=False)
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level="info", server_header=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits with 3 when it cannot bind, which reads as an mlmake bug
+        if server.started:
+            raise
+    if not server.started:
+        raise MlmakeError(f"cannot listen on {host}:{port}; is the port in use? (choose another with --port)")
 
 
 def build_app(folder: Path, *, token: str | None = None, log: Path, max_body_bytes: int = MAX_BODY_BYTES,

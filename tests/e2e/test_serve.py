@@ -359,6 +359,21 @@ def test_serve_explains_a_target_it_cannot_run(churn: tuple[Path, Service], tmp_
         bundle_folder(fresh, "churn_api")
 
 
+def test_a_port_in_use_is_a_clear_error_not_a_crash(churn: tuple[Path, Service]) -> None:
+    root, _ = churn
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "mlmake", "-C", str(root), "serve", "churn_api",
+                               "--port", str(port)], capture_output=True, text=True, timeout=STARTUP_S,
+                              env=os.environ | {"MLMAKE_SERVE_TOKEN": TOKEN})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.endswith(f"error: cannot listen on 127.0.0.1:{port}; is the port in use? "
+                                "(choose another with --port)\n")
+    assert "Traceback" not in done.stderr
+
+
 # --- multiclass, and a rebuild while serving -------------------------------------------------
 
 

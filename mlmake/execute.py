@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from mlmake import runs
 from mlmake.errors import BuildError, Interrupted, MlmakeError, NodeError
 from mlmake.fingerprint import Hasher
-from mlmake.gates import judge, parse_gate
 from mlmake.graph import Graph
 from mlmake.history import lock_at
 from mlmake.kinds.base import Task
@@ -241,20 +240,16 @@ class Builder:
 
     def _gate_failures(self, address: str, metrics: dict[str, Any]) -> str:
         """Gates of a node judged on known metrics (a restore), against the baseline."""
+        from mlmake.kinds.metrics import judge as judge_gates
+        from mlmake.kinds.metrics import parse_gates
+
         base = self.baseline.get(address)
-        problems = []
-        for metric, text in sorted((self.graph.nodes[address].config.get("gates") or {}).items()):
-            try:
-                gate = parse_gate(metric, str(text))
-            except ValueError as exc:
-                problems.append(str(exc))
-                continue
-            value = metrics.get(metric)
-            verdict = judge(gate, value if isinstance(value, (int, float)) else None,
-                            base.metrics.get(metric) if base else None)
-            if not verdict.passed:
-                problems.append(verdict.message)
-        return "; ".join(problems)
+        try:
+            gates = parse_gates(dict(self.graph.nodes[address].config.get("gates") or {}), list(metrics))
+        except NodeError as exc:
+            return str(exc)
+        _, failed = judge_gates(gates, metrics, dict(base.metrics) if base else None)
+        return "; ".join(failed)
 
     def _task(self, step: Step) -> Task:
         decl = self.graph.nodes[step.address]
@@ -302,7 +297,7 @@ class Builder:
     def _commit(self, step: Step, task: Task, metrics: dict[str, Any]) -> str | None:
         """Check the inputs did not move, put outputs in place, record the lock entry."""
         decl = self.graph.nodes[step.address]
-        again = decide(decl, self.graph, self.lock, Hasher(self.root, persist=False))
+        again = decide(decl, self.graph, self.lock, self.hasher)
         if again.fingerprint != step.fingerprint:
             return "an input changed while the node ran; not recorded as built (run the build again)"
         outputs: dict[str, dict[str, Any]] = {}

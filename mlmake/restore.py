@@ -63,10 +63,7 @@ class Restorer:
 
     def remember(self, address: str, entry: Entry) -> None:
         """A run-cache entry for what the lock records, so switching back later restores it."""
-        if runcache.get(self.root, entry.fingerprint) is None:
-            md5s = self.store.pointer_md5s(address)
-            outputs = {p: {**o, **md5s.get(p, {})} for p, o in entry.outputs.items()}
-            runcache.put(self.root, Hit(entry.fingerprint, address, outputs, entry.metrics))
+        remembered(self.root, self.store, address, entry)
 
     def _checkout(self, address: str, fetch: bool) -> bool:
         """Outputs from the local cache, fetching missing objects from the remote when allowed."""
@@ -115,6 +112,18 @@ class Restorer:
         else:
             full.unlink(missing_ok=True)
         drop_corrupt_objects(Path(self.store.repo.cache.local.path), self.warn)
+
+
+def remembered(root: Path, store: Store, address: str, entry: Entry) -> Hit:
+    """The run-cache entry of a lock entry: the one recorded, or one made from its DVC pointer."""
+    known = runcache.get(root, entry.fingerprint)
+    if known is not None and runcache.is_complete(known):
+        return known
+    md5s = store.pointer_md5s(address)
+    hit = Hit(entry.fingerprint, address, {p: {**o, **md5s.get(p, {})} for p, o in entry.outputs.items()},
+              entry.metrics)
+    runcache.put(root, hit)
+    return hit
 
 
 def drop_corrupt_objects(cache: Path, warn: Callable[[str], None]) -> list[Path]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mlmake import runcache
 from mlmake.fingerprint import Hasher
 from mlmake.graph import Graph
 from mlmake.lock import Entry, read_lock
 from mlmake.remote import Store
-from mlmake.restore import Restorer
-from mlmake.runcache import Hit, has_pointer
+from mlmake.restore import Restorer, remembered
+from mlmake.runcache import has_pointer
 
 Warn = Callable[[str], None]
 
@@ -23,7 +22,7 @@ def push(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn:
     hasher = Hasher(root)
     ready = [a for a in addresses if _has_pointer_or_add(root, a, lock.nodes[a], store, hasher, warn)]
     files = store.push(ready, tracked_data(root, graph, addresses))
-    store.push_runs(_hit(root, a, lock.nodes[a], store) for a in ready)
+    store.push_runs(remembered(root, store, a, lock.nodes[a]) for a in ready)
     hasher.save()
     return files, len(ready)
 
@@ -37,17 +36,6 @@ def _has_pointer_or_add(root: Path, address: str, entry: Entry, store: Store, ha
         return True
     warn(f"{address}: its outputs are not in this workspace; build or pull it before pushing")
     return False
-
-
-def _hit(root: Path, address: str, entry: Entry, store: Store) -> Hit:
-    known = runcache.get(root, entry.fingerprint)
-    if known is not None and runcache.is_complete(known):
-        return known
-    md5s = store.pointer_md5s(address)
-    outputs = {p: {**o, **md5s.get(p, {})} for p, o in entry.outputs.items()}
-    hit = Hit(entry.fingerprint, address, outputs, entry.metrics)
-    runcache.put(root, hit)
-    return hit
 
 
 def pull(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn: Warn) -> tuple[list[str], list[str]]:

@@ -280,3 +280,19 @@ def test_status_and_runs_follow_the_builds(run_cli: RunCli, tmp_path: Path) -> N
     assert (last["node"], last["status"]) == ("models.species", "failed")
     assert "gate accuracy >= 1.01 failed: accuracy = 1.0000" in last["message"]
     assert re.search(r"  failed +models\.species +\d+\.\d\ds *$", run_cli(root, "runs", "--limit", "1").stdout)
+
+
+def test_an_input_changed_while_the_node_ran_is_not_recorded(run_cli: RunCli, make_project: Any) -> None:
+    # the command rewrites a file it depends on, as a concurrent edit would
+    root = make_project({
+        "mlproject.yaml": "version: 1\nproject: racy\nsteps:\n  s:\n    cmd: [python, edit.py]\n"
+                          "    deps: [edit.py, data/x.csv]\n    outs: [out.txt]\n",
+        "edit.py": "import pathlib\np = pathlib.Path('data/x.csv')\np.write_text(p.read_text() + '2\\n')\n"
+                   "pathlib.Path('out.txt').write_text('done')\n",
+        "data/x.csv": "x\n1\n",
+    })
+    result = run_cli(root, "build")
+    assert result.exit_code == 1
+    assert "FAILED steps.s: an input changed while the node ran; not recorded as built" in result.stderr
+    lock = root / "mlproject.lock"
+    assert not lock.exists() or "steps.s" not in lock.read_text()

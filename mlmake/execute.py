@@ -23,7 +23,7 @@ from mlmake.kinds.base import Task
 from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
 from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
-from mlmake.restore import Restorer
+from mlmake.restore import Restorer, StoreThread
 from mlmake.runcache import LocalCache
 from mlmake.spec import Project
 from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
@@ -116,8 +116,8 @@ class Builder:
         self.outcome = Outcome()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
         self.baseline = _baseline(self.root, graph, options.baseline)
-        self.store = Store(self.root, project.remote.url, project.remote.options)
-        self.restorer = Restorer(self.root, self.store, self.hasher, pull=options.pull, warn=reporter.warn)
+        store = Store(self.root, project.remote.url, project.remote.options)
+        self.store = StoreThread(Restorer(self.root, store, self.hasher, pull=options.pull, warn=reporter.warn))
 
     def build(self) -> Outcome:
         with BuildLock(self.root):
@@ -128,7 +128,8 @@ class Builder:
                 self._run(plan)
             finally:
                 self.hasher.save()
-                self.store.close()
+                for failure in self.store.close():
+                    self.reporter.warn(failure)
                 if (self.root / LOCK_FILE).exists():
                     cache_lock(self.root, self.lock)
         return self.outcome
@@ -146,6 +147,8 @@ class Builder:
         self.outcome.fresh += [s.address for s in plan.steps if s.action == FRESH and s.address not in todo]
         self._remove([s.address for s in plan.steps if s.action == REMOVE])
         self.reporter.build_started(len(todo))
+        if todo:
+            self.store.open()
         running: dict[Future[dict[str, Any]], tuple[Step, Task, float]] = {}
         try:
             self._loop(todo, running)
@@ -154,6 +157,8 @@ class Builder:
             for _, task, _ in running.values():
                 shutil.rmtree(staging_root(self.root) / _slug(task.address), ignore_errors=True)
             raise Interrupted("interrupted: finished nodes are recorded; run `mlmake build` to go on") from None
+        for failure in self.store.failures(wait=True):
+            self.reporter.warn(failure)
         ok = not self.outcome.failed
         self.reporter.build_finished(self.outcome.summary(), ok)
         if not ok:
@@ -221,7 +226,7 @@ class Builder:
     def _restored(self, step: Step) -> bool:
         """Bring the node's outputs back from the cache instead of building it."""
         started = time.time()
-        entry = self.restorer.restore(step, self.lock.get(step.address))
+        entry = self.store.restore(step, self.lock.get(step.address))
         if entry is None:
             return False
         failed = self._gate_failures(step.address, entry.metrics)
@@ -312,10 +317,9 @@ class Builder:
         entry = Entry(step.fingerprint, decl.kind, step.components, outputs, metrics)
         self.lock = with_entry(self.lock, step.address, entry)
         write_lock(self.root, self.lock, cache=False)
-        try:
-            self.restorer.save(step, outputs, metrics)
-        except MlmakeError as exc:  # the build stands; only sharing it is lost
-            self.reporter.warn(f"{step.address}: built, but not stored in the DVC cache: {exc}")
+        self.store.save(step, outputs, metrics)  # the build stands if this fails; only sharing it is lost
+        for failure in self.store.failures():
+            self.reporter.warn(failure)
         return None
 
     def _keep_failed(self, task: Task) -> str:

@@ -78,15 +78,21 @@ class Store:
 
     def add(self, address: str, outputs: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Put outputs into the DVC cache and write the node's pointer; their DVC hashes."""
+        from dvc.exceptions import DvcException
         from dvc_data.hashfile.build import build
         from dvc_data.hashfile.transfer import transfer
 
         odb = self.repo.cache.local
         found: dict[str, dict[str, Any]] = {}
         for out in outputs:
-            with _quiet(), contextlib.redirect_stderr(io.StringIO()):  # DVC's progress bars
-                staging, meta, obj = build(odb, str(self.root / out), odb.fs, "md5")
-                transfer(staging, odb, {obj.hash_info}, hardlink=False, shallow=False)
+            # no progress bars here (no callback), and nothing redirected: a build saves on a
+            # thread of its own while the main thread reports
+            try:
+                with _quiet():
+                    staging, meta, obj = build(odb, str(self.root / out), odb.fs, "md5")
+                    transfer(staging, odb, {obj.hash_info}, hardlink=False, shallow=False)
+            except (OSError, DvcException) as exc:
+                raise RemoteError(f"cannot put {out} into the DVC cache {odb.path}: {exc}") from None
             found[out] = {"md5": obj.hash_info.value, "size": meta.size}
             if meta.isdir:
                 found[out]["nfiles"] = meta.nfiles
@@ -174,7 +180,8 @@ class Store:
     def _call(self, verb: str, *, quiet: bool = False, **kwargs: Any) -> Any:
         if verb not in ("checkout", "add") and not kwargs.get("targets"):
             return 0
-        with self._errors(verb), _quiet(logging.CRITICAL if quiet else logging.WARNING):
+        with (self._errors(verb), _quiet(logging.CRITICAL if quiet else logging.WARNING),
+              contextlib.redirect_stdout(io.StringIO())):
             if verb in ("push", "pull", "fetch") and not quiet:  # transfers keep DVC's progress bars
                 return getattr(self.repo, verb)(**kwargs)
             with contextlib.redirect_stderr(io.StringIO()):
@@ -234,12 +241,12 @@ class Store:
 
 @contextlib.contextmanager
 def _quiet(threshold: int = logging.WARNING) -> Iterator[None]:
+    """DVC's log messages below threshold dropped (its "Initialized DVC repository", …)."""
     logger = logging.getLogger("dvc")
     level = logger.level
     logger.setLevel(threshold)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
+        yield
     finally:
         logger.setLevel(level)
 

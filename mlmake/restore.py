@@ -5,10 +5,12 @@ removed from the cache and the node is rebuilt instead."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,59 @@ class Restorer:
         else:
             full.unlink(missing_ok=True)
         drop_corrupt_objects(Path(self.store.repo.cache.local.path), self.warn)
+
+
+class StoreThread:
+    """A build's DVC work on one thread of its own. Copying and md5-hashing a finished node's
+    outputs into the DVC cache (and opening DVC: a quarter of a second of imports) overlap the
+    nodes that run next instead of delaying them; the lock entry is written before, so a build
+    stopped with saves pending loses only the cached copy, never a recorded node. DVC's
+    repository is touched by this thread alone, in the order the calls came."""
+
+    def __init__(self, restorer: Restorer) -> None:
+        self.restorer = restorer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlmake-dvc")
+        self._saves: list[tuple[str, Future[None]]] = []
+
+    def open(self) -> None:
+        """Open DVC now, in the background; a failure shows at the first save that needs it."""
+        self._pool.submit(_open_quietly, self.restorer.store)
+
+    def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
+        self._saves.append((step.address, self._pool.submit(self.restorer.save, step, outputs, metrics)))
+
+    def restore(self, step: Step, entry: Entry | None) -> Entry | None:
+        """Restorer.restore, after every save asked for before it."""
+        return self._pool.submit(self.restorer.restore, step, entry).result()
+
+    def failures(self, *, wait: bool = False) -> list[str]:
+        """`address: why` for each finished save that could not store its node (waiting for all
+        of them with wait); they are reported once. A bug in a save is raised, not reported."""
+        failed, pending = [], []
+        for address, future in self._saves:
+            if not (wait or future.done()):
+                pending.append((address, future))
+                continue
+            exc = future.exception()
+            if isinstance(exc, MlmakeError):
+                failed.append(f"{address}: built, but not stored in the DVC cache: {exc}")
+            elif exc is not None:
+                raise exc
+        self._saves = pending
+        return failed
+
+    def close(self) -> list[str]:
+        """Wait for the saves, close DVC; the failures not reported yet."""
+        try:
+            return self.failures(wait=True)
+        finally:
+            self._pool.submit(self.restorer.store.close).result()
+            self._pool.shutdown()
+
+
+def _open_quietly(store: Store) -> None:
+    with contextlib.suppress(MlmakeError):  # the save that needs it tries again and reports why
+        store.ensure()
 
 
 def remembered(root: Path, store: Store, address: str, entry: Entry) -> Hit:

@@ -64,8 +64,10 @@ def run(task: Task) -> Result:
     data = _prepare(task)
     plan = training_plan(dict(config.get("params") or {}), kind, len(data.target.classes), task.threads,
                          int((config.get("split") or {}).get("seed", 0)))
-    test_set = matrix(data.x[data.test], data.y[data.test], data.inputs, task.threads)
-    fit = train(plan, matrix(data.x[data.train], data.y[data.train], data.inputs, task.threads), test_set, task.log)
+    threads = int(plan.params["nthread"])
+    log_line(task.log, f"training {plan.rounds} rounds with nthread {threads} on {len(data.train)} rows")
+    test_set = matrix(data.x[data.test], data.y[data.test], data.inputs, threads)
+    fit = train(plan, matrix(data.x[data.train], data.y[data.train], data.inputs, threads), test_set, task.log)
     pred = predict(fit, test_set)
     metrics = compute(kind, names, data.y[data.test], pred)
     outcome, failed = judge(gates, metrics, task.baseline)

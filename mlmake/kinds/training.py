@@ -20,6 +20,7 @@ EVAL_METRICS = {"binary": "logloss", "multiclass": "mlogloss", "regression": "rm
 FITTING = {"binary": ("binary:logistic",), "multiclass": ("multi:softprob",), "regression": ("reg:", "count:")}
 DEFAULT_ROUNDS = 100
 LOG_EVERY = 10
+TRAIN_EVERY = 100  # the training set is scored this often (and at the last round): it costs a prediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,9 @@ def training_plan(given: dict[str, Any], task: str, n_classes: int, threads: int
         params["num_class"] = n_classes
     params.setdefault("eval_metric", EVAL_METRICS[task])
     params.setdefault("seed", seed)
-    params["nthread"] = max(1, threads)
+    # a declared nthread is the user's to pin (say 1 per model, so that -j 2 runs two trainings on
+    # two cores side by side); otherwise the builder's share of the cores: cores // jobs
+    params["nthread"] = _count(params["nthread"], "nthread") if "nthread" in params else max(1, threads)
     return Plan(params, rounds, None if early is None else _count(early, "early_stopping_rounds"))
 
 
@@ -95,14 +98,17 @@ def train(plan: Plan, train_set: Any, test_set: Any, log: str) -> Fit:
 
 
 def _logger(log: str, rounds: int, train_set: Any) -> Any:
-    """A callback writing the eval metrics of the training and the held-out set every LOG_EVERY
-    rounds and at the last one."""
+    """A callback writing the held-out set's eval metrics every LOG_EVERY rounds and at the last
+    one, with the training set's beside them every TRAIN_EVERY rounds and at the last one (scoring
+    the training set is a prediction over all of it: every tenth round cost 3% of a training)."""
     import xgboost as xgb
 
     class LogEvery(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, Any]]) -> bool:
             if log and (epoch % LOG_EVERY == 0 or epoch == rounds - 1):
-                scores = _scores(model.eval_set([(train_set, "train")], epoch))
+                last = epoch == rounds - 1
+                scores = _scores(model.eval_set([(train_set, "train")], epoch)) if (
+                    epoch % TRAIN_EVERY == 0 or last) else []
                 parts = [f"{data}-{metric}: {value:.5f}" for data, metric, value in scores]
                 parts += [f"{data}-{metric}: {values[-1]:.5f}"
                           for data, by_metric in evals_log.items() for metric, values in by_metric.items()]

@@ -296,3 +296,23 @@ def test_an_input_changed_while_the_node_ran_is_not_recorded(run_cli: RunCli, ma
     assert "FAILED steps.s: an input changed while the node ran; not recorded as built" in result.stderr
     lock = root / "mlproject.lock"
     assert not lock.exists() or "steps.s" not in lock.read_text()
+
+
+def test_a_dvc_cache_that_cannot_be_written_warns_and_the_build_stands(run_cli: RunCli, tmp_path: Path) -> None:
+    root = penguins(tmp_path)
+    assert run_cli(root, "build", "datasets.penguins").exit_code == 0
+    pointer = root / ".mlmake-artifacts" / "datasets.penguins.dvc"
+    stored = pointer.read_text(encoding="utf-8")
+    shutil.rmtree(root / ".dvc" / "cache")
+    (root / ".dvc" / "cache").write_text("not a folder\n", encoding="utf-8")  # every write into it fails
+
+    result, ran = build(run_cli, root)
+    assert result.exit_code == 0, result.stderr
+    assert ran == {"features.penguin_features": "built", "models.species": "built"}
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert [w.split(":")[1].strip() for w in warnings] == ["features.penguin_features", "models.species"]
+    assert all(": built, but not stored in the DVC cache: cannot put build/" in w and "Not a directory" in w
+               for w in warnings), warnings
+    assert result.stdout.endswith("Build: 2 built, 1 up to date.\n")
+    assert run_cli(root, "plan", "--detailed-exitcode").exit_code == 0  # what was built is recorded
+    assert pointer.read_text(encoding="utf-8") == stored  # the earlier node's pointer is untouched

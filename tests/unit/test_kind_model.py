@@ -201,8 +201,22 @@ def test_early_stopping_and_the_training_log(project: Path, tmp_path: Path) -> N
     assert best < 100
     assert xgb.Booster(model_file=str(tmp_path / "m/model.json")).num_boosted_rounds() == best + 1
     lines = log.read_text().splitlines()
-    assert lines[0].startswith("[0] train-rmse: ") and "test-rmse: " in lines[0]
+    assert lines[0] == f"training 200 rounds with nthread 1 on {N - N // 5} rows"
+    assert lines[1].startswith("[0] train-rmse: ") and "test-rmse: " in lines[1]
     assert f"early stopping: best round {best}" in lines
+
+
+def test_a_declared_nthread_is_kept_and_the_default_is_the_builders_share(project: Path, tmp_path: Path) -> None:
+    log = tmp_path / "node.log"
+    train(project, config("binary", "churned", params={"num_boost_round": 20, "nthread": 1}), tmp_path / "a",
+          threads=2, log=str(log))
+    assert log.read_text().splitlines()[0].endswith("with nthread 1 on 320 rows")
+    log.unlink()
+    train(project, config("binary", "churned"), tmp_path / "b", threads=2, log=str(log))
+    lines = log.read_text().splitlines()
+    assert lines[0].endswith("with nthread 2 on 320 rows")
+    assert [line.split()[0] for line in lines[1:4]] == ["[0]", "[10]", "[19]"]
+    assert "train-logloss" in lines[1] and "train-logloss" not in lines[2] and "train-logloss" in lines[3]
 
 
 def test_stratified_split_keeps_the_class_proportions() -> None:
@@ -236,6 +250,7 @@ def test_stratify_through_the_model(project: Path, tmp_path: Path) -> None:
      "params.objective 'reg:squarederror' does not fit a binary model; use binary:logistic (or leave it out)"),
     ({"params": {"num_boost_round": "many"}}, "params.num_boost_round must be a positive integer, got 'many'"),
     ({"params": {"max_depth": -2, "num_boost_round": 2}}, "xgboost rejected the training: "),
+    ({"params": {"nthread": 0}}, "params.nthread must be a positive integer, got 0"),
 ])
 def test_configuration_mistakes_are_node_errors(project: Path, tmp_path: Path, over: dict[str, Any],
                                                 message: str) -> None:

@@ -120,7 +120,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import gc
     import signal
 
@@ -128,7 +128,7 @@ def main() -> None:
     # a short-lived process that builds many small objects: collecting them costs more
     # than it frees (a third of a 10 000-node plan's time)
     gc.set_threshold(100_000, 50, 100)
-    cli(prog_name="mlmake")
+    cli(args=argv, prog_name="mlmake")
 
 
 # the commands register themselves on `cli` when imported

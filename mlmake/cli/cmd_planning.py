@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlmake import report
+from mlmake import replay, report
 from mlmake.cli import (
     cli,
     downstream_option,
@@ -59,6 +59,8 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     else:
         for line, style in render.plan_lines(result):
             report.out(line, style)
+    if not base:  # the output depends on files and the command line alone: a repeat may replay it
+        replay.answerable()
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
 

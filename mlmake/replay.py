@@ -54,6 +54,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _real_stat, _real_lstat = os.stat, os.lstat
 _active: Recorder | None = None
 _hooked = False
+_from_cache: Callable[[str], str] | None = None
 
 
 def project_dir(argv: list[str]) -> str | None:
@@ -177,8 +178,11 @@ class Recorder:
         self._tees: tuple[_Tee, _Tee] | None = None
 
     def start(self) -> Recorder:
-        global _active, _hooked
+        global _active, _hooked, _from_cache
         if not _hooked:
+            from importlib.util import source_from_cache
+
+            _from_cache = source_from_cache  # imported now: the hook must not import
             sys.addaudithook(_audit)
             _hooked = True
         self.started_ns = time.time_ns()
@@ -215,9 +219,10 @@ class Recorder:
                     "paths": sorted(self.paths.items()), "listings": sorted(self.listings.items())})
 
     def note(self, path: Any) -> None:
-        full = _absolute(path)
-        if full is not None and full not in self.paths and not _under(full, self.caches):
-            self.paths[full] = signature(full)
+        full = _absolute(_source_of(path))
+        if full is None or full in self.paths or _under(full, self.caches) or _is_bytecode(full):
+            return
+        self.paths[full] = signature(full)
 
     def note_listing(self, path: Any) -> None:
         full = _absolute(path if path is not None else ".")
@@ -227,8 +232,10 @@ class Recorder:
 
     def note_write(self, path: Any) -> None:
         full = _absolute(path)
+        if full is None:
+            return  # a file descriptor: its opening was seen with its path
         # the caches' folder is made on first use, .mlmake/ with it
-        if full is None or not (_under(full, self.caches) or full == self.private):
+        if not (_under(full, self.caches) or full == self.private or _is_bytecode(full)):
             self.spoiled = f"wrote {full}"
 
     def _note_package(self) -> None:
@@ -274,13 +281,20 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     recorder = _active
     if recorder is None:
         return
+    try:
+        _note_event(recorder, event, args)
+    except Exception as exc:  # noqa: BLE001 - never fail the operation being audited
+        recorder.spoiled = f"{event}: {exc!r}"
+
+
+def _note_event(recorder: Recorder, event: str, args: tuple[Any, ...]) -> None:
     if event == "open":
         path, mode, flags = args
         writing = bool(flags & _WRITE_FLAGS) if mode is None else any(c in str(mode) for c in "wax+")
         if writing:
             recorder.note_write(path)
         else:
-            recorder.note(_source_of(path))
+            recorder.note(path)
     elif event in ("os.listdir", "os.scandir"):
         recorder.note_listing(args[0] if args else None)
     elif event in _WRITES:
@@ -290,11 +304,21 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 
 def _source_of(path: Any) -> Any:
-    """A module's source for its compiled file: a stale .pyc is replaced only on import."""
-    if isinstance(path, str) and path.endswith(".pyc") and f"{os.sep}__pycache__{os.sep}" in path:
-        folder, name = os.path.split(path)
-        return os.path.join(os.path.dirname(folder), name.split(".", 1)[0] + ".py")
+    """A module's source for its compiled file (in __pycache__ or under PYTHONPYCACHEPREFIX):
+    a stale .pyc is replaced only when the module is imported again."""
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path).endswith(".pyc") and _from_cache is not None:
+        try:
+            return _from_cache(os.fspath(path))
+        except ValueError:
+            pass
     return path
+
+
+def _is_bytecode(path: str) -> bool:
+    """Python caching a module's bytecode: a .pyc (or its temporary file) and its folder."""
+    name = os.path.basename(path)
+    prefix = sys.pycache_prefix
+    return ".pyc" in name or name == "__pycache__" or bool(prefix and _under(path, os.path.join(prefix, "")))
 
 
 def _absolute(path: Any) -> str | None:

@@ -191,9 +191,21 @@ def test_only_a_plain_plan_command_line_is_answerable() -> None:
         assert replay.project_dir(argv) is None, argv
 
 
-def test_a_compiled_module_is_noted_by_its_source() -> None:
-    compiled = os.path.join("pkg", "__pycache__", "mod.cpython-311.pyc")
-    assert replay._source_of(compiled) == os.path.join("pkg", "mod.py")
+def test_a_compiled_module_is_noted_by_its_source_and_writing_bytecode_is_no_side_effect(project: Path) -> None:
+    source = project / "mod.py"
+    source.write_text("VALUE = 1\n")
+    age(source)
+
+    def command() -> int:
+        import py_compile
+
+        py_compile.compile(str(source))  # what an import does when the bytecode is missing or stale
+        return reads(project)()
+
+    record(project, command)
+    assert answered(project) is not None
+    compiled = os.path.join(str(project), "__pycache__", f"mod.{sys.implementation.cache_tag}.pyc")
+    assert replay._source_of(compiled) == str(source)
 
 
 def test_the_entry_point_answers_a_repeated_plan_without_loading_the_cli(tmp_path: Path) -> None:

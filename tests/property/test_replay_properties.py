@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlmake import replay
-from mlmake.__main__ import main
+from mlmake.__main__ import run
 from tests.fakes import record_build
 from tests.helpers import write_files
 
@@ -72,12 +72,8 @@ def plan(root: Path, monkeypatch: pytest.MonkeyPatch, *, replay_on: bool) -> tup
         else:
             m.setenv("MLMAKE_NO_REPLAY", "1")
         out = io.StringIO()
-        code = 0
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            try:
-                main(["-C", str(root), *ARGV])
-            except SystemExit as exc:
-                code = replay.exit_code(exc)
+            code = run(["-C", str(root), *ARGV])
     return code, out.getvalue(), bool(answers) and answers[0] is not None
 
 

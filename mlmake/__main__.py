@@ -23,7 +23,9 @@ def run(argv: list[str]) -> int:
     """One command line, answered or run; its exit status."""
     from mlmake import replay
 
-    folder = None if os.environ.get("MLMAKE_NO_REPLAY") else replay.project_dir(argv)
+    # shell completion (click's _MLMAKE_COMPLETE) answers with candidates, not a plan
+    off = os.environ.get("MLMAKE_NO_REPLAY") or os.environ.get("_MLMAKE_COMPLETE")
+    folder = None if off else replay.project_dir(argv)
     recorder = None
     if folder is not None and os.path.isdir(folder):
         root = os.path.realpath(folder)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 CACHE_FILE = ".mlmake/cache/hashes.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _CHUNK = 1 << 20
 _RACY_NS = 2_000_000_000  # coarse file-system clocks tick in up to 2 s (FAT); most in ns
 
@@ -60,7 +60,7 @@ def _hash_file(path: str) -> str:
 
 
 class Hasher:
-    """Hashes paths under a project root, remembering (size, mtime_ns, inode) → hash."""
+    """Hashes paths under a project root, remembering (size, mtime_ns, inode, device, ctime_ns) → hash."""
 
     def __init__(self, root: Path, *, persist: bool = True) -> None:
         self.root = root
@@ -105,10 +105,12 @@ class Hasher:
         return Digest(self._file_hash(rel, full, st), st.st_size)
 
     def _file_hash(self, rel: str, full: str, st: os.stat_result) -> str:
-        key = [st.st_size, st.st_mtime_ns, st.st_ino]
+        # ctime too: an edit that keeps the size and puts the mtime back (cp -p, rsync -t,
+        # touch -r) still moves the ctime, which no tool can set
+        key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns]
         hit = self.entries.get(rel)
-        if hit is not None and hit[:3] == key:
-            return str(hit[3])
+        if hit is not None and hit[:5] == key:
+            return str(hit[5])
         digest = _hash_file(full)
         # "racily clean" (as git calls it): a file modified within the clock's resolution
         # of being hashed may change again with the same mtime, so it is not remembered

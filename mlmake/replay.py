@@ -104,10 +104,15 @@ def answer(root: str, key: dict[str, Any], out: TextIO, err: TextIO) -> int | No
         code, kept_out, kept_err = int(record["code"]), str(record["out"]), str(record["err"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    out.write(kept_out)
-    err.write(kept_err)
-    out.flush()
-    err.flush()
+    try:
+        out.write(kept_out)
+        err.write(kept_err)
+        out.flush()
+        err.flush()
+    except OSError as exc:  # a full disk, a closed pipe
+        with contextlib.suppress(OSError, ValueError):
+            err.write(f"error: cannot write the plan: {exc}\n")
+        return 1
     return code
 
 
@@ -118,28 +123,47 @@ def answerable() -> None:
 
 
 def signature(path: str) -> list[Any]:
-    """What must stay the same for a read of path to give the same result."""
+    """What must stay the same for a read of path to give the same result: a link is its
+    target's name and what stat finds through it (a loop reads as missing, not a recursion)."""
     try:
         st = _real_lstat(path)
     except OSError as exc:
         return ["missing", exc.errno]
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target: str | None = os.readlink(path)
+        except OSError:
+            target = None
+        try:
+            followed = _stat_signature(_real_stat(path))
+        except OSError as exc:
+            followed = ["missing", exc.errno]
+        return ["link", target, followed]
+    return _stat_signature(st)
+
+
+def _stat_signature(st: os.stat_result) -> list[Any]:
     mode = stat.S_IFMT(st.st_mode)
     if mode == stat.S_IFREG:
         return ["file", st.st_mode, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     if mode == stat.S_IFDIR:
         return ["dir"]  # what is in it is noted by the paths read and the listings taken
-    if mode == stat.S_IFLNK:
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = None
-        return ["link", target, signature(os.path.join(os.path.dirname(path), target)) if target else None]
     return ["other", st.st_mode]
 
 
-def listing(path: str) -> list[str] | None:
+def _modified_ns(sig: list[Any]) -> int:
+    """The mtime of a file signature, or of the file a link signature leads to; 0 otherwise."""
+    if sig[0] == "link":
+        return _modified_ns(sig[2])
+    return int(sig[5]) if sig[0] == "file" else 0
+
+
+def listing(path: str) -> list[Any] | None:
+    """A folder's entry names, with its mtime and ctime: an entry removed and put back
+    between this listing and the program's own still shows."""
     try:
-        return sorted(os.listdir(path))
+        st = _real_stat(path)
+        return [sorted(os.listdir(path)), st.st_mtime_ns, st.st_ctime_ns]
     except OSError:
         return None
 
@@ -170,7 +194,7 @@ class Recorder:
         self.private = os.path.join(root, ".mlmake")
         self.caches = os.path.join(self.private, "cache") + os.sep
         self.paths: dict[str, list[Any]] = {}
-        self.listings: dict[str, list[str] | None] = {}
+        self.listings: dict[str, list[Any] | None] = {}
         self.spoiled = ""
         self.answerable = False
         self.started_ns = 0
@@ -210,7 +234,7 @@ class Recorder:
         for path, first in self.paths.items():
             if signature(path) != first:
                 return  # changed while the plan ran
-            if first[0] == "file" and first[5] >= self.started_ns - RACY_NS:
+            if _modified_ns(first) >= self.started_ns - RACY_NS:
                 return  # racily clean
         if any(listing(path) != names for path, names in self.listings.items()):
             return
@@ -230,13 +254,17 @@ class Recorder:
             self.listings[full] = None  # listing() lists: its own audit event must not recurse
             self.listings[full] = listing(full)
 
-    def note_write(self, path: Any) -> None:
+    def note_write(self, path: Any, event: str) -> None:
         full = _absolute(path)
         if full is None:
             return  # a file descriptor: its opening was seen with its path
-        # the caches' folder is made on first use, .mlmake/ with it
-        if not (_under(full, self.caches) or full == self.private or _is_bytecode(full)):
-            self.spoiled = f"wrote {full}"
+        # the caches' folder is made on first use, .mlmake/ with it; Python writes bytecode
+        # (under PYTHONPYCACHEPREFIX, making the folders that mirror the sources)
+        prefix = sys.pycache_prefix
+        if (_under(full, self.caches) or full == self.private or _is_bytecode(full)
+                or (event == "os.mkdir" and prefix and _under(full, os.path.join(prefix, "")))):
+            return
+        self.spoiled = f"wrote {full}"
 
     def _note_package(self) -> None:
         """mlmake's own modules, the ones imported before recording began included."""
@@ -292,13 +320,13 @@ def _note_event(recorder: Recorder, event: str, args: tuple[Any, ...]) -> None:
         path, mode, flags = args
         writing = bool(flags & _WRITE_FLAGS) if mode is None else any(c in str(mode) for c in "wax+")
         if writing:
-            recorder.note_write(path)
+            recorder.note_write(path, event)
         else:
             recorder.note(path)
     elif event in ("os.listdir", "os.scandir"):
         recorder.note_listing(args[0] if args else None)
     elif event in _WRITES:
-        recorder.note_write(args[0] if args else None)
+        recorder.note_write(args[0] if args else None, event)
     elif event.startswith(_SPOILERS):
         recorder.spoiled = event
 
@@ -315,20 +343,22 @@ def _source_of(path: Any) -> Any:
 
 
 def _is_bytecode(path: str) -> bool:
-    """Python caching a module's bytecode: a .pyc (or its temporary file) and its folder."""
+    """A compiled module (or its temporary file while written) or a __pycache__ folder."""
     name = os.path.basename(path)
-    prefix = sys.pycache_prefix
-    return ".pyc" in name or name == "__pycache__" or bool(prefix and _under(path, os.path.join(prefix, "")))
+    stem, dot_pyc, suffix = name.rpartition(".pyc.")  # importlib writes NAME.pyc.ID, then renames it
+    return name == "__pycache__" or name.endswith(".pyc") or bool(stem and dot_pyc and suffix.isdigit())
 
 
 def _absolute(path: Any) -> str | None:
+    """The path as given, made absolute but not normalized: `link/..` is not the folder the
+    link is in, and the record must stat what the program reads."""
     if isinstance(path, int):
         return None
     try:
         text = os.fsdecode(path)
     except TypeError:
         return None
-    return os.path.normpath(text if os.path.isabs(text) else os.path.join(os.getcwd(), text))
+    return text if os.path.isabs(text) else os.path.join(os.getcwd(), text)
 
 
 def _under(path: str, folder: str) -> bool:

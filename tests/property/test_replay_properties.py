@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from mlmake import replay
 from mlmake.__main__ import run
+from mlmake.fingerprint import CACHE_FILE
 from tests.fakes import record_build
 from tests.helpers import write_files
 
@@ -132,5 +133,8 @@ def test_a_replayed_plan_is_the_computed_plan(edits: list[str], monkeypatch: pyt
             replayed = plan(root, monkeypatch, replay_on=True)
             computed = plan(root, monkeypatch, replay_on=False)
             assert replayed[:2] == computed[:2], edit
+            # and both are the truth: every input hashed afresh, no stat cache trusted
+            (root / CACHE_FILE).unlink(missing_ok=True)
+            assert plan(root, monkeypatch, replay_on=False)[:2] == computed[:2], edit
             again = plan(root, monkeypatch, replay_on=True)
             assert again == (*computed[:2], True), edit

@@ -120,7 +120,8 @@ def test_the_cache_survives_the_process_and_is_written_atomically(tmp_path: Path
     assert sorted(os.listdir(tmp_path / ".mlmake/cache")) == ["hashes.json"]
     saved = json.loads((tmp_path / CACHE_FILE).read_text())
     st = os.stat(tmp_path / "x.csv")
-    assert saved == {"version": 1, "entries": {"x.csv": [4, st.st_mtime_ns, st.st_ino, digest.hash]}}
+    assert saved == {"version": 2, "entries": {
+        "x.csv": [4, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns, digest.hash]}}
 
     second = Hasher(tmp_path)
     assert second.digest("x.csv") == digest
@@ -139,22 +140,22 @@ def test_save_writes_nothing_when_nothing_new_was_hashed(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"version": 99, "entries": {"x.csv": [0, 0, 0, "bad"]}}',
-                                     '{"version": 1, "entries": []}', "[]"])
+                                     '{"version": 2, "entries": []}', "[]"])
 def test_an_unreadable_or_foreign_cache_is_ignored(tmp_path: Path, content: str) -> None:
     write_files(tmp_path, {"x.csv": "1\n", CACHE_FILE: content})
     assert Hasher(tmp_path).digest("x.csv").hash == hash_bytes(b"1\n")
 
 
-def test_a_cache_entry_for_another_size_mtime_or_inode_is_not_trusted(tmp_path: Path) -> None:
+def test_a_cache_entry_for_another_size_mtime_inode_device_or_ctime_is_not_trusted(tmp_path: Path) -> None:
     write_files(tmp_path, {"x.csv": "1\n"})
     st = os.stat(tmp_path / "x.csv")
-    good = [st.st_size, st.st_mtime_ns, st.st_ino]
-    for i in range(3):
+    good = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns]
+    for i in range(len(good)):
         stale = list(good)
         stale[i] += 1
-        write_files(tmp_path, {CACHE_FILE: json.dumps({"version": 1, "entries": {"x.csv": stale + ["stale"]}})})
+        write_files(tmp_path, {CACHE_FILE: json.dumps({"version": 2, "entries": {"x.csv": stale + ["stale"]}})})
         assert Hasher(tmp_path).digest("x.csv").hash == hash_bytes(b"1\n"), f"field {i} ignored"
-    write_files(tmp_path, {CACHE_FILE: json.dumps({"version": 1, "entries": {"x.csv": good + ["cached"]}})})
+    write_files(tmp_path, {CACHE_FILE: json.dumps({"version": 2, "entries": {"x.csv": good + ["cached"]}})})
     assert Hasher(tmp_path).digest("x.csv").hash == "cached"  # the whole point of the cache
 
 
@@ -176,18 +177,27 @@ def test_a_replaced_file_with_the_same_size_and_mtime_is_rehashed(tmp_path: Path
         keep_inode_busy.close()
 
 
-def test_same_size_mtime_and_inode_is_trusted_without_reading(tmp_path: Path, reads: list[str]) -> None:
-    """The documented trade-off (STYLE habit 3): an in-place rewrite that restores mtime is not seen."""
+def test_an_unchanged_stat_is_trusted_without_reading(tmp_path: Path, reads: list[str]) -> None:
     write_files(tmp_path, {"x.csv": "a\n"})
     settle(tmp_path)
     hasher = Hasher(tmp_path)
     before = hasher.digest("x.csv")
+    assert hasher.digest("x.csv") == before
+    assert reads == ["x.csv"]
+
+
+def test_an_in_place_rewrite_that_puts_the_mtime_back_is_seen_by_its_ctime(tmp_path: Path) -> None:
+    # cp -p, rsync -t and touch -r restore the mtime; nothing can restore the ctime
+    write_files(tmp_path, {"x.csv": "a\n"})
+    settle(tmp_path)
+    hasher = Hasher(tmp_path)
+    hasher.digest("x.csv")
     st = os.stat(tmp_path / "x.csv")
     with open(tmp_path / "x.csv", "r+b") as f:
         f.write(b"b")
     os.utime(tmp_path / "x.csv", ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert hasher.digest("x.csv") == before
-    assert reads == ["x.csv"]
+    assert (os.stat(tmp_path / "x.csv").st_size, os.stat(tmp_path / "x.csv").st_ino) == (st.st_size, st.st_ino)
+    assert hasher.digest("x.csv").hash == hash_bytes(b"b\n")
 
 
 def test_a_file_modified_just_now_is_not_remembered(tmp_path: Path, reads: list[str]) -> None:

@@ -233,3 +233,95 @@ def test_the_entry_point_answers_a_repeated_plan_without_loading_the_cli(tmp_pat
     third = plan()
     assert third.returncode == 2 and "mlmake.cli" in third.stderr  # the spec changed: computed again
     assert third.stdout == first.stdout
+
+
+def test_a_file_whose_name_merely_contains_pyc_is_noted(project: Path) -> None:
+    data = project / "data" / "talks.pycon.csv"
+    data.write_text("a\n")
+    age(data)
+
+    def command() -> int:
+        print(data.read_text())
+        return 0
+
+    record(project, command)
+    assert answered(project) is not None
+    data.write_text("b\n")
+    age(data)
+    assert answered(project) is None
+
+
+def test_a_bytecode_folder_above_the_project_hides_nothing(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "pycache_prefix", str(project.parent))  # PYTHONPYCACHEPREFIX=/tmp, say
+    record(project, reads(project))
+    (project / "data" / "a.csv").write_text("x\n9\n")
+    age(project / "data" / "a.csv")
+    assert answered(project) is None
+
+
+def test_a_path_through_a_link_and_dot_dot_is_noted_as_the_kernel_resolves_it(project: Path) -> None:
+    (project / "other" / "dir").mkdir(parents=True)
+    (project / "other" / "x.txt").write_text("1\n")
+    (project / "x.txt").write_text("decoy\n")
+    (project / "lnk").symlink_to("other/dir")
+    age(project / "other" / "x.txt", project / "x.txt")
+    tricky = os.path.join(str(project), "lnk", "..", "x.txt")  # other/x.txt, not x.txt
+
+    def command() -> int:
+        with open(tricky) as f:
+            print(f.read())
+        return 0
+
+    record(project, command)
+    assert answered(project) == (0, "1\n\n")
+    (project / "other" / "x.txt").write_text("2\n")
+    age(project / "other" / "x.txt")
+    assert answered(project) is None
+
+
+def test_a_symlink_loop_is_a_missing_file_not_a_crash(project: Path) -> None:
+    (project / "data" / "in.csv").symlink_to("real.csv")
+    (project / "data" / "real.csv").symlink_to("in.csv")
+
+    def command() -> int:
+        print(os.path.exists(project / "data" / "in.csv"))
+        return 0
+
+    assert record(project, command) == (0, "False\n")
+    assert answered(project) == (0, "False\n")
+    (project / "data" / "real.csv").unlink()
+    (project / "data" / "real.csv").write_text("now a file\n")
+    age(project / "data" / "real.csv")
+    assert answered(project) is None
+
+
+def test_a_file_read_through_a_link_and_modified_just_now_is_not_trusted(project: Path) -> None:
+    (project / "data" / "current.csv").symlink_to("a.csv")
+    (project / "data" / "a.csv").write_text("x\n5\n")  # just now
+
+    def command() -> int:
+        print((project / "data" / "current.csv").read_text())
+        return 0
+
+    record(project, command)
+    assert answered(project) is None
+
+
+def test_an_entry_removed_and_put_back_in_a_listed_folder_still_shows(project: Path) -> None:
+    record(project, reads(project))
+    (project / "data" / "b.csv").unlink()
+    (project / "data" / "b.csv").write_text("x\n2\n")
+    age(project / "data" / "b.csv", project / "data")
+    assert answered(project) is None  # the folder's ctime moved, names or not
+
+
+def test_a_replayed_plan_that_cannot_be_written_says_so(project: Path) -> None:
+    record(project, reads(project))
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    err = io.StringIO()
+    assert replay.answer(str(project), replay.make_key(["plan"]), Full(), err) == 1
+    assert err.getvalue() == "error: cannot write the plan: [Errno 28] No space left on device\n"

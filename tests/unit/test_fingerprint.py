@@ -177,15 +177,6 @@ def test_a_replaced_file_with_the_same_size_and_mtime_is_rehashed(tmp_path: Path
         keep_inode_busy.close()
 
 
-def test_an_unchanged_stat_is_trusted_without_reading(tmp_path: Path, reads: list[str]) -> None:
-    write_files(tmp_path, {"x.csv": "a\n"})
-    settle(tmp_path)
-    hasher = Hasher(tmp_path)
-    before = hasher.digest("x.csv")
-    assert hasher.digest("x.csv") == before
-    assert reads == ["x.csv"]
-
-
 def test_an_in_place_rewrite_that_puts_the_mtime_back_is_seen_by_its_ctime(tmp_path: Path) -> None:
     # cp -p, rsync -t and touch -r restore the mtime; nothing can restore the ctime
     write_files(tmp_path, {"x.csv": "a\n"})

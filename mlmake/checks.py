@@ -188,12 +188,13 @@ def _gate_hint(metric: str, task: str, applies: tuple[str, ...], computed: list[
 def _column(doc: Document, where: Path, spec: dict[str, Any]) -> list[Diagnostic]:
     kind = spec.get("type")
     found = []
-    low, high = spec.get("min"), spec.get("max")
+    low: Any = spec.get("min")
+    high: Any = spec.get("max")
     for bound in ("min", "max"):
         if spec.get(bound) is not None and kind not in NUMBER_TYPES:
             found.append(doc.diagnostic(where + (bound,), f"a {bound} needs a numeric column, not {kind}",
                                         "remove it, or give the column a number type"))
-    if _number(low) and _number(high) and float(low) > float(high):
+    if _number(low) and _number(high) and low > high:
         found.append(doc.diagnostic(where + ("max",), f"max {_show(high)} is below min {_show(low)}: "
                                     "no value can hold both", "swap them, or fix one"))
     for i, value in enumerate(spec.get("allowed") or []):

@@ -54,8 +54,8 @@ def resolve(
     if env is not None:
         _apply_env(data, env, errors, (spans, key_spans))
     for ov in overrides:
-        if ov.path[0] == "params":
-            _set(data, ov, errors, spans, create=True)
+        if ov.path[0] == "params" and _is_param(data, ov, errors):
+            _set(data, ov, errors, spans, create=False)
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
     resolver = _Interpolator(doc, params or {}, errors)
     for section in SECTIONS[1:]:
@@ -97,6 +97,24 @@ def _move_spans(spans: tuple[dict[Path, Span], dict[Path, Span]], src: Path, des
         for path, span in list(table.items()):
             if path[: len(src)] == src:
                 table[dest + path[len(src):]] = span
+
+
+def _is_param(data: dict[str, Any], ov: Override, errors: list[Diagnostic]) -> bool:
+    """Whether -P names a param the file declares (a misspelt name would be recorded and do nothing)."""
+    node: Any = data.get("params")
+    for i, part in enumerate(ov.path[1:], start=1):
+        if i > 1 and not isinstance(node, dict):
+            return True  # _set says it cannot override inside a value that is not a mapping
+        if not isinstance(node, dict) or part not in node:
+            known = [str(k) for k in node] if isinstance(node, dict) else []
+            name = ".".join(str(p) for p in ov.path[1 : i + 1])
+            hint = did_you_mean(str(part), known) or (f"known params: {', '.join(sorted(known))}" if known
+                                                      else "declare it under params: in the project file")
+            errors.append(Diagnostic(Span(f"-P {ov.text}", 0, 0), format_path(ov.path[: i + 1]),
+                                     f"unknown param '{name}'", hint))
+            return False
+        node = node[part]
+    return True
 
 
 def _set(data: dict[str, Any], ov: Override, errors: list[Diagnostic],

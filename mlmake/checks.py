@@ -10,6 +10,7 @@ from typing import Any
 
 from mlmake.errors import Diagnostic
 from mlmake.paths import PROTECTED, escape_problem, is_address, is_within, output_problem, real, syntax_problem
+from mlmake.schema import published_schema
 from mlmake.source import Document, Path
 
 HINT = "paths are relative to the project folder"
@@ -160,6 +161,11 @@ def _model(doc: Document, name: str, model: dict[str, Any]) -> list[Diagnostic]:
         if metric not in applies:
             found.append(doc.diagnostic(("models", name, "metrics", i), f"'{metric}' is not a metric of a {task} "
                                         f"model", f"a {task} model computes {', '.join(applies)}"))
+    typed = published_schema()["$defs"]["xgboost_params"]["properties"]
+    for key in (model.get("params") or {}).get("extra") or {}:
+        if key in typed:
+            found.append(doc.diagnostic(("models", name, "params", "extra", key), f"'{key}' has its own key, "
+                                        "checked by mlmake", f"write it as params.{key}", key=True))
     computed = [m for m in (model.get("metrics") or DEFAULT_METRICS[task]) if m in applies]
     for metric in model.get("gates") or {}:
         if metric not in computed:

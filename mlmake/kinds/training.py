@@ -42,7 +42,7 @@ class Fit:
 def training_plan(given: dict[str, Any], task: str, n_classes: int, threads: int, seed: int) -> Plan:
     """The params for xgboost.train; num_boost_round and early_stopping_rounds taken out."""
     # params.extra is the escape hatch: other xgboost parameters, passed through as written
-    extra = given.get("extra") if isinstance(given.get("extra"), dict) else {}
+    extra: dict[str, Any] = given["extra"] if isinstance(given.get("extra"), dict) else {}
     params = {k: v for k, v in {**extra, **given}.items() if v is not None and k != "extra"}
     rounds = _count(params.pop("num_boost_round", DEFAULT_ROUNDS), "num_boost_round")
     early = params.pop("early_stopping_rounds", None)

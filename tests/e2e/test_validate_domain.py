@@ -76,10 +76,21 @@ def test_xgboost_params_are_typed(make_project: MakeProject, run_cli: RunCli, pa
 
 
 def test_params_extra_passes_any_other_xgboost_parameter(make_project: MakeProject, run_cli: RunCli) -> None:
-    text = VALID.replace("params: {max_depth: 6}", "params: {max_depth: 6, extra: {grow_policy: lossguide, "
+    text = VALID.replace("params: {max_depth: 6}", "params: {max_depth: 6, extra: {max_cat_threshold: 8, "
                                                    "monotone_constraints: '(1,0)'}}")
     result = run_cli(make_project({F: text}), "validate")
     assert (result.exit_code, result.stdout, result.stderr) == (0, OK, "")
+
+
+def test_params_extra_may_not_hide_a_typed_parameter(make_project: MakeProject, run_cli: RunCli) -> None:
+    text = VALID.replace("params: {max_depth: 6}", "params: {extra: {max_depth: many}}")
+    assert refused(run_cli, make_project({F: text})) == textwrap.dedent("""\
+        mlproject.yaml:20:22: models.churn.params.extra.max_depth: 'max_depth' has its own key, checked by mlmake
+              params: {extra: {max_depth: many}}
+                               ^
+          hint: write it as params.max_depth
+        1 error found
+        """)
 
 
 def test_an_impossible_split_seed(make_project: MakeProject, run_cli: RunCli) -> None:
@@ -148,7 +159,8 @@ def located(line: int, source: str, token: str, key: str, message: str, hint: st
 ], ids=["min above max", "bool allowed strings", "int allowed float", "str allowed bool", "max on str"])
 def test_contradictory_contracts(make_project: MakeProject, run_cli: RunCli, column: str, token: str, key: str,
                                  message: str, hint: str) -> None:
-    text = VALID.replace("    path: data/customers.csv\n", f"    path: data/customers.csv\n    schema:\n      c: {column}\n")
+    path = "    path: data/customers.csv\n"
+    text = VALID.replace(path, f"{path}    schema:\n      c: {column}\n")
     source = f"      c: {column}"
     expected = located(10, source, token, f"datasets.customers.schema.c.{key}", message, hint)
     assert refused(run_cli, make_project({F: text})) == expected + "1 error found\n"

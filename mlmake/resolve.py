@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -149,6 +150,9 @@ class _Interpolator:
         self.uses: dict[str, dict[str, Any]] = {}
 
     def walk(self, value: Any, path: Path) -> Any:
+        if _is_command(value, path):
+            # split the template, then fill each argument: a param is one argument, whatever it holds
+            return [self.walk(arg, path + (i,)) for i, arg in enumerate(shlex.split(value))]
         if isinstance(value, dict):
             return {k: self.walk(v, path + (k,)) for k, v in value.items()}
         if isinstance(value, list):
@@ -194,6 +198,16 @@ class _Interpolator:
         use = self.uses.setdefault(address, {}).setdefault(name, {"value": value, "keys": []})
         if key not in use["keys"]:
             use["keys"].append(key)
+
+
+def _is_command(value: Any, path: Path) -> bool:
+    """A string `cmd` of a step that holds a reference and splits (else spec reports it as it is)."""
+    if not (len(path) == 3 and path[0] == "steps" and path[2] == "cmd" and isinstance(value, str) and "${" in value):
+        return False
+    try:
+        return bool(shlex.split(value))
+    except ValueError:
+        return False
 
 
 def _to_text(value: Any) -> str:

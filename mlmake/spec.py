@@ -30,6 +30,7 @@ class Column:
     max: float | None = None
     allowed: tuple[Any, ...] | None = None
     regex: str | None = None
+    allow_non_finite: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,7 +256,7 @@ def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
 def _column(d: dict[str, Any]) -> Column:
     allowed = d.get("allowed")
     return Column(d["type"], d.get("nullable", True), d.get("unique", False), d.get("min"), d.get("max"),
-                  tuple(allowed) if allowed is not None else None, d.get("regex"))
+                  tuple(allowed) if allowed is not None else None, d.get("regex"), d.get("allow_non_finite", False))
 
 
 def _format_of(path: str) -> str:

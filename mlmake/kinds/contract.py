@@ -148,14 +148,17 @@ def _times(word: pl.Series, kind: str) -> pl.Series:
     first value is not a date), ISO 8601's; null where a value does not parse."""
     import polars as pl
 
-    parse = (lambda w, f=None: w.str.to_date(f, strict=False)) if kind == "date" else \
-        (lambda w, f=None: w.str.to_datetime(f, strict=False, time_unit="us"))
+    def parse(fmt: str | None = None) -> pl.Series:
+        if kind == "date":
+            return word.str.to_date(fmt, strict=False)
+        return word.str.to_datetime(fmt, strict=False, time_unit="us")
+
     try:
-        return parse(word)  # type: ignore[no-any-return]
+        return parse()
     except pl.exceptions.PolarsError:
         out = pl.Series(word.name, [None] * len(word), dtype=polars_type(kind))
         for fmt in ISO_FORMATS[kind]:
-            out = out.fill_null(parse(word, fmt))
+            out = out.fill_null(parse(fmt))
         return out
 
 

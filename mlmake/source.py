@@ -95,10 +95,10 @@ def load_text(text: str, file: str) -> Document:
         root = _compose(text, yaml)
     except (MaxDepthExceededError, _TooDeep) as exc:
         mark = exc.problem_mark if isinstance(exc, MaxDepthExceededError) else exc.mark
-        span = Span(file, mark.line + 1, mark.column + 1)
-        line = lines[span.line - 1] if span.line <= len(lines) else ""
-        raise SpecError([Diagnostic(span, "", f"the YAML nests deeper than {MAX_DEPTH} levels",
-                                    "a project file needs far fewer; flatten it", line)]) from None
+        where = Span(file, mark.line + 1, mark.column + 1)
+        text_line = lines[where.line - 1] if where.line <= len(lines) else ""
+        raise SpecError([Diagnostic(where, "", f"the YAML nests deeper than {MAX_DEPTH} levels",
+                                    "a project file needs far fewer; flatten it", text_line)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(file, mark.line + 1, mark.column + 1) if mark else None
@@ -138,7 +138,7 @@ class _TooDeep(Exception):
 
 def _compose_with_libyaml(text: str, yaml: Any) -> Any:
     try:
-        import yaml as pyyaml
+        import yaml as pyyaml  # type: ignore[import-untyped]
 
         loader = pyyaml.CSafeLoader
     except (ImportError, AttributeError):
@@ -177,7 +177,7 @@ class _EventComposer:
             return True
         if isinstance(event, pyyaml.AliasEvent):
             return event.anchor in self.anchors and self.place(self.anchors[event.anchor])
-        kinds = {pyyaml.ScalarEvent: ScalarNode, pyyaml.SequenceStartEvent: SequenceNode,
+        kinds: dict[type, Any] = {pyyaml.ScalarEvent: ScalarNode, pyyaml.SequenceStartEvent: SequenceNode,
                  pyyaml.MappingStartEvent: MappingNode}
         kind = kinds.get(type(event))
         if kind is None:
@@ -187,6 +187,7 @@ class _EventComposer:
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.resolve(kind, event.value if kind is ScalarNode else None, event.implicit)
+        node: Any
         if kind is ScalarNode:
             node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
         else:

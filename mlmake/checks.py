@@ -4,12 +4,13 @@ through symlinks; outputs that would delete what nothing rebuilds), models again
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path as FsPath
 from typing import Any
 
 from mlmake.errors import Diagnostic
-from mlmake.paths import PROTECTED, escape_problem, is_address, is_within, output_problem, real, syntax_problem
+from mlmake.paths import Protected, Resolver, is_address, syntax_problem
 from mlmake.schema import published_schema
 from mlmake.source import Document, Path
 
@@ -32,7 +33,8 @@ NUMBER_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", 
 def check_project(root: FsPath, doc: Document) -> list[Diagnostic]:
     """Every problem of these kinds, located."""
     data = doc.data
-    found = _inputs(root, doc) + _outputs(root, doc) + _commands(doc)
+    resolver = Resolver(root)
+    found = _inputs(resolver, doc) + _outputs(resolver, doc) + _commands(doc)
     for name, model in _items(data, "models"):
         found += _model(doc, name, model)
     for name, dataset in _items(data, "datasets"):
@@ -49,17 +51,17 @@ def _items(data: Any, section: str) -> list[tuple[str, dict[str, Any]]]:
 # --- paths ---------------------------------------------------------------------------
 
 
-def _file_deps(root: FsPath, item: dict[str, Any]) -> list[tuple[int, str]]:
+def _file_deps(root: str, item: dict[str, Any]) -> list[tuple[int, str]]:
     return [(i, d) for i, d in enumerate(item.get("deps") or []) if not is_address(d, root)]
 
 
-def _inputs(root: FsPath, doc: Document) -> list[Diagnostic]:
+def _inputs(resolver: Resolver, doc: Document) -> list[Diagnostic]:
     """Inputs written as paths: inside the project, also where their symlinks lead (a dataset may
     opt out with allow_outside: true)."""
     found: list[Diagnostic] = []
 
     def check(path: str, where: Path, outside_ok: bool = False) -> None:
-        problem = syntax_problem(path) or ("" if outside_ok else escape_problem(root, path))
+        problem = syntax_problem(path) or ("" if outside_ok else resolver.escape_problem(path))
         if problem:
             hint = HINT if syntax_problem(path) else "set allow_outside: true on the dataset to read it there" \
                 if where[0] == "datasets" else "copy it into the project"
@@ -71,18 +73,22 @@ def _inputs(root: FsPath, doc: Document) -> list[Diagnostic]:
                 check(item["path"], (section, name, "path"), bool(item.get("allow_outside")))
             if section == "features" and isinstance(item.get("python"), str):
                 check(item["python"].rsplit(":", 1)[0], (section, name, "python"))
-            for i, dep in _file_deps(root, item):
+            for i, dep in _file_deps(resolver.root, item):
                 check(dep, (section, name, "deps", i))
     return found
 
 
-def _outputs(root: FsPath, doc: Document) -> list[Diagnostic]:
+def _outputs(resolver: Resolver, doc: Document) -> list[Diagnostic]:
     """Declared outputs (cleared before their node runs) may not be or hold what nothing rebuilds."""
-    sources = _sources(root, doc)
+    outputs = _declared_outputs(doc.data)
+    if not outputs:
+        return []
+    protected = Protected(resolver, _sources(resolver.root, doc))
     found: list[Diagnostic] = []
-    for section, name, key, out in _declared_outputs(doc.data):
-        own = {d: f"an input of {section}.{name}" for _, d in _file_deps(root, dict(_items(doc.data, section))[name])}
-        problem = output_problem(root, out, {**own, **sources}) or _inside_protected(root, out)
+    for section, name, key, out in outputs:
+        item = dict(_items(doc.data, section))[name]
+        own = {d: f"an input of {section}.{name}" for _, d in _file_deps(resolver.root, item)}
+        problem = protected.output_problem(out, own)
         if problem:
             hint = HINT if syntax_problem(out) else "name a new file or folder, such as one under build/"
             found.append(doc.diagnostic((section, name) + key, problem, hint))
@@ -99,15 +105,7 @@ def _declared_outputs(data: Any) -> list[tuple[str, str, Path, str]]:
     return outs
 
 
-def _inside_protected(root: FsPath, out: str) -> str:
-    target = real(root, out)
-    for path in PROTECTED:
-        if is_within(target, real(root, path)) and target != real(root, path):
-            return f"the output '{out}' is inside '{path}', which mlmake manages"
-    return ""
-
-
-def _sources(root: FsPath, doc: Document) -> dict[str, str]:
+def _sources(root: str, doc: Document) -> dict[str, str]:
     """What no node rebuilds: hooks, code the commands run or declare, DVC-tracked data."""
     sources: dict[str, str] = {}
     for name, item in _items(doc.data, "features"):
@@ -120,11 +118,12 @@ def _sources(root: FsPath, doc: Document) -> dict[str, str]:
                     sources.setdefault(dep, f"source code read by {section}.{name}")
     for name, step in _items(doc.data, "steps"):
         for arg in _args(step.get("cmd")):
-            if arg.lower().endswith(CODE_SUFFIXES) and not syntax_problem(arg) and (root / arg).is_file():
+            script = arg.lower().endswith(CODE_SUFFIXES) and not syntax_problem(arg)
+            if script and os.path.isfile(os.path.join(root, arg)):
                 sources.setdefault(arg, f"the script steps.{name} runs")
     for name, item in _items(doc.data, "datasets"):
-        path = item.get("path")
-        if isinstance(path, str) and not syntax_problem(path) and (root / f"{path}.dvc").is_file():
+        path = str(item.get("path"))
+        if not syntax_problem(path) and os.path.isfile(os.path.join(root, f"{path}.dvc")):
             sources.setdefault(path, f"DVC-tracked data of datasets.{name}")
     return sources
 

@@ -27,6 +27,8 @@ DEFAULT_METRICS = {
     "multiclass": ("mlogloss", "accuracy", "f1", "precision", "recall"),
     "regression": ("rmse", "mae", "r2"),
 }
+SECTIONS = ("datasets", "features", "models", "steps", "deploy")
+Deps = dict[tuple[str, str], list[tuple[int, str]]]  # (section, name) → its deps that are files
 NUMBER_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
 
 
@@ -34,7 +36,9 @@ def check_project(root: FsPath, doc: Document) -> list[Diagnostic]:
     """Every problem of these kinds, located."""
     data = doc.data
     resolver = Resolver(root)
-    found = _inputs(resolver, doc) + _outputs(resolver, doc) + _commands(doc)
+    deps = {(section, name): _file_deps(resolver.root, item) for section in SECTIONS
+            for name, item in _items(data, section)}
+    found = _inputs(resolver, doc, deps) + _outputs(resolver, doc, deps) + _commands(doc)
     for name, model in _items(data, "models"):
         found += _model(doc, name, model)
     for name, dataset in _items(data, "datasets"):
@@ -55,7 +59,7 @@ def _file_deps(root: str, item: dict[str, Any]) -> list[tuple[int, str]]:
     return [(i, d) for i, d in enumerate(item.get("deps") or []) if not is_address(d, root)]
 
 
-def _inputs(resolver: Resolver, doc: Document) -> list[Diagnostic]:
+def _inputs(resolver: Resolver, doc: Document, deps: Deps) -> list[Diagnostic]:
     """Inputs written as paths: inside the project, also where their symlinks lead (a dataset may
     opt out with allow_outside: true)."""
     found: list[Diagnostic] = []
@@ -67,27 +71,26 @@ def _inputs(resolver: Resolver, doc: Document) -> list[Diagnostic]:
                 if where[0] == "datasets" else "copy it into the project"
             found.append(doc.diagnostic(where, problem, hint))
 
-    for section in ("datasets", "features", "models", "steps", "deploy"):
+    for section in SECTIONS:
         for name, item in _items(doc.data, section):
             if section == "datasets" and isinstance(item.get("path"), str):
                 check(item["path"], (section, name, "path"), bool(item.get("allow_outside")))
             if section == "features" and isinstance(item.get("python"), str):
                 check(item["python"].rsplit(":", 1)[0], (section, name, "python"))
-            for i, dep in _file_deps(resolver.root, item):
+            for i, dep in deps[section, name]:
                 check(dep, (section, name, "deps", i))
     return found
 
 
-def _outputs(resolver: Resolver, doc: Document) -> list[Diagnostic]:
+def _outputs(resolver: Resolver, doc: Document, deps: Deps) -> list[Diagnostic]:
     """Declared outputs (cleared before their node runs) may not be or hold what nothing rebuilds."""
     outputs = _declared_outputs(doc.data)
     if not outputs:
         return []
-    protected = Protected(resolver, _sources(resolver.root, doc))
+    protected = Protected(resolver, _sources(resolver.root, doc, deps))
     found: list[Diagnostic] = []
     for section, name, key, out in outputs:
-        item = dict(_items(doc.data, section))[name]
-        own = {d: f"an input of {section}.{name}" for _, d in _file_deps(resolver.root, item)}
+        own = {d: f"an input of {section}.{name}" for _, d in deps[section, name]}
         problem = protected.output_problem(out, own)
         if problem:
             hint = HINT if syntax_problem(out) else "name a new file or folder, such as one under build/"
@@ -105,22 +108,21 @@ def _declared_outputs(data: Any) -> list[tuple[str, str, Path, str]]:
     return outs
 
 
-def _sources(root: str, doc: Document) -> dict[str, str]:
+def _sources(root: str, doc: Document, deps: Deps) -> dict[str, str]:
     """What no node rebuilds: hooks, code the commands run or declare, DVC-tracked data."""
     sources: dict[str, str] = {}
     for name, item in _items(doc.data, "features"):
         if isinstance(item.get("python"), str):
             sources[item["python"].rsplit(":", 1)[0]] = f"the hook of features.{name}"
-    for section in ("datasets", "features", "models", "steps", "deploy"):
-        for name, item in _items(doc.data, section):
-            for _, dep in _file_deps(root, item):
-                if dep.lower().endswith(CODE_SUFFIXES):
-                    sources.setdefault(dep, f"source code read by {section}.{name}")
+    for (section, name), files in deps.items():
+        for _, dep in files:
+            if dep.lower().endswith(CODE_SUFFIXES):
+                sources.setdefault(dep, f"source code read by {section}.{name}")
     for name, step in _items(doc.data, "steps"):
         for arg in _args(step.get("cmd")):
-            script = arg.lower().endswith(CODE_SUFFIXES) and not syntax_problem(arg)
+            script = arg not in sources and arg.lower().endswith(CODE_SUFFIXES) and not syntax_problem(arg)
             if script and os.path.isfile(os.path.join(root, arg)):
-                sources.setdefault(arg, f"the script steps.{name} runs")
+                sources[arg] = f"the script steps.{name} runs"
     for name, item in _items(doc.data, "datasets"):
         path = str(item.get("path"))
         if not syntax_problem(path) and os.path.isfile(os.path.join(root, f"{path}.dvc")):

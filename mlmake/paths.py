@@ -4,6 +4,7 @@ mlmake's and the tools' state, inputs and source code)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ STATE_DIRS = (".git", ".dvc", ".mlmake")
 PROTECTED = (PROJECT_FILE, LOCK_FILE, POINTERS, *STATE_DIRS)
 
 
+@functools.lru_cache(maxsize=65536)  # a large file names the same scripts and folders over and over
 def syntax_problem(path: str) -> str:
     """Why a path is not allowed as written (absolute, leaving, the whole project), or ''."""
     if os.path.isabs(path) or path.startswith("~"):
@@ -49,15 +51,16 @@ class Resolver:
         self.memo: dict[str, str] = {"": self.top, ".": self.top}
 
     def real(self, path: str) -> str:
+        found = self.memo.get(path)
+        if found is not None:
+            return found
         if ".." in path.split("/") or os.path.isabs(path):
-            return real(self.root, path)  # `link/..` is not `.`: let the OS walk it
-        norm = os.path.normpath(path)
-        found = self.memo.get(norm)
-        if found is None:
-            parent, name = os.path.split(norm)
+            found = real(self.root, path)  # `link/..` is not `.`: let the OS walk it
+        else:
+            parent, name = os.path.split(os.path.normpath(path))
             full = os.path.join(self.real(parent), name)
             found = os.path.realpath(full) if os.path.islink(full) else full
-            self.memo[norm] = found
+        self.memo[path] = found
         return found
 
     def escape_problem(self, path: str) -> str:

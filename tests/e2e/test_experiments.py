@@ -349,6 +349,19 @@ def test_a_violated_baseline_gate_fails_the_build_with_both_values(repo: Repo, c
     assert message in cli(copy, "build", code=1).stderr
 
 
+def test_a_run_whose_gate_failed_keeps_the_metrics_it_was_judged_on(copy: Path) -> None:
+    edit(copy, "max_depth: 4", "max_depth: 3")  # trains: no cache entry has this fingerprint
+    edit(copy, 'gates: {auc: ">= 0.5"}', 'gates: {auc: ">= 0.99"}')
+    result = cli(copy, "build", code=1)
+    last = records(copy, "--node", "models.churn", "--limit", "1")[0]
+    auc, logloss = last["metrics"]["auc"], last["metrics"]["logloss"]
+    assert (last["status"], sorted(last["metrics"])) == ("failed", ["auc", "logloss"])
+    assert f"gate auc >= 0.99 failed: auc = {auc:.4f}" in result.stderr
+    line = cli(copy, "runs", "--node", "models.churn", "--limit", "1").stdout
+    shown = re.escape(f"auc={auc:.4g}, logloss={logloss:.4g}")
+    assert re.fullmatch(rf"[\d-]+ [\d:]+  [\w-]+  failed   models\.churn +\d+\.\d\ds  {shown}\n", line), line
+
+
 def test_a_relative_gate_passes_against_the_baseline(repo: Repo, copy: Path) -> None:
     edit(copy, 'gates: {auc: ">= 0.5"}', 'gates: {auc: ">= baseline - 0.5", logloss: "<= baseline + 1"}')
     cli(copy, "build", "--baseline", "main")

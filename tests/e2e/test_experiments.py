@@ -231,6 +231,26 @@ def test_metrics_diff_against_a_branch_as_json(repo: Repo) -> None:
     assert auc["change"] == pytest.approx(new - old) and auc["relative"] == pytest.approx((new - old) / old)
 
 
+def test_a_diff_against_a_revision_without_a_lock_says_so(copy: Path) -> None:
+    git(copy, "rm", "--cached", "-q", "mlproject.lock")
+    git(copy, "commit", "-q", "-m", "the lock is no longer tracked")
+    warning = ("warning: HEAD has no mlproject.lock: nothing built was committed there, so its side shows '-' "
+               "(commit mlproject.lock after `mlmake build` to compare with it)\n")
+    for what in ("metrics", "params"):
+        result = cli(copy, what, "diff", "HEAD")
+        assert result.stderr == warning
+        assert all(re.split(r"\s{2,}", line)[2] == "-" for line in result.stdout.splitlines()[1:])
+        assert cli(copy, what, "diff", "HEAD", "--format", "json").stderr == warning
+
+
+def test_a_diff_in_a_workspace_without_a_lock_says_so(copy: Path) -> None:
+    (copy / "mlproject.lock").unlink()
+    result = cli(copy, "metrics", "diff", "main")
+    assert result.stderr == ("warning: the workspace has no mlproject.lock: nothing is built here yet, so its side "
+                             "shows '-' (run `mlmake build`)\n")
+    assert [re.split(r"\s{2,}", line)[3] for line in result.stdout.splitlines()[1:]] == ["-"] * 4
+
+
 def test_metrics_diff_as_markdown_and_all(repo: Repo) -> None:
     out = cli(repo.root, "metrics", "diff", "main", "--format", "markdown").stdout
     assert out.splitlines()[:2] == ["| node | metric | `main` | `workspace` | change |", "|---|---|---|---|---|"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -32,7 +32,7 @@ class _Group(click.Group):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if isinstance(exc, BrokenPipeError) and report.is_closed(sys.stdout):
-                _stop_quietly()
+                stop_quietly()
             report.err(f"mlmake {__version__}: internal error: {type(exc).__name__}: {exc}", "red")
             if os.environ.get("MLMAKE_DEBUG"):
                 import traceback
@@ -43,7 +43,7 @@ class _Group(click.Group):
             sys.exit(EXIT_INTERNAL)
 
 
-def _stop_quietly() -> None:
+def stop_quietly() -> NoReturn:
     """The reader of our output went away (`mlmake plan | head -1`): stop as git does, saying nothing.
 
     Exit 141 (a shell's code for a pipe writer ended by SIGPIPE), not 0: the command did not

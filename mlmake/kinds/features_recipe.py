@@ -16,6 +16,7 @@ from mlmake.errors import NodeError, did_you_mean
 from mlmake.kinds.base import TABLE_FILE, Result, Task
 from mlmake.kinds.tables import (
     SCHEMA_FILE,
+    collect,
     columns_of,
     examples,
     first_line,
@@ -66,7 +67,7 @@ def _sql(query: str, frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
 
     try:
         lazy = pl.SQLContext(frames, eager=False).execute(query)
-        return lazy.collect()
+        return collect(lazy)
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"sql failed: {first_line(exc)} (tables: {', '.join(frames)})") from None
 
@@ -128,7 +129,7 @@ def _collect(result: object, what: str) -> pl.DataFrame:
     if not isinstance(result, (pl.LazyFrame, pl.DataFrame)):
         raise NodeError(f"{what} returned {type(result).__name__}, expected a polars LazyFrame or DataFrame")
     try:
-        return result.collect() if isinstance(result, pl.LazyFrame) else result
+        return collect(result.lazy())
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"{what} failed: {first_line(exc)}") from None
 

@@ -1,5 +1,12 @@
-"""Helpers the table kinds share: finding an upstream table, reading and writing
-parquet deterministically, JSON files, and `OP VALUE` comparisons.
+"""Helpers the table kinds share: finding an upstream table, reading, computing and
+writing tables deterministically, JSON files, and `OP VALUE` comparisons.
+
+Reproducible tables: the same inputs give the same bytes on any run, thread count and
+`-j`. polars' streaming engine (the default) sums floats in the order its morsels
+arrive, and its partitioned group-by adds partial sums per thread, so `SUM(x)` over a
+join could differ in the last bit between runs. Tables here are read whole, as one
+chunk in their stored order; queries run on the in-memory engine with the partitioned
+group-by off (its result depends on the thread count); written with one configuration.
 
 polars is imported inside functions so importing a kind stays cheap."""
 
@@ -18,6 +25,9 @@ if TYPE_CHECKING:
 
 TABLE_SECTIONS = ("features", "datasets")  # a bare name is looked up in this order
 SCHEMA_FILE = "schema.json"  # the feature set's columns and key, beside its table
+NO_PARTITION = "POLARS_NO_PARTITION"
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "statistics": True,
+                                   "row_group_size": 1 << 17}
 
 
 
@@ -65,13 +75,21 @@ def upstream_folder(task: Task, address: str) -> str:
 
 
 def scan_upstream(task: Task, address: str) -> pl.LazyFrame:
-    """A lazy scan of an upstream node's data.parquet; NodeError when it was not built."""
+    """An upstream node's data.parquet, read whole as one chunk in its stored order (see the
+    module's docstring), as a LazyFrame; NodeError when it was not built."""
     import polars as pl
 
     path = os.path.join(upstream_folder(task, address), TABLE_FILE)
     if not os.path.isfile(path):
         raise NodeError(f"upstream {address} has no table at {os.path.relpath(path, task.root)}; build it first")
-    return pl.scan_parquet(path)
+    return pl.read_parquet(path).rechunk().lazy()
+
+
+def collect(frame: pl.LazyFrame) -> pl.DataFrame:
+    """Compute a query so that its result does not depend on threads or scheduling (see the
+    module's docstring): the in-memory engine, no partitioned group-by, one chunk."""
+    os.environ[NO_PARTITION] = "1"  # polars reads it at each group-by
+    return frame.collect(engine="in-memory").rechunk()
 
 
 def upstream_key(task: Task, address: str) -> list[str]:
@@ -110,9 +128,9 @@ def dtype_name(dtype: pl.DataType) -> str:
 
 
 def write_parquet(frame: pl.DataFrame, path: str) -> None:
-    """Write a table with fixed options, so equal frames give equal bytes."""
-    frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True,
-                        row_group_size=1 << 17)
+    """Write a table with fixed options, as one chunk (pages follow chunks), so equal frames
+    give equal bytes; polars writes no time stamp."""
+    frame.rechunk().write_parquet(path, **PARQUET_OPTIONS)
 
 
 def columns_of(frame: pl.DataFrame) -> list[dict[str, str]]:

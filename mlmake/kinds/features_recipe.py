@@ -18,8 +18,10 @@ from mlmake.kinds.tables import (
     SCHEMA_FILE,
     collect,
     columns_of,
+    difference,
     examples,
     first_line,
+    is_checking_determinism,
     log_line,
     output_dir,
     scan_upstream,
@@ -36,12 +38,26 @@ if TYPE_CHECKING:
 
 def run(task: Task) -> Result:
     """Compute the feature table, check its key, write data.parquet and schema.json."""
-    import polars as pl
-
     config = task.config
     names = [str(n) for n in config["from"]]
     frames = {n: scan_upstream(task, upstream_address(task, n)) for n in names}
     key = [str(k) for k in config.get("key") or []]
+    frame = _table(task, frames, key)
+    if is_checking_determinism():
+        _check_deterministic(task, frame, _table(task, frames, key))
+    out = output_dir(task)
+    write_parquet(frame, os.path.join(out, TABLE_FILE))
+    write_json(os.path.join(out, SCHEMA_FILE), {"columns": columns_of(frame), "key": key, "rows": frame.height,
+                                                "from": names})
+    log_line(task.log, f"{frame.height} rows, {frame.width} columns from {', '.join(names)}")
+    return Result(metrics={"rows": frame.height, "columns": frame.width})
+
+
+def _table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.DataFrame:
+    """The feature table from the SQL or the hook, its key checked, its rows in a fixed order."""
+    import polars as pl
+
+    config = task.config
     if config.get("sql"):
         frame = _sql(str(config["sql"]), frames)
     else:
@@ -50,15 +66,19 @@ def run(task: Task) -> Result:
     if problems:
         raise NodeError("; ".join(problems))
     try:
-        frame = sort_frame(frame, key)
+        return sort_frame(frame, key)
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"cannot sort the feature table (declare a key?): {first_line(exc)}") from None
-    out = output_dir(task)
-    write_parquet(frame, os.path.join(out, TABLE_FILE))
-    write_json(os.path.join(out, SCHEMA_FILE), {"columns": columns_of(frame), "key": key, "rows": frame.height,
-                                                "from": names})
-    log_line(task.log, f"{frame.height} rows, {frame.width} columns from {', '.join(names)}")
-    return Result(metrics={"rows": frame.height, "columns": frame.width})
+
+
+def _check_deterministic(task: Task, first: pl.DataFrame, second: pl.DataFrame) -> None:
+    """--check-determinism: the two computations must agree."""
+    found = difference(first, second)
+    what = f"python hook {task.config['python']}" if task.config.get("python") else "the sql"
+    if found:
+        raise NodeError(f"{what} is not deterministic: two runs gave different tables ({found}); "
+                        "seed its randomness and give its rows a fixed order")
+    log_line(task.log, f"determinism check: {what} gave the same table twice")
 
 
 def _sql(query: str, frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:

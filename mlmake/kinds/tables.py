@@ -12,8 +12,10 @@ polars is imported inside functions so importing a kind stays cheap."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import NodeError, did_you_mean
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 TABLE_SECTIONS = ("features", "datasets")  # a bare name is looked up in this order
 SCHEMA_FILE = "schema.json"  # the feature set's columns and key, beside its table
 NO_PARTITION = "POLARS_NO_PARTITION"
+CHECK_DETERMINISM = "MLMAKE_CHECK_DETERMINISM"  # set by `build --check-determinism`, seen by every worker
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "statistics": True,
                                    "row_group_size": 1 << 17}
 
@@ -110,6 +113,53 @@ def sort_frame(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     if not by or frame.height < 2:
         return frame
     return frame.sort(by, nulls_last=True, maintain_order=True)
+
+
+# --- determinism -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def checking_determinism(on: bool) -> Iterator[None]:
+    """While it lasts (and in the workers started meanwhile), recipes compute their tables twice."""
+    if not on:
+        yield
+        return
+    previous = os.environ.get(CHECK_DETERMINISM)
+    os.environ[CHECK_DETERMINISM] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[CHECK_DETERMINISM]
+        else:
+            os.environ[CHECK_DETERMINISM] = previous
+
+
+def is_checking_determinism() -> bool:
+    return os.environ.get(CHECK_DETERMINISM, "") not in ("", "0")
+
+
+def difference(first: pl.DataFrame, second: pl.DataFrame) -> str:
+    """How two computations of one table differ ('' when they are equal, nulls and NaNs included)."""
+    if first.schema != second.schema:
+        return f"columns {columns_of(first)} vs {columns_of(second)}"
+    if first.height != second.height:
+        return f"{first.height} vs {second.height} rows"
+    for name in first.columns:
+        a, b = first[name], second[name]
+        if a.dtype.is_nested():  # no element-wise comparison: the column as a whole
+            if not a.equals(b):
+                return f"column '{name}' differs"
+            continue
+        same = a.eq_missing(b)
+        if a.dtype.is_float():
+            same = same | (a.is_nan() & b.is_nan()).fill_null(False)
+        rows = (~same).arg_true()
+        if len(rows):
+            i = int(rows[0])
+            return (f"column '{name}' differs in {len(rows)} row{'s' if len(rows) != 1 else ''}, "
+                    f"e.g. row {i}: {_plain(a[i])!r} vs {_plain(b[i])!r}")
+    return ""
 
 
 def dtype_name(dtype: pl.DataType) -> str:

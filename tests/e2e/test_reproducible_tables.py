@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,3 +68,59 @@ def test_tables_are_byte_identical_across_forced_rebuilds_threads_and_jobs(examp
     lock = (root / "mlproject.lock").read_text(encoding="utf-8")
     mlmake(root, "build", "--force", *params)  # a full forced rebuild records the same lock
     assert (root / "mlproject.lock").read_text(encoding="utf-8") == lock
+
+
+HOOKS = {
+    "mlproject.yaml": """\
+version: 1
+project: hooks
+datasets:
+  customers:
+    path: data/customers.csv
+features:
+  noisy:
+    from: customers
+    key: customer_id
+    python: features/build.py:noisy
+  steady:
+    from: customers
+    key: customer_id
+    python: features/build.py:steady
+""",
+    "data/customers.csv": "customer_id,amount\n1,2.5\n2,3.5\n3,1.0\n",
+    "features/build.py": """\
+import random
+
+import polars as pl
+
+
+def noisy(customers):
+    return customers.with_columns(pl.lit(random.random()).alias("noise"))
+
+
+def steady(customers):
+    return customers.with_columns((pl.col("amount") * 2).alias("double"))
+""",
+}
+
+
+def test_check_determinism_names_a_hook_that_gives_different_tables(make_project: Any, run_cli: Any) -> None:
+    root = make_project(HOOKS)
+    assert run_cli(root, "build").exit_code == 0  # an ordinary build does not look
+    result = run_cli(root, "build", "--check-determinism", "features.noisy")
+    assert result.exit_code == 1
+    assert re.search(r"^FAILED features\.noisy: python hook features/build\.py:noisy is not deterministic: two runs "
+                     r"gave different tables \(column 'noise' differs in 3 rows, e\.g\. row 0: 0\.\d+ vs 0\.\d+\); "
+                     r"seed its randomness and give its rows a fixed order$", result.stderr, re.M), result.stderr
+
+
+def test_check_determinism_rebuilds_a_deterministic_hook_and_says_it_checked(make_project: Any,
+                                                                             run_cli: Any) -> None:
+    root = make_project(HOOKS)
+    assert run_cli(root, "build").exit_code == 0
+    result = run_cli(root, "build", "--check-determinism", "features.steady")
+    assert result.exit_code == 0, result.stderr
+    assert "[1/1] features.steady  (forced)\n" in result.stdout
+    log = (root / ".mlmake" / "logs" / "features.steady.log").read_text(encoding="utf-8")
+    assert "determinism check: python hook features/build.py:steady gave the same table twice\n" in log
+    assert "MLMAKE_CHECK_DETERMINISM" not in os.environ  # the mode ends with the build

@@ -47,6 +47,7 @@ class Dataset:
     schema: dict[str, Column] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class Feature:
     sql: str | None = None
     python: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class Model:
     gates: dict[str, str] = field(default_factory=dict)
     slices: tuple[str, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,7 @@ class Deploy:
     input: str | None = None
     output: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +253,7 @@ def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
     columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
     checks = tuple(Check(**c) for c in d.get("checks", []))
     return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks,
-                   d.get("description", ""))
+                   d.get("description", ""), _deps(d))
 
 
 def _column(d: dict[str, Any]) -> Column:
@@ -271,14 +275,14 @@ def _names(value: str | list[str] | None) -> tuple[str, ...]:
 
 def _feature(name: str, span: Span | None, d: dict[str, Any]) -> Feature:
     return Feature(name, span, _names(d["from"]), _names(d.get("key")), d.get("sql"), d.get("python"),
-                   d.get("description", ""))
+                   d.get("description", ""), _deps(d))
 
 
 def _model(name: str, span: Span | None, d: dict[str, Any]) -> Model:
     return Model(
         name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
         Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
-        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""),
+        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""), _deps(d),
     )
 
 
@@ -300,7 +304,12 @@ def _arg(value: Any) -> str:
 
 
 def _deploy(name: str, span: Span | None, d: dict[str, Any]) -> Deploy:
-    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""))
+    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""),
+                  _deps(d))
+
+
+def _deps(d: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(p) for p in d.get("deps", ()))
 
 
 # --- paths -------------------------------------------------------------------
@@ -341,6 +350,10 @@ def _check_paths(project: Project, doc: Document) -> list[Diagnostic]:
     for n, dp in project.deploy.items():
         if dp.output:
             check(dp.output, ("deploy", n, "output"))
+    for section in ("datasets", "features", "models", "deploy"):
+        for n, item in getattr(project, section).items():
+            for i, p in enumerate(item.deps):
+                check(p, (section, n, "deps", i))
     return found
 
 

@@ -105,13 +105,21 @@ def _hook(task: Task, spec: str, frames: dict[str, pl.LazyFrame]) -> object:
 
 @contextlib.contextmanager
 def _importable(root: str) -> Iterator[None]:
-    """The project root on sys.path while a hook runs, so it can import its own helper modules."""
+    """The project root on sys.path while a hook runs, so it can import its own helper modules;
+    the project modules it imported are forgotten after, so the next run reads them afresh
+    (an edited helper is a reason to rebuild, see codedeps.py: a stale copy must not be used)."""
     sys.path.insert(0, root)
+    before = set(sys.modules)
     try:
         yield
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(root)
+        inside = os.path.join(os.path.realpath(root), "")
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if isinstance(file, str) and os.path.realpath(file).startswith(inside):
+                del sys.modules[name]
 
 
 def _load_function(task: Task, spec: str) -> Callable[..., object]:

@@ -21,6 +21,7 @@ from mlmake.graph import Graph
 from mlmake.history import lock_at
 from mlmake.kinds.base import Task
 from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
+from mlmake.paths import writable_output
 from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
 from mlmake.restore import Restorer, StoreThread
@@ -308,6 +309,8 @@ class Builder:
         outputs: dict[str, dict[str, Any]] = {}
         for out in decl.outputs:
             if decl.kind != "cmd":
+                if problem := writable_output(self.root, out):  # a symlink made since validate
+                    return problem
                 move_into_place(Path(task.staged(out)), self.root / out)
             digest = self.hasher.digest(out)
             if not digest.exists:

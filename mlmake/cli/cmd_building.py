@@ -29,11 +29,14 @@ from mlmake.cli import (
 @click.option("--pull", "pull", is_flag=True, help="Fetch what the DVC remote has; build the rest.")
 @click.option("--baseline", metavar="REV", help="Git revision whose lock relative gates compare against "
               "(default: HEAD).")
+@click.option("--check-determinism", is_flag=True, help="Compute each feature set twice and fail where the "
+              "two tables differ (a python hook that is not deterministic); implies --force.")
 @env_option
 @param_option
 @click.pass_context
 def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, keep_going: bool,
-          downstream: bool, pull: bool, baseline: str | None, env: str | None, params: tuple[str, ...]) -> None:
+          downstream: bool, pull: bool, baseline: str | None, check_determinism: bool, env: str | None,
+          params: tuple[str, ...]) -> None:
     """Build what is stale: the targets (default: everything) and what they need.
 
     \b
@@ -41,18 +44,21 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
       mlmake build
       mlmake build models.churn -j 2
       mlmake build -P models.churn.params.max_depth=8 --env dev
+      mlmake build --check-determinism features.customer_features
     """
     from mlmake.execute import Builder, Options
+    from mlmake.kinds.tables import checking_determinism
     from mlmake.runners import make_runner
 
     project, graph = load(ctx, env, params)
-    options = Options(targets, jobs, force, keep_going, downstream, env, params, pull, baseline)
+    options = Options(targets, jobs, force or check_determinism, keep_going, downstream, env, params, pull, baseline)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    runner = make_runner(jobs, threads)
-    try:
-        Builder(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs")).build()
-    finally:
-        runner.shutdown(cancel=False)
+    with checking_determinism(check_determinism):
+        runner = make_runner(jobs, threads)
+        try:
+            Builder(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs")).build()
+        finally:
+            runner.shutdown(cancel=False)
 
 
 @cli.command()

@@ -16,7 +16,13 @@ import sys
 
 def main() -> None:
     """The console script: run the command line, then end the process."""
-    _end(run(sys.argv[1:]))
+    try:
+        code = run(sys.argv[1:])
+    except BrokenPipeError:  # a kept plan answered into a closed pipe (`mlmake plan | head -1`)
+        from mlmake.cli import stop_quietly
+
+        stop_quietly()  # as the CLI does for a command's own output
+    _end(code)
 
 
 def run(argv: list[str]) -> int:

@@ -89,7 +89,7 @@ def run_task(task: Task) -> dict[str, Any]:
         result = kinds.by_kind(task.kind).run(task)
         return {"ok": True, "metrics": result.metrics}
     except NodeError as exc:
-        return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": str(exc), "metrics": exc.metrics}
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a recipe bug must not take the build down
@@ -289,12 +289,12 @@ class Builder:
                 self.outcome.built.append(step.address)
                 self.reporter.node_finished(step.address, seconds, result.get("metrics") or {})
                 return True
-            result = {"ok": False, "error": error}
+            result = {"ok": False, "error": error, "metrics": result.get("metrics")}
         message = str(result.get("error"))
         kept = self._keep_failed(task)
         if kept:
             message += f"\n(outputs kept for inspection in {kept})"
-        self._record(step, "failed", started, seconds, {}, message)
+        self._record(step, "failed", started, seconds, result.get("metrics") or {}, message)
         self.outcome.failed.append(step.address)
         # a failed command quotes its own output in the message already
         self.reporter.node_failed(step.address, message, [] if task.kind == "cmd" else _tail(task.log))

@@ -109,7 +109,9 @@ def answer(root: str, key: dict[str, Any], out: TextIO, err: TextIO) -> int | No
         err.write(kept_err)
         out.flush()
         err.flush()
-    except OSError as exc:  # a full disk, a closed pipe
+    except BrokenPipeError:
+        raise  # a closed pipe ends the command quietly (mlmake.__main__.main)
+    except OSError as exc:  # a full disk
         with contextlib.suppress(OSError, ValueError):
             err.write(f"error: cannot write the plan: {exc}\n")
         return 1

@@ -49,6 +49,7 @@ class Dataset:
     checks: tuple[Check, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     allow_outside: bool = field(default=False, metadata=NOT_FINGERPRINTED)  # read through a link out
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class Feature:
     sql: str | None = None
     python: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class Model:
     gates: dict[str, str] = field(default_factory=dict)
     slices: tuple[str, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class Deploy:
     input: str | None = None
     output: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +254,7 @@ def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
     columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
     checks = tuple(Check(**c) for c in d.get("checks", []))
     return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks,
-                   d.get("description", ""), bool(d.get("allow_outside", False)))
+                   d.get("description", ""), bool(d.get("allow_outside", False)), _deps(d))
 
 
 def _column(d: dict[str, Any]) -> Column:
@@ -272,14 +276,14 @@ def _names(value: str | list[str] | None) -> tuple[str, ...]:
 
 def _feature(name: str, span: Span | None, d: dict[str, Any]) -> Feature:
     return Feature(name, span, _names(d["from"]), _names(d.get("key")), d.get("sql"), d.get("python"),
-                   d.get("description", ""))
+                   d.get("description", ""), _deps(d))
 
 
 def _model(name: str, span: Span | None, d: dict[str, Any]) -> Model:
     return Model(
         name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
         Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
-        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""),
+        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""), _deps(d),
     )
 
 
@@ -301,7 +305,12 @@ def _arg(value: Any) -> str:
 
 
 def _deploy(name: str, span: Span | None, d: dict[str, Any]) -> Deploy:
-    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""))
+    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""),
+                  _deps(d))
+
+
+def _deps(d: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(p) for p in d.get("deps", ()))
 
 
 # --- paths -------------------------------------------------------------------

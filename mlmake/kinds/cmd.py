@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from mlmake.errors import NodeError
-from mlmake.kinds.base import NodeDecl, Ref, Result, Task
+from mlmake.kinds.base import NodeDecl, Ref, Result, Task, code_files
 from mlmake.paths import writable_output
 from mlmake.spec import Step, is_address, node_config
 
@@ -33,7 +33,7 @@ def declare(project: Any, item: Step) -> NodeDecl:
     files = tuple(d for d in item.deps if not is_address(d, root))
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item), refs,
-        code=files, outputs=item.outs, recipe=RECIPE, libraries=LIBRARIES,
+        code=code_files(project, (), files, item.cmd), outputs=item.outs, recipe=RECIPE, libraries=LIBRARIES,
     )
 
 

@@ -19,7 +19,7 @@ LIBRARIES = ("polars",)
 def declare(project: Any, item: Dataset) -> NodeDecl:
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item),
-        inputs=(item.path,), outputs=(build_dir(SECTION, item.name),),
+        inputs=(item.path,), code=item.deps, outputs=(build_dir(SECTION, item.name),),
         recipe=RECIPE, libraries=LIBRARIES,
     )
 

@@ -10,6 +10,7 @@ from mlmake.gates import show_number
 from mlmake.kinds.base import TABLE_FILE, Result, Task
 from mlmake.kinds.contract import check_columns, delimiter_problem, read_types
 from mlmake.kinds.tables import (
+    collect,
     columns_of,
     first_line,
     holds,
@@ -58,10 +59,10 @@ def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataF
     try:
         if fmt == "csv" and schema:
             try:
-                return _scan_csv(full, nulls, read_types(schema)).collect()
+                return collect(_scan_csv(full, nulls, read_types(schema)))
             except pl.exceptions.PolarsError:
                 pass  # a value that does not parse: read it as text below, and let the contract name it
-        return _scan(full, fmt, schema, nulls).collect()
+        return collect(_scan(full, fmt, schema, nulls))
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise NodeError(f"cannot read '{path}' as {fmt}: {first_line(exc)}") from None
 

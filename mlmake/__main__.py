@@ -1,5 +1,6 @@
-"""The `mlmake` command (and `python -m mlmake`): a repeated `plan` whose files did not
-change is answered from its record (see mlmake.replay); everything else goes to the CLI.
+"""The `mlmake` command (and `python -m mlmake`): a repeated `plan` whose inputs did not
+change is answered from the last plan the state model kept (see mlmake.memo), before the
+rest of mlmake is imported; everything else goes to the CLI.
 
 When the command is done the process ends at once (os._exit after flushing the standard
 streams), as mypy does: everything mlmake writes is closed by then (the lock, the run records,
@@ -9,7 +10,6 @@ stopped by Ctrl-C), the normal exit runs instead, so that they are joined or sto
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -21,36 +21,35 @@ def main() -> None:
 
 def run(argv: list[str]) -> int:
     """One command line, answered or run; its exit status."""
-    from mlmake import replay
+    from mlmake import memo
 
-    # shell completion (click's _MLMAKE_COMPLETE) answers with candidates, not a plan
-    off = os.environ.get("MLMAKE_NO_REPLAY") or os.environ.get("_MLMAKE_COMPLETE")
-    folder = None if off else replay.project_dir(argv)
-    recorder = None
-    if folder is not None and os.path.isdir(folder):
-        root = os.path.realpath(folder)
-        key = replay.make_key(argv)
-        code = replay.answer(root, key, sys.stdout, sys.stderr)
+    folder = memo.project_dir(argv)
+    if folder is not None:
+        code = memo.answer(folder, argv, sys.stdout)
         if code is not None:
             return code
-        recorder = replay.Recorder(root, key).start()
+    memo.begin(argv)
     from mlmake.cli import main as cli_main
 
-    code = 1
     try:
         cli_main(list(argv))
-        code = 0
     except SystemExit as exc:
-        code = replay.exit_code(exc)
         if isinstance(exc.code, str):
             sys.stderr.write(exc.code + "\n")
-    finally:
-        if recorder is not None:
-            recorder.finish(code)
-    return code
+        return exit_code(exc)
+    return 0
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The process status a SystemExit stands for."""
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else 1
 
 
 def _end(code: int) -> None:
+    import contextlib
+
     if _others_running():
         sys.exit(code)  # Python's exit joins them (and stops a worker pool left by Ctrl-C)
     for stream in (sys.stdout, sys.stderr):

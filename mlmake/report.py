@@ -27,9 +27,18 @@ def out(text: str, style: str = "") -> None:
     _write(sys.stdout, text, style)
 
 
+_ERR_LINES = [0]  # lines written to stderr by this process (a plan that warned is not kept)
+
+
 def err(text: str, style: str = "") -> None:
     """A line for the user on stderr."""
+    _ERR_LINES[0] += 1
     _write(sys.stderr, text, style)
+
+
+def warnings_written() -> int:
+    """How many lines went to stderr through err() so far."""
+    return _ERR_LINES[0]
 
 
 def warn_line(message: str) -> None:

@@ -13,9 +13,9 @@ The next `mlmake plan` with the same key stats those paths again (`answer`, whic
 the rest of mlmake is imported) and, when every key is the same, prints the kept output.
 
 Nothing is kept (the next plan is computed) when
-- a path it depends on was modified, or its inode changed, less than 2 s before the plan
-  began: a coarse file-system clock may show the next edit with the same mtime ("racily
-  clean", as git says);
+- a path it depends on was modified less than 2 s before the plan began: a coarse
+  file-system clock may show the next edit with the same mtime ("racily clean", as git
+  says; an mtime put back by `cp -p` or `touch -r` still moves the ctime, which is kept);
 - a path changed while the plan ran;
 - the plan failed, warned, wrote to a terminal (styled output), or was a `--base` report
   (which reads git history);
@@ -164,7 +164,7 @@ def _trusted(seen: Seen, started_ns: int) -> bool:
     """No path racily clean, none changed since it was seen."""
     for paths, follow in ((seen.paths, True), (seen.links, False)):
         for path, key in paths.items():
-            if key is not None and max(key[4], key[5]) > started_ns - RACY_NS:
+            if key is not None and key[4] > started_ns - RACY_NS:
                 return False
             if stat_key(path, follow=follow) != key:
                 return False

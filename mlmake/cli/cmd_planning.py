@@ -47,6 +47,7 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     """
     from mlmake import render
 
+    warned = report.warnings_written()
     project, graph, lock, result = plan_project(ctx, env, params, targets, force, downstream)
     if base and fmt != "markdown":
         raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
@@ -64,7 +65,7 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
         else:
             text = "".join(f"{line}\n" for line, _ in render.plan_lines(result))
         sys.stdout.write(text)
-        if not base and not report.warnings_written():  # --base reads git history: never kept
+        if not base and report.warnings_written() == warned:  # --base reads git history: never kept
             memo.save(str(project.root), ctx.obj["seen"], code, text)
     if code:
         sys.exit(code)

@@ -129,7 +129,7 @@ def _check_depth(text: str, where: str) -> None:
         if depth > MAX_DEPTH:
             span = Span(where, number, 1)
             raise MlmakeError(f"{where} is not readable:\n"
-                              + Diagnostic(span, "", f"nested deeper than {MAX_DEPTH} levels", "", line[:120]).render()
+                              + Diagnostic(span, "", f"nested deeper than {MAX_DEPTH} levels", "", line.strip()[:120]).render()
                               + f"\nhint: {_RESTORE}")
 
 

@@ -30,12 +30,12 @@ import sys
 import time
 import zlib
 
+from mlmake import __version__
+from mlmake.workdir import PLAN_MEMO, VERSIONS, write_cache
+
 TYPE_CHECKING = False  # typing stays unloaded: a kept plan is answered before it
 if TYPE_CHECKING:
     from typing import Any, TextIO
-
-from mlmake import __version__
-from mlmake.workdir import PLAN_MEMO, VERSIONS, write_cache
 
 RACY_NS = 2_000_000_000
 KEEP = 16  # kept plans per project (one per command line and environment), newest kept
@@ -153,9 +153,10 @@ def save(root: str, seen: Seen, code: int, text: str) -> bool:
     _note_code(seen)
     if not _trusted(seen, _started_ns):
         return False
-    body = {"version": VERSIONS[PLAN_MEMO], "key": make_key(_argv), "code": code, "out": text,
+    key = make_key(_argv)
+    body = {"version": VERSIONS[PLAN_MEMO], "key": key, "code": code, "out": text,
             "paths": sorted(seen.paths.items()), "links": sorted(seen.links.items())}
-    path = record_path(root, body["key"])
+    path = record_path(root, key)
     _prune(os.path.dirname(path))
     return write_cache(path, json.dumps(body))
 
@@ -188,7 +189,7 @@ def _prune(folder: str) -> None:
     except OSError:
         return
     for entry in names[:-KEEP + 1] if len(names) >= KEEP else []:
-        try:
+        try:  # noqa: SIM105 - contextlib stays unloaded on the kept-plan path
             os.unlink(entry.path)
         except OSError:
             pass

@@ -85,8 +85,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, target)
-    except BaseException:
-        try:
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            exc.filename = target  # the file the user knows, not our temp name
+        try:  # noqa: SIM105 - contextlib stays unloaded on the kept-plan path
             os.unlink(tmp)
         except OSError:
             pass
@@ -125,7 +127,11 @@ def read_json_store(path: str | os.PathLike[str], name: str, warn: Any = None) -
 
 
 def discard(path: str, name: str, why: str, warn: Any = None) -> None:
-    """Say that a store is rebuilt and why (the caller rebuilds it)."""
+    """Remove a store that cannot be used and say so once (the caller rebuilds it)."""
+    try:  # noqa: SIM105 - contextlib stays unloaded on the kept-plan path
+        os.unlink(path)
+    except OSError:
+        pass  # a read-only folder: it is read around, and said again next time
     if warn is not None:
         warn(f"{name} was {why}; rebuilding it")
 
@@ -146,6 +152,19 @@ def is_no_space(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in NO_SPACE:
         return True
     return "database or disk is full" in str(exc)
+
+
+def environment_failure(exc: BaseException) -> str | None:
+    """The message for a failure of the machine rather than of mlmake (a full disk, a read-only
+    or forbidden folder), or None when exc is something else."""
+    where = f"cannot write {exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+    if is_no_space(exc):
+        return (f"error: {where}no space left on the device\n"
+                "hint: free some space and run the command again (what was built before is kept)")
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"error: {where or 'cannot write: '}{exc.strerror}\n"
+                "hint: make the project folder writable for this user, then run the command again")
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -30,6 +30,12 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
+            from mlmake.workdir import environment_failure
+
+            message = environment_failure(exc)  # the machine's state, not a bug: exit 1 with a fix
+            if message is not None:
+                report.err(message, "red")
+                sys.exit(1)
             report.err(f"mlmake {__version__}: internal error: {type(exc).__name__}: {exc}", "red")
             if os.environ.get("MLMAKE_DEBUG"):
                 import traceback

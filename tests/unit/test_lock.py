@@ -208,14 +208,15 @@ def test_a_lock_nested_past_the_limit_is_an_error_naming_its_line(tmp_path: Path
     assert _error(tmp_path, f"lock_version: 1\nnodes:\n  steps.a:\n    fingerprint: f\n    config: {deep}\n") == (
         "error: mlproject.lock is not readable:\n"
         "mlproject.lock:5:1: nested deeper than 100 levels\n"
-        f"  {'    config: ' + deep[:108]}\n  ^\n"
+        f"  {('config: ' + deep)[:120]}\n  ^\n"
         "hint: restore it from git (git checkout mlproject.lock)")
 
 
 def test_a_lock_nested_by_indentation_past_the_limit_is_an_error(tmp_path: Path) -> None:
     body = "".join(f"{' ' * (2 * i)}k{i}:\n" for i in range(400))
     message = _error(tmp_path, f"lock_version: 1\n{body}")
-    assert message.startswith("error: mlproject.lock is not readable:\nmlproject.lock:103:1: nested deeper than 100 levels\n")
+    assert message.startswith("error: mlproject.lock is not readable:\n"
+                              "mlproject.lock:103:1: nested deeper than 100 levels\n")
 
 
 def test_a_corrupt_lock_is_not_saved_by_an_old_cache(tmp_path: Path) -> None:

@@ -127,10 +127,9 @@ def _check_depth(text: str, where: str) -> None:
         body = line.lstrip(" -")
         depth = (len(line) - len(body)) // 2 + body.count("[") + body.count("{")
         if depth > MAX_DEPTH:
-            span = Span(where, number, 1)
-            raise MlmakeError(f"{where} is not readable:\n"
-                              + Diagnostic(span, "", f"nested deeper than {MAX_DEPTH} levels", "", line.strip()[:120]).render()
-                              + f"\nhint: {_RESTORE}")
+            found = Diagnostic(Span(where, number, 1), "", f"nested deeper than {MAX_DEPTH} levels", "",
+                               line.strip()[:120])
+            raise MlmakeError(f"{where} is not readable:\n{found.render()}\nhint: {_RESTORE}")
 
 
 _Problem = tuple[tuple[str | int, ...], str]

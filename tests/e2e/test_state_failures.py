@@ -106,7 +106,8 @@ def test_a_run_database_of_an_unknown_version_is_moved_aside(built: Path, run_cl
 
 
 @pytest.mark.parametrize(("store", "content", "why"), [
-    ("hashes.json", "{broken", "unreadable (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    ("hashes.json", "{broken",
+     "unreadable (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
     ("hashes.json", '{"version": 7, "entries": {}}', "format version 7, not 2"),
     ("lock.json", "[1, 2]", "format version None, not 1"),
 ])

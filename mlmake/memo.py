@@ -84,6 +84,20 @@ class Seen:
 
 _started_ns: int | None = None
 _argv: list[str] | None = None
+_collecting: Seen | None = None
+
+
+def collect(seen: Seen | None) -> None:
+    """Paths given to `note` from now on go to seen (None: nowhere); a plan sets it while it loads."""
+    global _collecting
+    _collecting = seen
+
+
+def note(path: str | os.PathLike[str]) -> None:
+    """A read made outside the hasher (the import analysis of code files): noted, with its stat
+    key, for the plan being computed, before it is read."""
+    if _collecting is not None:
+        _collecting.note(path)
 
 
 def begin(argv: list[str]) -> None:

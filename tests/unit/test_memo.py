@@ -15,6 +15,7 @@ import pytest
 
 from mlmake import memo
 from mlmake.__main__ import run
+from tests.fakes import record_build
 
 OLD_NS = time.time_ns() - 60 * 1_000_000_000
 SPEC = ("version: 1\nproject: p\nparams: {n: 1}\nsteps:\n  s:\n    cmd: [python, -c, pass, '${params.n}']\n"
@@ -22,8 +23,10 @@ SPEC = ("version: 1\nproject: p\nparams: {n: 1}\nsteps:\n  s:\n    cmd: [python,
 
 
 def age(root: Path) -> None:
+    """What was just written or touched looks a minute old (not "racily clean"); the rest keeps
+    its times, ctime included, so a kept plan still holds for it."""
     for path in [root, *root.rglob("*")]:
-        if ".mlmake" not in path.parts:
+        if ".mlmake" not in path.parts and path.lstat().st_mtime_ns != OLD_NS:
             os.utime(path, ns=(OLD_NS, OLD_NS), follow_symlinks=False)
 
 
@@ -131,3 +134,19 @@ def test_planning_replaces_nothing_in_the_standard_library(project: Path) -> Non
     plan(project)
     plan(project)
     assert (os.stat, os.lstat, os.listdir, os.scandir, builtins.open, io.open) == before
+
+
+def test_a_module_that_appears_beside_a_script_is_seen(project: Path) -> None:
+    """The import analysis looked for helper.py and found none (a library, then): creating it
+    changes the step's code, so the kept plan must not answer."""
+    (project / "mlproject.yaml").write_text(
+        "version: 1\nproject: p\nsteps:\n  s:\n    cmd: [python, run.py]\n    outs: [out.txt]\n")
+    (project / "run.py").write_text("import helper\n")
+    record_build(project)
+    age(project)
+    first = plan(project, "--format", "json", "--detailed-exitcode")
+    assert first[0] == 0 and plan(project, "--format", "json", "--detailed-exitcode") == (*first[:2], True)
+    (project / "helper.py").write_text("X = 1\n")
+    age(project)
+    second = plan(project, "--format", "json", "--detailed-exitcode")
+    assert second[::2] == (2, False) and "helper.py" in second[1]

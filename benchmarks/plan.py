@@ -247,8 +247,8 @@ def breakdown(root: Path) -> None:
         stats = os.path.join(tmp, "plan.prof")
         # in-process through mlmake.__main__.run: the console script ends with os._exit, before
         # `python -m cProfile` could write its figures
-        script = ("import cProfile, sys; from mlmake.__main__ import run; "
-                  f"cProfile.run('run({['-C', str(root), 'plan']!r})', {stats!r})")
+        script = ("import cProfile; from mlmake.__main__ import run; "
+                  f'cProfile.run("run({["-C", str(root), "plan"]!r})", {stats!r})')
         subprocess.run([sys.executable, "-c", script], capture_output=True, env=env, check=True)
         import pstats
 

@@ -106,6 +106,8 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream,
                      cache=LocalCache(project.root))
     hasher.save()
+    for note in hasher.unrecorded_notes():
+        report.warn_line(note)
     return project, graph, lock, plan
 
 

@@ -75,8 +75,6 @@ def _md5_file(path: str) -> str:
     return h.hexdigest()
 
 
-_HASHERS = {"": _hash_file, "md5:": _md5_file}  # cache key prefix → the function it remembers
-
 
 class Hasher:
     """Hashes paths under a project root, remembering (size, mtime_ns, inode, device, ctime_ns) → hash."""
@@ -125,13 +123,14 @@ class Hasher:
         return Digest(self._file_hash(rel, full, st), st.st_size)
 
     def _file_hash(self, rel: str, full: str, st: os.stat_result, kind: str = "") -> str:
+        """The file's hash (blake3; DVC's md5 with kind "md5:"), remembered under kind + rel."""
         # ctime too: an edit that keeps the size and puts the mtime back (cp -p, rsync -t,
         # touch -r) still moves the ctime, which no tool can set
         key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns]
         hit = self.entries.get(kind + rel)
         if hit is not None and hit[:5] == key:
             return str(hit[5])
-        digest = _HASHERS[kind](full)
+        digest = _md5_file(full) if kind == "md5:" else _hash_file(full)
         # "racily clean" (as git calls it): a file modified within the clock's resolution
         # of being hashed may change again with the same mtime, so it is not remembered
         if time.time_ns() - st.st_mtime_ns > _RACY_NS:

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 from mlmake.errors import NodeError
 from mlmake.kinds.base import NodeDecl, Ref, Result, Task, code_files
+from mlmake.paths import writable_output
 from mlmake.spec import Step, is_address, node_config
 
 SECTION = "steps"
@@ -64,6 +65,9 @@ def _out_path(task: Task, out: str) -> str:
     if os.path.isabs(norm) or norm == "." or norm == ".." or norm.startswith(".." + os.sep):
         # deleting it before the run could take the project with it
         raise NodeError(f"declared output '{out}' is not a path inside the project")
+    problem = writable_output(task.root, out)  # checked again now: a symlink may have appeared since validate
+    if problem:
+        raise NodeError(problem)
     return task.staging.get(out) or os.path.join(task.root, norm)
 
 

@@ -12,7 +12,7 @@ from mlmake.spec import Dataset, node_config
 
 SECTION = "datasets"
 KIND = "dataset"
-RECIPE = 1
+RECIPE = 2  # 2: NaN and ±inf in a declared float column are written as missing values
 LIBRARIES = ("polars",)
 
 

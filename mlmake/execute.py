@@ -125,6 +125,8 @@ class Builder:
             clean_staging(self.root)
             plan = make_plan(self.graph, self.lock, self.hasher, self.options.targets, force=self.options.force,
                              downstream=self.options.downstream, cache=LocalCache(self.root))
+            for note in self.hasher.unrecorded_notes():
+                self.reporter.warn(note)
             try:
                 self._run(plan)
             finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,3 +91,22 @@ def _shown(value: float, op: str, threshold: float) -> str:
 def show_number(value: float) -> str:
     """A number as the user wrote it: 1000 not 1000.0."""
     return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def failures(rules: Mapping[str, str], metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
+    """Judge a node's gates (metric → rule) on its metrics: a line for each that fails or cannot be read."""
+    out: list[str] = []
+    for metric, rule in sorted(rules.items()):
+        try:
+            gate = parse_gate(metric, rule)
+        except ValueError as exc:
+            out.append(str(exc))
+            continue
+        verdict = judge(gate, _number(metrics.get(metric)), _number((baseline or {}).get(metric)))
+        if not verdict.passed:
+            out.append(verdict.message)
+    return out
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -65,12 +65,14 @@ class FakeRunner:
     """A Runner that writes every declared output itself and records what ran.
 
     `content` overrides the bytes per address (e.g. a constant, to test early cutoff);
-    `fail` lists addresses that report failure instead of writing anything."""
+    `fail` lists addresses that report failure instead of writing anything;
+    `metrics` what each address reports (none by default)."""
 
     def __init__(self, content: dict[str, Callable[[Task, str], bytes]] | None = None,
-                 fail: Iterable[str] = ()) -> None:
+                 fail: Iterable[str] = (), metrics: dict[str, dict[str, Any]] | None = None) -> None:
         self.content = content or {}
         self.fail = set(fail)
+        self.metrics = metrics or {}
         self.ran: list[str] = []
         self.tasks: list[Task] = []
 
@@ -84,7 +86,7 @@ class FakeRunner:
         make = self.content.get(task.address, fake_content)
         for output, staged in task.staging.items():
             self._write(task, output, staged, make(task, output))
-        future.set_result({"ok": True, "metrics": {}})
+        future.set_result({"ok": True, "metrics": dict(self.metrics.get(task.address, {}))})
         return future
 
     def _write(self, task: Task, output: str, staged: str, data: bytes) -> None:

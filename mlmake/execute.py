@@ -14,12 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlmake import runs
+from mlmake import gates, runs
 from mlmake.errors import BuildError, Interrupted, MlmakeError, NodeError
 from mlmake.fingerprint import Hasher
-from mlmake.gates import failures as gate_failures
 from mlmake.graph import Graph
-from mlmake.history import lock_at
+from mlmake.history import configured, lock_at
 from mlmake.kinds.base import Task
 from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
 from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
@@ -248,8 +247,10 @@ class Builder:
         assert entry is not None  # a CHECK has a lock entry
         failed = self._gate_failures(step.address, entry.metrics)
         if failed:
+            failed += " (judged on the recorded metrics)"
+            self._record(step, "failed", time.time(), 0.0, entry.metrics, failed)
             self.outcome.failed.append(step.address)
-            self.reporter.node_failed(step.address, failed + " (judged on the recorded metrics)", [])
+            self.reporter.node_failed(step.address, failed, [])
             return False
         self.lock = with_entry(self.lock, step.address, replace(entry, gates=dict(step.gates)))
         write_lock(self.root, self.lock, cache=False)
@@ -282,9 +283,13 @@ class Builder:
         return True
 
     def _gate_failures(self, address: str, metrics: dict[str, Any]) -> str:
-        """The node's gates judged on its metrics, against the baseline: why they fail, or ''."""
+        """The node's gates judged on its metrics, against the baseline: why they fail, or ''
+        (a gate that passed unchecked, for want of a baseline value, says so as a warning)."""
         base = self.baseline.get(address)
-        return "; ".join(gate_failures(self.graph.nodes[address].gates, metrics, base.metrics if base else None))
+        rules, against = self.graph.nodes[address].gates, base.metrics if base else None
+        for note in gates.notes(rules, metrics, against):
+            self.reporter.warn(f"{address}: {note}")
+        return "; ".join(gates.failures(rules, metrics, against))
 
     def _task(self, step: Step) -> Task:
         decl = self.graph.nodes[step.address]
@@ -375,7 +380,7 @@ class Builder:
 
     def _record(self, step: Step, status: str, started: float, seconds: float,
                 metrics: dict[str, Any], message: str) -> None:
-        config = step.components.get("config", {})
+        config = configured(step.components, step.gates)
         inputs = {**step.components.get("inputs", {}), **step.components.get("upstream", {})}
         rec = runs.Record(self.run_id, step.address, step.kind, step.fingerprint, status, started, seconds,
                           [r.text() for r in step.reasons], config.get("params", {}) if isinstance(config, dict)

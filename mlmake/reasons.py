@@ -61,7 +61,7 @@ class Reason:
             "removed": "no longer in mlproject.yaml",
             "cached": f"built before (fingerprint {s}): restore from the cache",
             "outputs_moved": f"outputs recorded at {old}, declared at {new}",
-            "lineage": f"upstream {s} fingerprint {_short(self.old)} → {_short(self.new)}",
+            "lineage": f"upstream {s} fingerprint changed",  # old → new in why and the JSON plan
             "gate": f"gate {s} {old} → {new}: {self.note}",
             "gate_added": f"gate {s} {new} added: {self.note}",
             "gate_removed": f"gate {s} {old} removed",

@@ -61,6 +61,18 @@ def _is_folder(task: Task, output: str) -> bool:
     return task.kind != "cmd" or not Path(output).suffix
 
 
+def _passing(rules: dict[str, str], baseline: dict[str, float]) -> dict[str, float]:
+    """Metrics that pass a node's gates (the build judges what a recipe reports)."""
+    from mlmake.gates import parse_gate
+
+    out = {}
+    for metric, rule in rules.items():
+        gate = parse_gate(metric, rule)
+        threshold = gate.value + (baseline.get(metric, 0.0) if gate.relative else 0.0)
+        out[metric] = threshold + {">": 1.0, "<": -1.0, "!=": 1.0}.get(gate.op, 0.0)
+    return out
+
+
 class FakeRunner:
     """A Runner that writes every declared output itself and records what ran.
 
@@ -86,7 +98,8 @@ class FakeRunner:
         make = self.content.get(task.address, fake_content)
         for output, staged in task.staging.items():
             self._write(task, output, staged, make(task, output))
-        future.set_result({"ok": True, "metrics": dict(self.metrics.get(task.address, {}))})
+        metrics = self.metrics.get(task.address, _passing(task.config.get("gates") or {}, task.baseline))
+        future.set_result({"ok": True, "metrics": dict(metrics)})
         return future
 
     def _write(self, task: Task, output: str, staged: str, data: bytes) -> None:

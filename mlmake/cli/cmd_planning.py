@@ -78,7 +78,7 @@ def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> 
         elif step.action == RESTORE and step.cached is not None:
             current.metrics[step.address] = step.cached.metrics
         if step.components:
-            current.configs[step.address] = dict(step.components.get("config") or {})
+            current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
     for rec in reversed(runs.history(project.root, limit=100_000)):
         if rec.status == "built":

@@ -112,7 +112,8 @@ def test_an_identical_copy_of_a_model_gets_outputs_of_its_own(run_cli: RunCli, r
 
 def test_a_fingerprint_that_differs_with_no_nameable_reason_is_not_fresh(run_cli: RunCli, root: Path) -> None:
     recorded = read_lock(root).nodes["models.species"].fingerprint
-    edit(root / "mlproject.lock", f'\n    fingerprint: "{recorded}"', '\n    fingerprint: "0123456789abcdef0123456789abcdef"')
+    fake = "0123456789abcdef0123456789abcdef"
+    edit(root / "mlproject.lock", f'\n    fingerprint: "{recorded}"', f'\n    fingerprint: "{fake}"')
     reason = f"fingerprint changed: recorded 01234567, current {recorded[:8]}"
     plan = run_cli(root, "plan")
     # built before under its real fingerprint: restored, not retrained

@@ -304,10 +304,7 @@ def test_plan_shows_deploy_targets_stale_when_their_model_changes(built: Path) -
     assert "Plan: 0 to build" in run_cli(built, "plan").stdout
     result = run_cli(built, "plan", "-P", "models.churn.params.max_depth=4")
     # a target's manifest records its model's fingerprint, so a new one rebuilds it, whatever the model's bytes
-    steps = json.loads(run_cli(built, "plan", "--format", "json", "-P", "models.churn.params.max_depth=4").stdout)
-    now = next(n["fingerprint"] for n in steps["nodes"] if n["address"] == "models.churn")
-    was = read_lock(built).nodes["models.churn"].fingerprint
-    lineage = f"upstream models.churn fingerprint {was[:8]} → {now[:8]}"
+    lineage = "upstream models.churn fingerprint changed"
     assert result.stdout == f"""\
  = datasets.customers
  = features.customer_features

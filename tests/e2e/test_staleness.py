@@ -172,9 +172,10 @@ def test_a_gate_edit_rejudges_the_recorded_metrics_without_training(run_cli: Run
     assert line("*", "models.species", "gate accuracy >= 0.95 → > 1: re-checked, fails: accuracy = 1.0000") \
         in plan.stdout
     result, ran = build(run_cli, root)
-    assert (result.exit_code, ran) == (1, {})
+    assert (result.exit_code, ran) == (1, {"models.species": "failed"})  # judged, not trained
     assert re.search(r"FAILED models\.species: gate accuracy > 1 failed: accuracy = 1\.0000 \(judged on the "
                      r"recorded metrics\)", result.stderr)
     assert read_lock(root).nodes["models.species"].gates == {"accuracy": ">= 0.95"}
     assert tree(root / "build") == model
     assert plan_exit(run_cli, root) == 2
+    assert states(run_cli, root)["models.species"] == "failed"

@@ -3,6 +3,7 @@ The only module that imports rich."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,28 @@ def is_terminal(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def is_closed(stream: TextIO) -> bool:
+    """Whether the stream is a pipe whose reader has gone (POLLERR on Linux, POLLHUP on macOS)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), 0)  # errors and hang-ups are reported whatever the mask
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no file descriptor
+        return False
+    return any(flags & (select.POLLERR | select.POLLHUP) for _, flags in events)
+
+
+def discard(stream: TextIO) -> None:
+    """Point the stream at the null device: nothing more goes to a closed pipe, not even the
+    final flush at exit (which would print "Exception ignored … BrokenPipeError")."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
 
 
 def _console(stream: TextIO) -> Any:
@@ -28,8 +51,11 @@ def out(text: str, style: str = "") -> None:
 
 
 def err(text: str, style: str = "") -> None:
-    """A line for the user on stderr."""
-    _write(sys.stderr, text, style)
+    """A line for the user on stderr; dropped when nobody reads stderr any more."""
+    try:
+        _write(sys.stderr, text, style)
+    except BrokenPipeError:
+        discard(sys.stderr)
 
 
 def warn_line(message: str) -> None:

@@ -88,6 +88,9 @@ def _explain(doc: Document, error: Any) -> list[Diagnostic]:
 
 
 def _unknown_key(doc: Document, path: Path, key: str, known: list[str]) -> Diagnostic:
+    if "extra" in known and "num_boost_round" in known:  # a model's params
+        hint = did_you_mean(key, known) or "another xgboost parameter goes under params.extra, as written"
+        return doc.diagnostic(path, f"unknown xgboost parameter '{key}'", hint, key=True)
     hint = did_you_mean(key, known) or (f"allowed keys: {', '.join(known)}" if known else "")
     return doc.diagnostic(path, f"unknown key '{key}'", hint, key=True)
 

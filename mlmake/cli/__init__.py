@@ -13,6 +13,7 @@ from mlmake import __version__, report
 from mlmake.errors import MlmakeError
 
 EXIT_INTERNAL = 3
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `git log | head`
 
 
 class _Group(click.Group):
@@ -30,6 +31,8 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if isinstance(exc, BrokenPipeError) and report.is_closed(sys.stdout):
+                _stop_quietly()
             report.err(f"mlmake {__version__}: internal error: {type(exc).__name__}: {exc}", "red")
             if os.environ.get("MLMAKE_DEBUG"):
                 import traceback
@@ -38,6 +41,17 @@ class _Group(click.Group):
             else:
                 report.err("this is a bug in mlmake; rerun with MLMAKE_DEBUG=1 for the traceback and report it")
             sys.exit(EXIT_INTERNAL)
+
+
+def _stop_quietly() -> None:
+    """The reader of our output went away (`mlmake plan | head -1`): stop as git does, saying nothing.
+
+    Exit 141 (a shell's code for a pipe writer ended by SIGPIPE), not 0: the command did not
+    finish, and a `build | head` may have stopped mid-build."""
+    report.discard(sys.stdout)
+    if report.is_closed(sys.stderr):  # `mlmake build 2>&1 | head -1`
+        report.discard(sys.stderr)
+    sys.exit(EXIT_CLOSED_PIPE)
 
 
 def project_root(ctx: click.Context) -> Path:
@@ -57,7 +71,8 @@ def cli(ctx: click.Context, directory: str) -> None:
 
     \b
     Exit codes: 0 success, 1 user error (bad file, failed node, gate),
-    2 changes pending (plan --detailed-exitcode), 3 internal error, 130 interrupted.
+    2 changes pending (plan --detailed-exitcode), 3 internal error, 130 interrupted,
+    141 output closed early (`mlmake plan | head -1`).
     """
     if not Path(directory).is_dir():
         raise MlmakeError(f"-C {directory}: no such directory")

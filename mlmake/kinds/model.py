@@ -22,7 +22,7 @@ def declare(project: Any, item: Model) -> NodeDecl:
     config = {k: v for k, v in node_config(item).items() if k != "gates"}
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, config, (ref,),
-        outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
+        code=item.deps, outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
         gates={str(m): str(r) for m, r in item.gates.items()},
     )
 

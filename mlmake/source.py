@@ -370,12 +370,7 @@ def _read_cache(cache: FsPath, key: str, file: str, text: str) -> Document | Non
 
 def _write_json(path: FsPath, body: Any) -> None:
     import json
-    import os
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs speed
+    from mlmake.workdir import write_cache
+
+    write_cache(path, json.dumps(body))  # a cache that cannot be written only costs speed

@@ -26,6 +26,7 @@ from mlmake.remote import Store
 from mlmake.restore import Restorer, StoreThread
 from mlmake.runcache import LocalCache
 from mlmake.spec import Project
+from mlmake.transfer import tracked_data
 from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
 
 TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT)  # actions a build acts on
@@ -116,12 +117,14 @@ class Builder:
         self.outcome = Outcome()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
         self.baseline = _baseline(self.root, graph, options.baseline)
-        store = Store(self.root, project.remote.url, project.remote.options)
+        store = Store.of(project, reporter.warn)
         self.store = StoreThread(Restorer(self.root, store, self.hasher, pull=options.pull, warn=reporter.warn))
 
     def build(self) -> Outcome:
         with BuildLock(self.root):
             clean_staging(self.root)
+            if self.options.pull:  # DVC-tracked raw data first: the plan reads what is there
+                self._pull_data()
             plan = make_plan(self.graph, self.lock, self.hasher, self.options.targets, force=self.options.force,
                              downstream=self.options.downstream, cache=LocalCache(self.root))
             try:
@@ -133,6 +136,13 @@ class Builder:
                 if (self.root / LOCK_FILE).exists():
                     cache_lock(self.root, self.lock)
         return self.outcome
+
+    def _pull_data(self) -> None:
+        paths = tracked_data(self.root, self.graph, self.graph.select(self.options.targets))
+        try:
+            self.store.pull_data(paths)
+        except MlmakeError as exc:  # what is not pulled is built, or its absence named
+            self.reporter.warn(f"cannot pull DVC-tracked data: {exc}")
 
     def _run(self, plan: Plan) -> None:
         todo = {s.address: s for s in plan.steps if s.action in TO_RUN}

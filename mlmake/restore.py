@@ -35,7 +35,9 @@ class Restorer:
         """Record a built node's outputs in the DVC cache, its pointer and the run cache."""
         md5s = self.store.add(step.address, outputs)
         recorded = {p: {**o, **md5s.get(p, {})} for p, o in outputs.items()}
-        runcache.put(self.root, Hit(step.fingerprint, step.address, recorded, metrics))
+        hit = Hit(step.fingerprint, step.address, recorded, metrics)
+        runcache.put(self.root, hit)
+        self.store.share(hit)  # on the machine's default remote: at once, for the other clones
 
     def restore(self, step: Step, entry: Entry | None) -> Entry | None:
         """The node's outputs put back from the cache, or None when it must be built."""
@@ -46,13 +48,14 @@ class Restorer:
             self.remember(step.address, entry)
             return entry
         hit = runcache.get(self.root, step.fingerprint)
-        if hit is None and self.pull:
+        remote = self.pull or self.store.location.automatic  # the default remote is on this machine
+        if hit is None and remote:
             hit = self._remote_hit(step.fingerprint)
         if hit is None or not runcache.is_complete(hit):
             return None
         self.store.write_pointer(step.address, hit.outputs)
         outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in hit.outputs.items()}
-        if not self._bring_back(step.address, outputs, fetch=self.pull):
+        if not self._bring_back(step.address, outputs, fetch=remote):
             return None
         return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics)
 
@@ -138,6 +141,10 @@ class StoreThread:
     def restore(self, step: Step, entry: Entry | None) -> Entry | None:
         """Restorer.restore, after every save asked for before it."""
         return self._pool.submit(self.restorer.restore, step, entry).result()
+
+    def pull_data(self, paths: list[str]) -> None:
+        """DVC-tracked raw data fetched into the workspace (build --pull), before anything runs."""
+        self._pool.submit(self.restorer.store.pull_data, paths).result()
 
     def failures(self, *, wait: bool = False) -> list[str]:
         """`address: why` for each finished save that could not store its node (waiting for all

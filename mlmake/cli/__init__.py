@@ -98,21 +98,28 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     from mlmake.fingerprint import Hasher
     from mlmake.lock import read_lock
     from mlmake.plan import make_plan
-    from mlmake.runcache import LocalCache
-
     project, graph = load(ctx, env, params)
     lock = read_lock(project.root)
     hasher = Hasher(project.root)
     plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream,
-                     cache=LocalCache(project.root))
+                     cache=remote_cache(project))
     hasher.save()
     return project, graph, lock, plan
+
+
+def remote_cache(project: Any) -> Any:
+    """What plan may promise about restoring: checked by stat on a local remote."""
+    from mlmake.remotecache import RemoteCache, locate
+
+    remote = project.remote
+    location = locate(project.root, remote.url if remote else None, remote.options if remote else None)
+    return RemoteCache(project.root, location)
 
 
 def open_store(project: Any) -> Any:
     from mlmake.remote import Store
 
-    return Store(project.root, project.remote.url, project.remote.options)
+    return Store.of(project, report.warn_line)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -43,9 +43,13 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
       mlmake build -P models.churn.params.max_depth=8 --env dev
     """
     from mlmake.execute import Builder, Options
+    from mlmake.init import ensure_gitignore
     from mlmake.runners import make_runner
 
     project, graph = load(ctx, env, params)
+    if ensure_gitignore(project.root):
+        report.out("wrote .gitignore: build/ and .mlmake/ are never committed (commit mlproject.lock and "
+                   ".mlmake-artifacts/)")
     options = Options(targets, jobs, force, keep_going, downstream, env, params, pull, baseline)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     runner = make_runner(jobs, threads)

@@ -14,6 +14,7 @@ from mlmake.cli import (
     env_option,
     param_option,
     plan_project,
+    remote_cache,
     targets_argument,
 )
 from mlmake.errors import MlmakeError
@@ -59,10 +60,19 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     else:
         for line, style in render.plan_lines(result):
             report.out(line, style)
+        _unchecked_note(project, result)
     if not base:  # the output depends on files and the command line alone: a repeat may replay it
         replay.answerable()
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
+
+
+def _unchecked_note(project: Any, result: Any) -> None:
+    """A cloud remote is not read by plan: "restorable" is the pointers' word, and it says so."""
+    cache = remote_cache(project)
+    if not cache.checked and any(s.restorable for s in result.steps):
+        report.out(f"(restorable: not checked offline against remote 'mlmake' ({cache.location.url}); "
+                   "`mlmake pull` tells)", "dim")
 
 
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:

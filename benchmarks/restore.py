@@ -17,8 +17,9 @@ and shared on the machine's default remote (MLMAKE_REMOTE, a folder in the temp 
                 dvc       `dvc pull` of the same pointer files
 
 Runs alternate (A B A B ...) after one untimed warm-up of each, so drift from other load hits
-both alike; each contender shows its median and minimum wall time (every run listed), and the
-ratios. Targets: restore at least 20x faster than the rebuild; push and pull within 1.2x of
+both alike; each contender shows its median and minimum wall time (every run listed) and its
+median CPU time (user + sys of the command and its children, which other load disturbs far
+less), and the ratios of all three. Targets: restore at least 20x faster than the rebuild; push and pull within 1.2x of
 plain DVC. Nothing asserts: read the figures.
 
 Run: python benchmarks/restore.py [--rows 1000000] [--runs 3] [--keep DIR]
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,13 +57,20 @@ def environment(base: Path) -> dict[str, str]:
             "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "NO_COLOR": "1", "MLMAKE_NO_REPLAY": "1"}
 
 
-def run(env: dict[str, str], cwd: Path, *argv: str) -> float:
-    """Run a command to success; its wall time in seconds."""
+CPU: dict[str, list[float]] = {}  # contender → CPU seconds (user + sys) of its timed commands
+
+
+def run(env: dict[str, str], cwd: Path, *argv: str, cpu: str = "") -> float:
+    """Run a command to success; its wall time in seconds (its CPU time noted under cpu)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} in {cwd} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    if cpu:
+        CPU.setdefault(cpu, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return seconds
 
 
@@ -103,31 +112,36 @@ def alternate(runs: int, contenders: dict[str, Callable[[int], float]]) -> dict[
 
 def show(title: str, times: dict[str, list[float]], slow: str, fast: str, target: float, *, faster: bool) -> None:
     print(f"\n{title}")
+    cpu = {name: CPU.pop(f"{title[:3]}{name}", [])[1:] for name in times}  # the warm-up left out
     for name, ts in times.items():
         listed = ", ".join(f"{t:.2f}" for t in ts)
-        print(f"  {name:<10} median {statistics.median(ts):8.2f} s   min {min(ts):8.2f} s   runs: {listed}")
+        print(f"  {name:<10} median {statistics.median(ts):8.2f} s   min {min(ts):8.2f} s   "
+              f"CPU {statistics.median(cpu[name] or [0]):8.2f} s   runs: {listed}")
     med = statistics.median(times[slow]) / statistics.median(times[fast])
     low = min(times[slow]) / min(times[fast])
+    work = statistics.median(cpu[slow] or [0]) / max(statistics.median(cpu[fast] or [0]), 1e-9)
     if faster:
         verdict = "met" if med >= target else "MISSED"
-        print(f"  {slow}/{fast}: {med:.1f}x (median), {low:.1f}x (min); target >= {target:.0f}x: {verdict}")
+        print(f"  {slow}/{fast}: {med:.1f}x (median), {low:.1f}x (min), {work:.1f}x (CPU); "
+              f"target >= {target:.0f}x: {verdict}")
     else:
         verdict = "met" if med <= target else "MISSED"
-        print(f"  {slow}/{fast}: {med:.2f}x (median), {low:.2f}x (min); target <= {target:.1f}x: {verdict}")
+        print(f"  {slow}/{fast}: {med:.2f}x (median), {low:.2f}x (min), {work:.2f}x (CPU); "
+              f"target <= {target:.1f}x: {verdict}")
 
 
 def restore_vs_rebuild(base: Path, env: dict[str, str], src: Path, shared: Path, runs: int) -> None:
     def rebuild(i: int) -> float:
         root = fresh_clone(env, src, base / f"rebuild{i}")
         empty = base / f"empty-remote{i}"
-        seconds = run(with_remote(env, empty), root, *MLMAKE, "build")
+        seconds = run(with_remote(env, empty), root, *MLMAKE, "build", cpu="(a)rebuild")
         shutil.rmtree(root)
         shutil.rmtree(empty, ignore_errors=True)
         return seconds
 
     def restore(i: int) -> float:
         root = fresh_clone(env, src, base / f"restore{i}")
-        seconds = run(with_remote(env, shared), root, *MLMAKE, "build")
+        seconds = run(with_remote(env, shared), root, *MLMAKE, "build", cpu="(a)restore")
         shutil.rmtree(root)
         return seconds
 
@@ -147,10 +161,10 @@ def push_vs_dvc(base: Path, env: dict[str, str], src: Path, runs: int) -> dict[s
             e = with_remote(env, remote)
             run(e, src, *MLMAKE, "validate")  # not timed
             if tool == "mlmake":
-                seconds = run(e, src, *MLMAKE, "push")
+                seconds = run(e, src, *MLMAKE, "push", cpu="(b)mlmake")
             else:
                 run(e, src, *DVC, "remote", "add", "--local", "-f", "-d", "mlmake", str(remote))  # not timed
-                seconds = run(e, src, *DVC, "push", *pointers)
+                seconds = run(e, src, *DVC, "push", *pointers, cpu="(b)dvc")
             if tool in last:
                 shutil.rmtree(last[tool], ignore_errors=True)
             last[tool] = remote
@@ -171,10 +185,10 @@ def pull_vs_dvc(base: Path, env: dict[str, str], src: Path, remote: Path, runs: 
             root = fresh_clone(env, src, base / f"pull-{tool}{i}")
             e = with_remote(env, remote)
             if tool == "mlmake":
-                seconds = run(e, root, *MLMAKE, "pull")
+                seconds = run(e, root, *MLMAKE, "pull", cpu="(c)mlmake")
             else:
                 run(e, root, *DVC, "remote", "add", "--local", "-f", "-d", "mlmake", str(remote))  # not timed
-                seconds = run(e, root, *DVC, "pull", *pointers)
+                seconds = run(e, root, *DVC, "pull", *pointers, cpu="(c)dvc")
             shutil.rmtree(root)
             return seconds
         return once

@@ -143,6 +143,12 @@ class Store:
         """Put a node's outputs in the workspace from the local cache."""
         self._call("checkout", quiet=quiet, targets=[str(pointer_path(self.root, address))], force=True)
 
+    def checkout_all(self, addresses: Iterable[str]) -> None:
+        """Put many nodes' outputs in the workspace from the local cache, in one DVC call."""
+        targets = self._targets(addresses)
+        if targets:  # none would check out every pointer of the repository
+            self._call("checkout", quiet=True, targets=targets, force=True)
+
     def drop_cached(self, md5: str) -> None:
         """Remove one object from the local cache (it was found corrupted)."""
         odb = self.repo.cache.local

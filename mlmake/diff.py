@@ -18,6 +18,7 @@ class Snapshot:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     partial: bool = False  # a run: it knows only the nodes it built, so compare only those
+    note: str = ""  # why it holds nothing (a revision without a lock), said beside the table
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,10 @@ class BuildError(MlmakeError):
 class NodeError(MlmakeError):
     """A node's recipe failed for a reason the user can act on (contract, gate, command)."""
 
+    def __init__(self, message: str, metrics: dict[str, float] | None = None) -> None:
+        super().__init__(message)
+        self.metrics = metrics or {}  # what the recipe measured before it failed (a failed gate's)
+
 
 class LockBusyError(MlmakeError):
     """Another mlmake build holds the project's lock."""

@@ -21,13 +21,14 @@ from mlmake.graph import Graph
 from mlmake.history import lock_at
 from mlmake.kinds.base import Task
 from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
+from mlmake.paths import writable_output
 from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
 from mlmake.restore import Restorer, StoreThread
 from mlmake.runcache import LocalCache
 from mlmake.spec import Project
 from mlmake.transfer import tracked_data
-from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
+from mlmake.workdir import BuildLock, clean_staging, failed_root, log_path, move_into_place, staging_root
 
 TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT)  # actions a build acts on
 
@@ -89,7 +90,7 @@ def run_task(task: Task) -> dict[str, Any]:
         result = kinds.by_kind(task.kind).run(task)
         return {"ok": True, "metrics": result.metrics}
     except NodeError as exc:
-        return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": str(exc), "metrics": exc.metrics}
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - a recipe bug must not take the build down
@@ -298,12 +299,12 @@ class Builder:
                 self.outcome.built.append(step.address)
                 self.reporter.node_finished(step.address, seconds, result.get("metrics") or {})
                 return True
-            result = {"ok": False, "error": error}
+            result = {"ok": False, "error": error, "metrics": result.get("metrics")}
         message = str(result.get("error"))
         kept = self._keep_failed(task)
         if kept:
             message += f"\n(outputs kept for inspection in {kept})"
-        self._record(step, "failed", started, seconds, {}, message)
+        self._record(step, "failed", started, seconds, result.get("metrics") or {}, message)
         self.outcome.failed.append(step.address)
         # a failed command quotes its own output in the message already
         self.reporter.node_failed(step.address, message, [] if task.kind == "cmd" else _tail(task.log))
@@ -318,6 +319,8 @@ class Builder:
         outputs: dict[str, dict[str, Any]] = {}
         for out in decl.outputs:
             if decl.kind != "cmd":
+                if problem := writable_output(self.root, out):  # a symlink made since validate
+                    return problem
                 move_into_place(Path(task.staged(out)), self.root / out)
             digest = self.hasher.digest(out)
             if not digest.exists:
@@ -337,10 +340,8 @@ class Builder:
         if not src.exists() or not any(p.is_file() for p in src.rglob("*")):
             shutil.rmtree(src, ignore_errors=True)
             return ""
-        dest = self.root / ".mlmake" / "failed" / _slug(task.address)
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dest)
+        dest = failed_root(self.root) / _slug(task.address)
+        move_into_place(src, dest)
         return str(dest.relative_to(self.root))
 
     def _remove(self, addresses: list[str]) -> None:

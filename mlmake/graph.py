@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from mlmake import kinds
+from mlmake import codedeps, kinds
 from mlmake.errors import Diagnostic, MlmakeError, SpecError, did_you_mean
 from mlmake.kinds.base import NodeDecl, Ref
 from mlmake.source import Document
@@ -77,14 +77,15 @@ def build_graph(project: Project) -> Graph:
     """Declare every node and connect them; raise SpecError listing every problem."""
     decls: dict[str, NodeDecl] = {}
     params_used = project.doc.uses if project.doc else {}
-    for section, module in kinds.registry().items():
-        for item in getattr(project, section).values():
-            decl = module.declare(project, item)
-            used = dict(params_used.get(decl.address, {}))
-            templates = used.pop("", {})
-            decls[decl.address] = replace(decl, params={p: u["value"] for p, u in used.items()},
-                                          param_keys={p: tuple(u["keys"]) for p, u in used.items()},
-                                          templates=templates)
+    with codedeps.session(project.root):  # nodes that run the same code read and parse it once
+        for section, module in kinds.registry().items():
+            for item in getattr(project, section).values():
+                decl = module.declare(project, item)
+                used = dict(params_used.get(decl.address, {}))
+                templates = used.pop("", {})
+                decls[decl.address] = replace(decl, params={p: u["value"] for p, u in used.items()},
+                                              param_keys={p: tuple(u["keys"]) for p, u in used.items()},
+                                              templates=templates)
     errors: list[Diagnostic] = []
     located = _Locator(project.doc)
     owners = _output_owners(decls, errors, located)

@@ -9,7 +9,7 @@ from pathlib import Path
 from mlmake import runs
 from mlmake.diff import Snapshot
 from mlmake.errors import MlmakeError
-from mlmake.lock import LOCK_FILE, Lock, parse_lock
+from mlmake.lock import LOCK_FILE, Lock, parse_lock, read_lock
 
 
 def from_lock(lock: Lock, label: str) -> Snapshot:
@@ -19,16 +19,26 @@ def from_lock(lock: Lock, label: str) -> Snapshot:
 
 def lock_at(root: Path, rev: str) -> Lock:
     """The project's lock as committed at a git revision (empty when it had none)."""
-    top = _git(root, "rev-parse", "--show-toplevel")
-    if top is None:
-        raise MlmakeError(f"cannot read revision '{rev}': {root} is not in a git repository")
-    rel = (root.resolve() / LOCK_FILE).relative_to(Path(top).resolve()).as_posix()
+    return committed_lock(root, rev) or Lock()
+
+
+def committed_lock(root: Path, rev: str) -> Lock | None:
+    """The project's lock as committed at a git revision; None when the revision has none."""
+    rel = _lock_path(root, rev)
     if _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") is None:
         raise MlmakeError(f"unknown git revision '{rev}'")
     shown = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=root, capture_output=True, timeout=30)
     if shown.returncode != 0:
-        return Lock()  # the revision had no lock yet: nothing was built there
+        return None  # the revision had no lock: nothing built was committed there
     return parse_lock(shown.stdout, f"{LOCK_FILE} at {rev}")
+
+
+def _lock_path(root: Path, rev: str) -> str:
+    """The lock's path in the git repository that holds the project."""
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None:
+        raise MlmakeError(f"cannot read revision '{rev}': {root} is not in a git repository")
+    return (root.resolve() / LOCK_FILE).relative_to(Path(top).resolve()).as_posix()
 
 
 def snapshot(root: Path, ref: str) -> Snapshot:
@@ -37,7 +47,19 @@ def snapshot(root: Path, ref: str) -> Snapshot:
     if records:
         return Snapshot(f"run {records[0].run_id}", {r.node: r.metrics for r in records},
                         {r.node: r.config for r in records}, partial=True)
-    return from_lock(lock_at(root, ref), ref)
+    lock = committed_lock(root, ref)
+    if lock is None:
+        return Snapshot(ref, note=f"{ref} has no {_lock_path(root, ref)}: nothing built was committed there, so its "
+                                  f"side shows '-' (commit {LOCK_FILE} after `mlmake build` to compare with it)")
+    return from_lock(lock, ref)
+
+
+def workspace(root: Path) -> Snapshot:
+    """What is built in the workspace, by its lock."""
+    if not (root / LOCK_FILE).exists():
+        return Snapshot("workspace", note=f"the workspace has no {LOCK_FILE}: nothing is built here yet, so its "
+                                          "side shows '-' (run `mlmake build`)")
+    return from_lock(read_lock(root), "workspace")
 
 
 def _git(root: Path, *args: str) -> str | None:

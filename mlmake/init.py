@@ -64,8 +64,10 @@ def create(target: Path, template: str, *, force: bool = False) -> list[Path]:
         path, dest = source / rel, target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if rel == Path("mlproject.yaml"):
-            text = path.read_text(encoding="utf-8")
-            dest.write_text(re.sub(r"(?m)^project: .*$", f"project: {name}", text, count=1), encoding="utf-8")
+            text = re.sub(r"(?m)^project: .*$", f"project: {name}", path.read_text(encoding="utf-8"), count=1)
+            # the template points editors at the repository's schema, the copy at the one written beside it
+            text = re.sub(r"(?m)^(# yaml-language-server: \$schema=).*$", rf"\g<1>{SCHEMA_NAME}", text, count=1)
+            dest.write_text(text, encoding="utf-8")
         else:
             shutil.copyfile(path, dest)
         written.append(dest)

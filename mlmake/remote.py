@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mlmake.errors import MlmakeError
 from mlmake.remotecache import Location, locate
 from mlmake.runcache import POINTERS, Hit, has_pointer, pointer_path
+from mlmake.workdir import is_no_space, write_atomic
 
 if TYPE_CHECKING:
     from mlmake.spec import Project
@@ -133,11 +134,7 @@ class Store:
             if "nfiles" in info:
                 lines.append(f"  nfiles: {info['nfiles']}\n")
             lines.append(f"  hash: md5\n  path: {rel}\n")
-        path = pointer_path(self.root, address)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".dvc.tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(pointer_path(self.root, address), "".join(lines))
 
     def checkout(self, address: str, *, quiet: bool = False) -> None:
         """Put a node's outputs in the workspace from the local cache."""
@@ -245,6 +242,10 @@ class Store:
         except DvcException as exc:
             raise RemoteError(f"dvc {verb} failed {where}: {exc}") from None
         except OSError as exc:
+            if is_no_space(exc):
+                place = f"the DVC cache in {self.root}" if local else f"remote '{REMOTE_NAME}' ({self.url})"
+                raise RemoteError(f"{place} is full: {exc.strerror or exc}; free space there and run "
+                                  f"the command again (nothing here was changed)") from None
             if local:
                 raise RemoteError(f"dvc {verb} failed {where}: {exc}") from None
             raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None

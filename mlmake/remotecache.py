@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlmake.runcache import VERSION, Hit, get, pointer_path
+from mlmake.runcache import VERSION, Hit, entry_path, get, pointer_path
 
 ENV = "MLMAKE_REMOTE"
 _MD5 = re.compile(r"^-?\s*md5: ([0-9a-f]{32}(?:\.dir)?)\s*$", re.MULTILINE)
@@ -80,22 +81,28 @@ class RemoteCache:
     """What `plan` may promise: a node is restorable when every object its pointer names is in
     the project's DVC cache or on a local remote (checked by stat, nothing is read but `.dir`
     listings). For a remote in the cloud the pointer is taken at its word (`checked` is False):
-    planning never goes on the network."""
+    planning never goes on the network. Every path read or stat-ed is handed to `note` first,
+    so a remembered plan is answered again only while none of them changed."""
 
-    def __init__(self, root: Path, location: Location) -> None:
+    def __init__(self, root: Path, location: Location, note: Callable[[Path], None] | None = None) -> None:
         self.root, self.location = root, location
+        self.note = note or (lambda _path: None)
         self.checked = location.is_local
         self.stores = [root / ".dvc" / "cache"] + ([local_folder(root, location)] if self.checked else [])
 
     def hit(self, fingerprint: str) -> Hit | None:
         """The local run-cache entry, else the one shared on the machine's default remote (as
         `build` looks it up; another remote's entries come with `build --pull`)."""
+        self.note(entry_path(self.root, fingerprint))
         found = get(self.root, fingerprint)
         if found is not None or not self.location.automatic:
             return found
-        return shared_hit(local_folder(self.root, self.location), fingerprint)
+        folder = local_folder(self.root, self.location)
+        self.note(shared_entry_path(folder, fingerprint))
+        return shared_hit(folder, fingerprint)
 
     def restorable(self, address: str) -> bool:
+        self.note(pointer_path(self.root, address))
         md5s = pointer_md5s(self.root, address)
         if not md5s:
             return False
@@ -104,20 +111,33 @@ class RemoteCache:
     def _has(self, md5: str) -> bool:
         for odb in self.stores:
             path = object_path(odb, md5)
+            self.note(path)
             if not path.is_file():
                 continue
             if not md5.endswith(".dir"):
                 return True
             files = _listing(path)
-            if files is not None and all(any(object_path(o, m).is_file() for o in self.stores) for m in files):
+            if files is not None and all(self._has_file(m) for m in files):
                 return True
         return False
+
+    def _has_file(self, md5: str) -> bool:
+        for odb in self.stores:
+            path = object_path(odb, md5)
+            self.note(path)
+            if path.is_file():
+                return True
+        return False
+
+
+def shared_entry_path(folder: Path, fingerprint: str) -> Path:
+    return folder / "mlmake" / "runcache" / f"{fingerprint}.json"
 
 
 def shared_hit(folder: Path, fingerprint: str) -> Hit | None:
     """A run-cache entry pushed to a local remote (mlmake/runcache/FINGERPRINT.json), or None."""
     try:
-        data = json.loads((folder / "mlmake" / "runcache" / f"{fingerprint}.json").read_text(encoding="utf-8"))
+        data = json.loads(shared_entry_path(folder, fingerprint).read_text(encoding="utf-8"))
         if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
             return None
         return Hit(fingerprint, str(data["address"]), dict(data["outputs"]), dict(data.get("metrics") or {}))

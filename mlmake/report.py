@@ -3,6 +3,7 @@ The only module that imports rich."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,28 @@ def is_terminal(stream: TextIO) -> bool:
         return False
 
 
+def is_closed(stream: TextIO) -> bool:
+    """Whether the stream is a pipe whose reader has gone (POLLERR on Linux, POLLHUP on macOS)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), 0)  # errors and hang-ups are reported whatever the mask
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no file descriptor
+        return False
+    return any(flags & (select.POLLERR | select.POLLHUP) for _, flags in events)
+
+
+def discard(stream: TextIO) -> None:
+    """Point the stream at the null device: nothing more goes to a closed pipe, not even the
+    final flush at exit (which would print "Exception ignored … BrokenPipeError")."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+
+
 def _console(stream: TextIO) -> Any:
     from rich.console import Console
 
@@ -27,9 +50,21 @@ def out(text: str, style: str = "") -> None:
     _write(sys.stdout, text, style)
 
 
+_ERR_LINES = [0]  # lines written to stderr by this process (a plan that warned is not kept)
+
+
 def err(text: str, style: str = "") -> None:
-    """A line for the user on stderr."""
-    _write(sys.stderr, text, style)
+    """A line for the user on stderr; dropped when nobody reads stderr any more."""
+    _ERR_LINES[0] += 1
+    try:
+        _write(sys.stderr, text, style)
+    except BrokenPipeError:
+        discard(sys.stderr)
+
+
+def warnings_written() -> int:
+    """How many lines went to stderr through err() so far."""
+    return _ERR_LINES[0]
 
 
 def warn_line(message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,8 +55,8 @@ def resolve(
     if env is not None:
         _apply_env(data, env, errors, (spans, key_spans))
     for ov in overrides:
-        if ov.path[0] == "params":
-            _set(data, ov, errors, spans, create=True)
+        if ov.path[0] == "params" and _is_param(data, ov, errors):
+            _set(data, ov, errors, spans, create=False)
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
     resolver = _Interpolator(doc, params or {}, errors)
     for section in SECTIONS[1:]:
@@ -99,6 +100,24 @@ def _move_spans(spans: tuple[dict[Path, Span], dict[Path, Span]], src: Path, des
                 table[dest + path[len(src):]] = span
 
 
+def _is_param(data: dict[str, Any], ov: Override, errors: list[Diagnostic]) -> bool:
+    """Whether -P names a param the file declares (a misspelt name would be recorded and do nothing)."""
+    node: Any = data.get("params")
+    for i, part in enumerate(ov.path[1:], start=1):
+        if i > 1 and not isinstance(node, dict):
+            return True  # _set says it cannot override inside a value that is not a mapping
+        if not isinstance(node, dict) or part not in node:
+            known = [str(k) for k in node] if isinstance(node, dict) else []
+            name = ".".join(str(p) for p in ov.path[1 : i + 1])
+            hint = did_you_mean(str(part), known) or (f"known params: {', '.join(sorted(known))}" if known
+                                                      else "declare it under params: in the project file")
+            errors.append(Diagnostic(Span(f"-P {ov.text}", 0, 0), format_path(ov.path[: i + 1]),
+                                     f"unknown param '{name}'", hint))
+            return False
+        node = node[part]
+    return True
+
+
 def _set(data: dict[str, Any], ov: Override, errors: list[Diagnostic],
          spans: dict[Path, Span], *, create: bool) -> None:
     node: Any = data
@@ -131,6 +150,9 @@ class _Interpolator:
         self.uses: dict[str, dict[str, Any]] = {}
 
     def walk(self, value: Any, path: Path) -> Any:
+        if _is_command(value, path):
+            # split the template, then fill each argument: a param is one argument, whatever it holds
+            return [self.walk(arg, path + (i,)) for i, arg in enumerate(shlex.split(value))]
         if isinstance(value, dict):
             return {k: self.walk(v, path + (k,)) for k, v in value.items()}
         if isinstance(value, list):
@@ -176,6 +198,16 @@ class _Interpolator:
         use = self.uses.setdefault(address, {}).setdefault(name, {"value": value, "keys": []})
         if key not in use["keys"]:
             use["keys"].append(key)
+
+
+def _is_command(value: Any, path: Path) -> bool:
+    """A string `cmd` of a step that holds a reference and splits (else spec reports it as it is)."""
+    if not (len(path) == 3 and path[0] == "steps" and path[2] == "cmd" and isinstance(value, str) and "${" in value):
+        return False
+    try:
+        return bool(shlex.split(value))
+    except ValueError:
+        return False
 
 
 def _to_text(value: Any) -> str:

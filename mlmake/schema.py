@@ -88,6 +88,9 @@ def _explain(doc: Document, error: Any) -> list[Diagnostic]:
 
 
 def _unknown_key(doc: Document, path: Path, key: str, known: list[str]) -> Diagnostic:
+    if "extra" in known and "num_boost_round" in known:  # a model's params
+        hint = did_you_mean(key, known) or "another xgboost parameter goes under params.extra, as written"
+        return doc.diagnostic(path, f"unknown xgboost parameter '{key}'", hint, key=True)
     hint = did_you_mean(key, known) or (f"allowed keys: {', '.join(known)}" if known else "")
     return doc.diagnostic(path, f"unknown key '{key}'", hint, key=True)
 
@@ -195,12 +198,6 @@ def check_cached(doc: Document, cache: FsPath) -> list[Diagnostic]:
 
 
 def _remember(cache: FsPath, key: str, known: list[Any]) -> None:
-    import os
+    from mlmake.workdir import write_cache
 
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps((known + [key])[-20:]), encoding="utf-8")
-        os.replace(tmp, cache)
-    except OSError:
-        pass
+    write_cache(cache, json.dumps((known + [key])[-20:]))

@@ -3,16 +3,16 @@ runs source → resolve → schema → spec and reports every problem at once.""
 
 from __future__ import annotations
 
-import os
 import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from mlmake import schema
+from mlmake import paths, schema
+from mlmake.checks import check_project
 from mlmake.errors import Diagnostic, MlmakeError, Span, SpecError
 from mlmake.resolve import Override, resolve
-from mlmake.source import Document, load_text_cached
+from mlmake.source import Document, decode, load_text_cached
 
 PROJECT_FILE = "mlproject.yaml"
 CACHE_DIR = ".mlmake/cache"
@@ -30,6 +30,7 @@ class Column:
     max: float | None = None
     allowed: tuple[Any, ...] | None = None
     regex: str | None = None
+    allow_non_finite: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class Dataset:
     schema: dict[str, Column] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    allow_outside: bool = field(default=False, metadata=NOT_FINGERPRINTED)  # read through a link out
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class Feature:
     sql: str | None = None
     python: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class Model:
     gates: dict[str, str] = field(default_factory=dict)
     slices: tuple[str, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ class Deploy:
     input: str | None = None
     output: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +185,10 @@ def load_document(root: Path) -> Document:
     """Read and parse the project file, checking its version before anything else."""
     path = find_project_file(root)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise MlmakeError(f"cannot read {path}: {exc}") from None
-    doc = load_text_cached(text, PROJECT_FILE, root / CACHE_DIR / "spec.json")
+    doc = load_text_cached(decode(raw, PROJECT_FILE), PROJECT_FILE, root / CACHE_DIR / "spec.json")
     if not isinstance(doc.data, dict):
         span = doc.span(()) or Span(PROJECT_FILE, 1, 1)
         raise SpecError([Diagnostic(span, "", "expected a mapping at the top of the file",
@@ -204,11 +210,10 @@ def load_project(root: Path, env: str | None = None, overrides: tuple[Override, 
     if errors:
         unique = {(str(d.span), d.path, d.message): d for d in errors}
         raise SpecError(sorted(unique.values(), key=_order))
-    project = _build_project(root, resolved)
-    errors = _check_paths(project, resolved)
+    errors = check_project(root, resolved)
     if errors:
-        raise SpecError(errors)
-    return project
+        raise SpecError(sorted(errors, key=_order))
+    return _build_project(root, resolved)
 
 
 def _order(d: Diagnostic) -> tuple[int, int]:
@@ -249,13 +254,13 @@ def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
     columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
     checks = tuple(Check(**c) for c in d.get("checks", []))
     return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks,
-                   d.get("description", ""))
+                   d.get("description", ""), bool(d.get("allow_outside", False)), _deps(d))
 
 
 def _column(d: dict[str, Any]) -> Column:
     allowed = d.get("allowed")
     return Column(d["type"], d.get("nullable", True), d.get("unique", False), d.get("min"), d.get("max"),
-                  tuple(allowed) if allowed is not None else None, d.get("regex"))
+                  tuple(allowed) if allowed is not None else None, d.get("regex"), d.get("allow_non_finite", False))
 
 
 def _format_of(path: str) -> str:
@@ -271,14 +276,14 @@ def _names(value: str | list[str] | None) -> tuple[str, ...]:
 
 def _feature(name: str, span: Span | None, d: dict[str, Any]) -> Feature:
     return Feature(name, span, _names(d["from"]), _names(d.get("key")), d.get("sql"), d.get("python"),
-                   d.get("description", ""))
+                   d.get("description", ""), _deps(d))
 
 
 def _model(name: str, span: Span | None, d: dict[str, Any]) -> Model:
     return Model(
         name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
         Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
-        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""),
+        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""), _deps(d),
     )
 
 
@@ -292,7 +297,7 @@ def _split(cmd: str) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(cmd))
     except ValueError:
-        return ()  # reported by _check_paths' command check with its location
+        return ()  # reported by checks' command check with its location
 
 
 def _arg(value: Any) -> str:
@@ -300,59 +305,16 @@ def _arg(value: Any) -> str:
 
 
 def _deploy(name: str, span: Span | None, d: dict[str, Any]) -> Deploy:
-    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""))
+    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""),
+                  _deps(d))
+
+
+def _deps(d: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(p) for p in d.get("deps", ()))
 
 
 # --- paths -------------------------------------------------------------------
 
-NODE_SECTIONS = ("datasets", "features", "models", "steps", "deploy")
-
-
-def is_address(text: str, root: Path | None = None) -> bool:
-    """Whether a dep names a node (`models.churn`) rather than a file (`models.py`)."""
-    section, dot, name = text.partition(".")
-    if not dot or section not in NODE_SECTIONS or "/" in name or text.endswith(".py"):
-        return False
-    return root is None or not (root / text).exists()
-
-
-def _check_paths(project: Project, doc: Document) -> list[Diagnostic]:
-    found: list[Diagnostic] = []
-
-    def check(path: str, where: tuple[str | int, ...]) -> None:
-        problem = path_problem(path)
-        if problem:
-            found.append(doc.diagnostic(where, problem, "paths are relative to the project folder"))
-
-    for n, ds in project.datasets.items():
-        check(ds.path, ("datasets", n, "path"))
-    for n, ft in project.features.items():
-        if ft.python:
-            check(ft.python.rsplit(":", 1)[0], ("features", n, "python"))
-    for n, st in project.steps.items():
-        if not st.cmd:
-            found.append(doc.diagnostic(("steps", n, "cmd"), "cannot split the command: no closing quotation",
-                                        "write cmd as a list: [python, script.py, ARG]"))
-        for i, p in enumerate(st.deps):
-            if not is_address(p, project.root):
-                check(p, ("steps", n, "deps", i))
-        for i, p in enumerate(st.outs):
-            check(p, ("steps", n, "outs", i))
-    for n, dp in project.deploy.items():
-        if dp.output:
-            check(dp.output, ("deploy", n, "output"))
-    return found
-
-
-def path_problem(path: str) -> str:
-    """Why a path from the file is not allowed, or ''."""
-    if os.path.isabs(path) or path.startswith("~"):
-        return f"the path '{path}' must be relative to the project"
-    norm = os.path.normpath(path)
-    if norm == ".":
-        return f"the path '{path}' is the whole project; name a file or folder inside it"
-    if norm == ".." or norm.startswith(".." + os.sep):
-        return f"the path '{path}' leaves the project"
-    if norm.split(os.sep)[0] in (".git", ".mlmake", ".dvc"):
-        return f"the path '{path}' is inside {norm.split(os.sep)[0]}/, which mlmake manages"
-    return ""
+NODE_SECTIONS = paths.NODE_SECTIONS
+is_address = paths.is_address
+path_problem = paths.syntax_problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -13,6 +13,7 @@ from mlmake import __version__, report
 from mlmake.errors import MlmakeError
 
 EXIT_INTERNAL = 3
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `git log | head`
 
 
 class _Group(click.Group):
@@ -30,6 +31,15 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if isinstance(exc, BrokenPipeError) and report.is_closed(sys.stdout):
+                stop_quietly()
+
+            from mlmake.workdir import environment_failure
+
+            message = environment_failure(exc)  # the machine's state, not a bug: exit 1 with a fix
+            if message is not None:
+                report.err(message, "red")
+                sys.exit(1)
             report.err(f"mlmake {__version__}: internal error: {type(exc).__name__}: {exc}", "red")
             if os.environ.get("MLMAKE_DEBUG"):
                 import traceback
@@ -38,6 +48,17 @@ class _Group(click.Group):
             else:
                 report.err("this is a bug in mlmake; rerun with MLMAKE_DEBUG=1 for the traceback and report it")
             sys.exit(EXIT_INTERNAL)
+
+
+def stop_quietly() -> NoReturn:
+    """The reader of our output went away (`mlmake plan | head -1`): stop as git does, saying nothing.
+
+    Exit 141 (a shell's code for a pipe writer ended by SIGPIPE), not 0: the command did not
+    finish, and a `build | head` may have stopped mid-build."""
+    report.discard(sys.stdout)
+    if report.is_closed(sys.stderr):  # `mlmake build 2>&1 | head -1`
+        report.discard(sys.stderr)
+    sys.exit(EXIT_CLOSED_PIPE)
 
 
 def project_root(ctx: click.Context) -> Path:
@@ -57,7 +78,8 @@ def cli(ctx: click.Context, directory: str) -> None:
 
     \b
     Exit codes: 0 success, 1 user error (bad file, failed node, gate),
-    2 changes pending (plan --detailed-exitcode), 3 internal error, 130 interrupted.
+    2 changes pending (plan --detailed-exitcode), 3 internal error, 130 interrupted,
+    141 output closed early (`mlmake plan | head -1`).
     """
     if not Path(directory).is_dir():
         raise MlmakeError(f"-C {directory}: no such directory")
@@ -94,26 +116,42 @@ def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = (
 
 def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], targets: tuple[str, ...],
              force: bool = False, downstream: bool = False) -> Any:
-    """Load the project and plan it against the lock and the workspace."""
+    """Load the project and plan it against the lock and the workspace. What the plan read is
+    left in ctx.obj["seen"] (see mlmake.memo): each file is noted before it is read."""
+    from mlmake import memo
     from mlmake.fingerprint import Hasher
-    from mlmake.lock import read_lock
+    from mlmake.lock import LOCK_FILE, read_lock
+    from mlmake.memo import Seen
     from mlmake.plan import make_plan
-    project, graph = load(ctx, env, params)
+    from mlmake.spec import PROJECT_FILE
+
+    seen = Seen()
+    root = project_root(ctx)
+    seen.note(root / PROJECT_FILE)
+    seen.note(root / LOCK_FILE)
+    memo.collect(seen)  # the import analysis of code files notes what it reads while the graph is built
+    try:
+        project, graph = load(ctx, env, params)
+    finally:
+        memo.collect(None)
     lock = read_lock(project.root)
     hasher = Hasher(project.root)
     plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream,
-                     cache=remote_cache(project))
+                     cache=remote_cache(project, seen.note))
     hasher.save()
+    seen.update(hasher.seen)
+    ctx.obj["seen"] = seen
     return project, graph, lock, plan
 
 
-def remote_cache(project: Any) -> Any:
-    """What plan may promise about restoring: checked by stat on a local remote."""
+def remote_cache(project: Any, note: Any = None) -> Any:
+    """What plan may promise about restoring: checked by stat on a local remote; each path it
+    reads or stats is handed to note first (the plan memo's Seen.note)."""
     from mlmake.remotecache import RemoteCache, locate
 
     remote = project.remote
     location = locate(project.root, remote.url if remote else None, remote.options if remote else None)
-    return RemoteCache(project.root, location)
+    return RemoteCache(project.root, location, note)
 
 
 def open_store(project: Any) -> Any:

@@ -29,11 +29,14 @@ from mlmake.cli import (
 @click.option("--pull", "pull", is_flag=True, help="Fetch what the DVC remote has; build the rest.")
 @click.option("--baseline", metavar="REV", help="Git revision whose lock relative gates compare against "
               "(default: HEAD).")
+@click.option("--check-determinism", is_flag=True, help="Compute each feature set twice and fail where the "
+              "two tables differ (a python hook that is not deterministic); implies --force.")
 @env_option
 @param_option
 @click.pass_context
 def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, keep_going: bool,
-          downstream: bool, pull: bool, baseline: str | None, env: str | None, params: tuple[str, ...]) -> None:
+          downstream: bool, pull: bool, baseline: str | None, check_determinism: bool, env: str | None,
+          params: tuple[str, ...]) -> None:
     """Build what is stale: the targets (default: everything) and what they need.
 
     \b
@@ -41,22 +44,25 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
       mlmake build
       mlmake build models.churn -j 2
       mlmake build -P models.churn.params.max_depth=8 --env dev
+      mlmake build --check-determinism features.customer_features
     """
     from mlmake.execute import Builder, Options
     from mlmake.init import ensure_gitignore
+    from mlmake.kinds.tables import checking_determinism
     from mlmake.runners import make_runner
 
     project, graph = load(ctx, env, params)
     if ensure_gitignore(project.root):
         report.out("wrote .gitignore: build/ and .mlmake/ are never committed (commit mlproject.lock and "
                    ".mlmake-artifacts/)")
-    options = Options(targets, jobs, force, keep_going, downstream, env, params, pull, baseline)
+    options = Options(targets, jobs, force or check_determinism, keep_going, downstream, env, params, pull, baseline)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    runner = make_runner(jobs, threads)
-    try:
-        Builder(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs")).build()
-    finally:
-        runner.shutdown(cancel=False)
+    with checking_determinism(check_determinism):
+        runner = make_runner(jobs, threads)
+        try:
+            Builder(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs")).build()
+        finally:
+            runner.shutdown(cancel=False)
 
 
 @cli.command()
@@ -65,14 +71,17 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
               help="Address to listen on; loopback unless you mean to expose it.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--token-env", default="MLMAKE_SERVE_TOKEN", show_default=True, metavar="VAR",
-              help="When this environment variable is set, every request needs 'Authorization: Bearer <its value>'.")
+              help="When this environment variable is set, every request (but GET /health) needs "
+                   "'Authorization: Bearer <its value>'.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="JSONL log of predictions and feedback [default: .mlmake/serve/DEPLOY/predictions.jsonl].")
 @click.option("--max-body", "max_body", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
               metavar="BYTES", help="Refuse larger request bodies (413).")
+@click.option("--private-health", is_flag=True,
+              help="GET /health needs the token too (by default it answers load balancers without it).")
 @click.pass_context
 def serve(ctx: click.Context, deploy: str, host: str, port: int, token_env: str, log_file: str | None,
-          max_body: int) -> None:
+          max_body: int, private_health: bool) -> None:
     """Serve an http deploy target as a web service until Ctrl-C.
 
     \b
@@ -90,4 +99,4 @@ def serve(ctx: click.Context, deploy: str, host: str, port: int, token_env: str,
     from mlmake.serve.server import serve as run_service
 
     run_service(project_root(ctx), deploy, host, port, token_env=token_env,
-                log=Path(log_file) if log_file else None, max_body_bytes=max_body)
+                log=Path(log_file) if log_file else None, max_body_bytes=max_body, public_health=not private_health)

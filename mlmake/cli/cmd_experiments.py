@@ -106,13 +106,15 @@ def _diff_command(what: str) -> Any:
     @click.pass_context
     def command(ctx: click.Context, ref: str, fmt: str, every: bool) -> None:
         from mlmake import diff, history
-        from mlmake.lock import read_lock
         from mlmake.spec import find_project_file
 
         root = project_root(ctx)
         find_project_file(root)
         old = history.snapshot(root, ref)
-        new = history.from_lock(read_lock(root), "workspace")
+        new = history.workspace(root)
+        for note in (old.note, new.note):
+            if note:
+                report.warn_line(note)
         pick = diff.metric_deltas if what == "metrics" else diff.param_deltas
         deltas = pick(old, new, every=every)
         if fmt == "json":

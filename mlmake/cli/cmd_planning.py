@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlmake import replay, report
+from mlmake import memo, report
 from mlmake.cli import (
     cli,
     downstream_option,
@@ -48,31 +48,38 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     """
     from mlmake import render
 
+    warned = report.warnings_written()
     project, graph, lock, result = plan_project(ctx, env, params, targets, force, downstream)
     if base and fmt != "markdown":
         raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
-    if base:
-        sys.stdout.write(_pr_comment(project, graph, lock, result, base))
-    elif fmt == "json":
-        sys.stdout.write(render.plan_json(result, project.project))
-    elif fmt == "markdown":
-        sys.stdout.write(render.plan_markdown(result, graph, project.project))
-    else:
+    code = 2 if detailed_exitcode and result.has_changes else 0
+    if fmt == "text" and report.is_terminal(sys.stdout):
         for line, style in render.plan_lines(result):
             report.out(line, style)
-        _unchecked_note(project, result)
-    if not base:  # the output depends on files and the command line alone: a repeat may replay it
-        replay.answerable()
-    if detailed_exitcode and result.has_changes:
-        sys.exit(2)
+        if note := _unchecked_note(project, result):
+            report.out(note.rstrip("\n"), "dim")
+    else:
+        if base:
+            text = _pr_comment(project, graph, lock, result, base)
+        elif fmt == "json":
+            text = render.plan_json(result, project.project)
+        elif fmt == "markdown":
+            text = render.plan_markdown(result, graph, project.project)
+        else:
+            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result)) + _unchecked_note(project, result)
+        sys.stdout.write(text)
+        if not base and report.warnings_written() == warned:  # --base reads git history: never kept
+            memo.save(str(project.root), ctx.obj["seen"], code, text)
+    if code:
+        sys.exit(code)
 
 
-def _unchecked_note(project: Any, result: Any) -> None:
+def _unchecked_note(project: Any, result: Any) -> str:
     """A cloud remote is not read by plan: "restorable" is the pointers' word, and it says so."""
     cache = remote_cache(project)
-    if not cache.checked and any(s.restorable for s in result.steps):
-        report.out(f"(restorable: not checked offline against remote 'mlmake' ({cache.location.url}); "
-                   "`mlmake pull` tells)", "dim")
+    if cache.checked or not any(s.restorable for s in result.steps):
+        return ""
+    return f"(restorable: not checked offline against remote 'mlmake' ({cache.location.url}); `mlmake pull` tells)\n"
 
 
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:

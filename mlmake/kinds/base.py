@@ -8,6 +8,7 @@ could change), LIBRARIES (distributions whose versions enter the fingerprint),
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any, Protocol
 
 from mlmake.errors import Span
@@ -81,6 +82,22 @@ class Kind(Protocol):
     def declare(self, project: Any, item: Any) -> NodeDecl: ...
 
     def run(self, task: Task) -> Result: ...
+
+
+def code_files(project: Any, hooks: tuple[str, ...], deps: tuple[str, ...],
+               cmd: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The files a node's code is: its python hooks, or the script a `python …` command runs,
+    each with the project modules it imports (transitively), then its declared deps."""
+    found = list(hooks)
+    root = getattr(project, "root", None)
+    if root is not None:
+        from mlmake.codedeps import workspace
+
+        files = workspace(FilePath(root))
+        for hook in hooks:
+            found += files.python_files(hook)
+        found += files.script_files(cmd)
+    return tuple(dict.fromkeys(found + list(deps)))
 
 
 def build_dir(section: str, name: str) -> str:

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from mlmake.errors import NodeError
-from mlmake.kinds.base import NodeDecl, Ref, Result, Task
+from mlmake.kinds.base import NodeDecl, Ref, Result, Task, code_files
+from mlmake.paths import writable_output
 from mlmake.spec import Step, is_address, node_config
 
 SECTION = "steps"
@@ -32,7 +33,7 @@ def declare(project: Any, item: Step) -> NodeDecl:
     files = tuple(d for d in item.deps if not is_address(d, root))
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item), refs,
-        code=files, outputs=item.outs, recipe=RECIPE, libraries=LIBRARIES,
+        code=code_files(project, (), files, item.cmd), outputs=item.outs, recipe=RECIPE, libraries=LIBRARIES,
     )
 
 
@@ -64,6 +65,9 @@ def _out_path(task: Task, out: str) -> str:
     if os.path.isabs(norm) or norm == "." or norm == ".." or norm.startswith(".." + os.sep):
         # deleting it before the run could take the project with it
         raise NodeError(f"declared output '{out}' is not a path inside the project")
+    problem = writable_output(task.root, out)  # checked again now: a symlink may have appeared since validate
+    if problem:
+        raise NodeError(problem)
     return task.staging.get(out) or os.path.join(task.root, norm)
 
 

@@ -48,6 +48,7 @@ def check_columns(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple
     import polars as pl
 
     casts: dict[str, pl.Series] = {}
+    missing: dict[str, pl.Series] = {}
     found: dict[str, list[str]] = {}
     for name in (c for c in raw.columns if c in schema):
         col, kind = raw[name], str(schema[name]["type"])
@@ -57,12 +58,44 @@ def check_columns(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple
                            f"which cannot become {kind}"]
             continue
         bad = cast.is_null() & col.is_not_null() if cast.null_count() else None
-        found[name] = [_line(name, f"type {kind}", col.filter(bad))] if bad is not None and bad.any() else []
-        casts[name] = cast
+        found[name] = [_type_line(name, kind, col, bad)] if bad is not None and bad.any() else []
+        casts[name], missing[name] = _non_finite_as_null(cast, col, schema[name])
     counts = _counts(pl.DataFrame(list(casts.values())), {n: schema[n] for n in casts}) if casts else {}
     for name, cast in casts.items():
-        found[name] += _rules(cast, raw[name], schema[name], counts)
+        found[name] += _rules(cast, missing[name], schema[name], counts)
     return [casts.get(n, raw[n]) for n in found], [p for lines in found.values() for p in lines if p]
+
+
+def _non_finite_as_null(cast: pl.Series, raw: pl.Series, spec: dict[str, Any]) -> tuple[pl.Series, pl.Series]:
+    """NaN and ±inf in a float column are missing values (xgboost cannot train on inf) unless the
+    column allows them; the column so, and which of its rows are missing."""
+    if not cast.dtype.is_float() or spec.get("allow_non_finite"):
+        return cast, raw.is_null()
+    import polars as pl
+
+    odd = (cast.is_nan() | cast.is_infinite()).fill_null(False)
+    if not odd.any():
+        return cast, raw.is_null()
+    kept = pl.select(pl.when(odd).then(None).otherwise(cast)).to_series().alias(cast.name)
+    return kept, raw.is_null() | odd
+
+
+def _type_line(name: str, kind: str, col: pl.Series, bad: pl.Series) -> str:
+    """`column 'age': rule type int64: 2 bad rows, e.g. ['x', 'y'] at rows [3, 7]`."""
+    rows = [i + 1 for i in bad.arg_true().head(5).to_list()]
+    return f"{_line(name, f'type {kind}', col.filter(bad))} at rows {rows}"
+
+
+def delimiter_problem(columns: list[str]) -> str:
+    """For a CSV file read as one column whose name holds another delimiter: say so, or ''."""
+    if len(columns) != 1:
+        return ""
+    found = [d for d in (";", "\t", "|") if d in columns[0]]
+    if not found:
+        return ""
+    shown = {"\t": "a tab"}.get(found[0], f"'{found[0]}'")
+    return (f"the file parsed into a single column {columns[0]!r}: it looks delimited by {shown}, "
+            "but mlmake reads CSV delimited by ','; convert the file, or read it with a python: feature hook")
 
 
 def check_column(raw: pl.Series, spec: dict[str, Any]) -> tuple[pl.Series, list[str]]:
@@ -96,16 +129,37 @@ def _from_text(text: pl.Series, kind: str) -> pl.Series:
         lower = word.str.to_lowercase()
         words = {w: True for w in TRUE_WORDS} | {w: False for w in FALSE_WORDS}
         return lower.replace_strict(words, default=None, return_dtype=pl.Boolean)
-    if kind == "date":
-        return word.str.to_date(strict=False)
-    if kind == "datetime":
-        return word.str.to_datetime(strict=False, time_unit="us")
+    if kind in ("date", "datetime"):
+        return _times(word, kind)
     target = polars_type(kind)
     direct = word.cast(target, strict=False)
     if kind in INTEGERS and direct.null_count() > word.null_count():
         # "3.0" is a whole number too (pandas writes ints with nulls that way)
         return direct.fill_null(_whole(word.cast(pl.Float64, strict=False), target))
     return direct
+
+
+ISO_FORMATS = {"date": ("%Y-%m-%d",),
+               "datetime": ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")}
+
+
+def _times(word: pl.Series, kind: str) -> pl.Series:
+    """Dates or datetimes in the format polars infers from the values; where it infers none (the
+    first value is not a date), ISO 8601's; null where a value does not parse."""
+    import polars as pl
+
+    def parse(fmt: str | None = None) -> pl.Series:
+        if kind == "date":
+            return word.str.to_date(fmt, strict=False)
+        return word.str.to_datetime(fmt, strict=False, time_unit="us")
+
+    try:
+        return parse()
+    except pl.exceptions.PolarsError:
+        out = pl.Series(word.name, [None] * len(word), dtype=polars_type(kind))
+        for fmt in ISO_FORMATS[kind]:
+            out = out.fill_null(parse(fmt))
+        return out
 
 
 def _from_typed(col: pl.Series, kind: str) -> pl.Series | None:
@@ -175,15 +229,14 @@ def _counts(frame: pl.DataFrame, specs: dict[str, dict[str, Any]]) -> Counts:
     return {key: int(n) for key, n in zip(keys, row, strict=True)}
 
 
-def _rules(col: pl.Series, raw: pl.Series, spec: dict[str, Any], counts: Counts) -> list[str]:
+def _rules(col: pl.Series, was_null: pl.Series, spec: dict[str, Any], counts: Counts) -> list[str]:
     name, kind = col.name, str(spec["type"])
 
     def broken(rule: str) -> bool:  # not counted clean in the one pass: check it
         return counts.get((name, rule), 1) > 0
 
     found: list[str] = []
-    if spec.get("nullable", True) is False and raw.null_count() > 0:
-        was_null = raw.is_null()
+    if spec.get("nullable", True) is False and was_null.any():
         rows = [i + 1 for i in was_null.arg_true().head(5).to_list()]
         found.append(f"column '{name}': rule nullable false: {bad_rows(int(was_null.sum()))}, e.g. rows {rows}")
     if spec.get("unique") and broken("unique"):

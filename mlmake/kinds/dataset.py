@@ -12,14 +12,14 @@ from mlmake.spec import Dataset, node_config
 
 SECTION = "datasets"
 KIND = "dataset"
-RECIPE = 1
+RECIPE = 2  # 2: NaN and ±inf in a declared float column are written as missing values
 LIBRARIES = ("polars",)
 
 
 def declare(project: Any, item: Dataset) -> NodeDecl:
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item),
-        inputs=(item.path,), outputs=(build_dir(SECTION, item.name),),
+        inputs=(item.path,), code=item.deps, outputs=(build_dir(SECTION, item.name),),
         recipe=RECIPE, libraries=LIBRARIES,
     )
 

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from mlmake.errors import NodeError, did_you_mean
 from mlmake.gates import show_number
 from mlmake.kinds.base import TABLE_FILE, Result, Task
-from mlmake.kinds.contract import check_columns, read_types
+from mlmake.kinds.contract import check_columns, delimiter_problem, read_types
 from mlmake.kinds.tables import (
+    collect,
     columns_of,
     first_line,
     holds,
@@ -61,10 +62,10 @@ def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataF
     try:
         if fmt == "csv" and schema:
             try:
-                return _scan_csv(full, nulls, read_types(schema)).collect()
+                return collect(_scan_csv(full, nulls, read_types(schema)))
             except pl.exceptions.PolarsError:
                 pass  # a value that does not parse: read it as text below, and let the contract name it
-        return _scan(full, fmt, schema, nulls).collect()
+        return collect(_scan(full, fmt, schema, nulls))
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise NodeError(f"cannot read '{path}' as {fmt}: {first_line(exc)}") from None
 
@@ -93,6 +94,8 @@ def _scan(full: str, fmt: str, schema: dict[str, Any], nulls: list[str]) -> pl.L
 def _check(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple[pl.DataFrame, list[str]]:
     """The table with declared columns cast, and every contract violation."""
     problems = [_missing(c, raw.columns) for c in schema if c not in raw.columns]
+    if problems and delimiter_problem(raw.columns):
+        problems = [delimiter_problem(raw.columns)]
     cast, found = check_columns(raw, schema)
     return raw.with_columns(cast), problems + found
 

@@ -46,7 +46,7 @@ def declare(project: Any, item: Deploy) -> NodeDecl:
     outputs = (build_dir(SECTION, item.name),) + ((item.output,) if item.output else ())
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item), tuple(refs),
-        outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
+        code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlmake.kinds.base import NodeDecl, Ref, Result, Task, build_dir
+from mlmake.kinds.base import NodeDecl, Ref, Result, Task, build_dir, code_files
 from mlmake.spec import Feature, node_config
 
 SECTION = "features"
@@ -19,7 +19,8 @@ TABLES = ("features", "datasets")
 
 def declare(project: Any, item: Feature) -> NodeDecl:
     refs = tuple(Ref(n, (SECTION, item.name, "from", i), TABLES) for i, n in enumerate(item.inputs))
-    code = (item.python.rsplit(":", 1)[0],) if item.python else ()
+    hook = (item.python.rsplit(":", 1)[0],) if item.python else ()
+    code = code_files(project, hook, item.deps)
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item), refs,
         code=code, outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,

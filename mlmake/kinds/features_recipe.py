@@ -16,9 +16,12 @@ from mlmake.errors import NodeError, did_you_mean
 from mlmake.kinds.base import TABLE_FILE, Result, Task
 from mlmake.kinds.tables import (
     SCHEMA_FILE,
+    collect,
     columns_of,
+    difference,
     examples,
     first_line,
+    is_checking_determinism,
     log_line,
     output_dir,
     scan_upstream,
@@ -35,23 +38,13 @@ if TYPE_CHECKING:
 
 def run(task: Task) -> Result:
     """Compute the feature table, check its key, write data.parquet and schema.json."""
-    import polars as pl
-
     config = task.config
     names = [str(n) for n in config["from"]]
     frames = {n: scan_upstream(task, upstream_address(task, n)) for n in names}
     key = [str(k) for k in config.get("key") or []]
-    if config.get("sql"):
-        frame = _sql(str(config["sql"]), frames)
-    else:
-        frame = _collect(_hook(task, str(config["python"]), frames), f"python hook {config['python']}")
-    problems = key_problems(frame, key)
-    if problems:
-        raise NodeError("; ".join(problems))
-    try:
-        frame = sort_frame(frame, key)
-    except pl.exceptions.PolarsError as exc:
-        raise NodeError(f"cannot sort the feature table (declare a key?): {first_line(exc)}") from None
+    frame = _table(task, frames, key)
+    if is_checking_determinism():
+        _check_deterministic(task, frame, _table(task, frames, key))
     out = output_dir(task)
     write_parquet(frame, os.path.join(out, TABLE_FILE))
     write_json(os.path.join(out, SCHEMA_FILE), {"columns": columns_of(frame), "key": key, "rows": frame.height,
@@ -60,13 +53,41 @@ def run(task: Task) -> Result:
     return Result(metrics={"rows": frame.height, "columns": frame.width})
 
 
+def _table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.DataFrame:
+    """The feature table from the SQL or the hook, its key checked, its rows in a fixed order."""
+    import polars as pl
+
+    config = task.config
+    if config.get("sql"):
+        frame = _sql(str(config["sql"]), frames)
+    else:
+        frame = _collect(_hook(task, str(config["python"]), frames), f"python hook {config['python']}")
+    problems = key_problems(frame, key)
+    if problems:
+        raise NodeError("; ".join(problems))
+    try:
+        return sort_frame(frame, key)
+    except pl.exceptions.PolarsError as exc:
+        raise NodeError(f"cannot sort the feature table (declare a key?): {first_line(exc)}") from None
+
+
+def _check_deterministic(task: Task, first: pl.DataFrame, second: pl.DataFrame) -> None:
+    """--check-determinism: the two computations must agree."""
+    found = difference(first, second)
+    what = f"python hook {task.config['python']}" if task.config.get("python") else "the sql"
+    if found:
+        raise NodeError(f"{what} is not deterministic: two runs gave different tables ({found}); "
+                        "seed its randomness and give its rows a fixed order")
+    log_line(task.log, f"determinism check: {what} gave the same table twice")
+
+
 def _sql(query: str, frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
     """Run polars SQL with each input registered under its name."""
     import polars as pl
 
     try:
         lazy = pl.SQLContext(frames, eager=False).execute(query)
-        return lazy.collect()
+        return collect(lazy)
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"sql failed: {first_line(exc)} (tables: {', '.join(frames)})") from None
 
@@ -84,13 +105,21 @@ def _hook(task: Task, spec: str, frames: dict[str, pl.LazyFrame]) -> object:
 
 @contextlib.contextmanager
 def _importable(root: str) -> Iterator[None]:
-    """The project root on sys.path while a hook runs, so it can import its own helper modules."""
+    """The project root on sys.path while a hook runs, so it can import its own helper modules;
+    the project modules it imported are forgotten after, so the next run reads them afresh
+    (an edited helper is a reason to rebuild, see codedeps.py: a stale copy must not be used)."""
     sys.path.insert(0, root)
+    before = set(sys.modules)
     try:
         yield
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(root)
+        inside = os.path.join(os.path.realpath(root), "")
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if isinstance(file, str) and os.path.realpath(file).startswith(inside):
+                del sys.modules[name]
 
 
 def _load_function(task: Task, spec: str) -> Callable[..., object]:
@@ -128,7 +157,7 @@ def _collect(result: object, what: str) -> pl.DataFrame:
     if not isinstance(result, (pl.LazyFrame, pl.DataFrame)):
         raise NodeError(f"{what} returned {type(result).__name__}, expected a polars LazyFrame or DataFrame")
     try:
-        return result.collect() if isinstance(result, pl.LazyFrame) else result
+        return collect(result.lazy())
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"{what} failed: {first_line(exc)}") from None
 

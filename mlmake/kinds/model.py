@@ -20,7 +20,7 @@ def declare(project: Any, item: Model) -> NodeDecl:
     ref = Ref(item.features, (SECTION, item.name, "features"), ("features", "datasets"))
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item), (ref,),
-        outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
+        code=item.deps, outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
     )
 
 

@@ -76,7 +76,7 @@ def run(task: Task) -> Result:
     _write_outputs(task, data, fit, pred, summary)
     log_line(task.log, "held-out " + ", ".join(f"{m} {v:.4f}" for m, v in metrics.items()))
     if failed:
-        raise NodeError("; ".join(failed))
+        raise NodeError("; ".join(failed), metrics)
     return Result(metrics=metrics)
 
 

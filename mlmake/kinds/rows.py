@@ -194,5 +194,5 @@ def _json_type(value: Any) -> str:
 def _show(value: Any) -> str:
     if isinstance(value, (dict, list)) or value is None:
         return ""
-    text = repr(value)
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)  # JSON's spelling
     return " " + (text if len(text) <= 40 else text[:37] + "...")

@@ -1,12 +1,21 @@
-"""Helpers the table kinds share: finding an upstream table, reading and writing
-parquet deterministically, JSON files, and `OP VALUE` comparisons.
+"""Helpers the table kinds share: finding an upstream table, reading, computing and
+writing tables deterministically, JSON files, and `OP VALUE` comparisons.
+
+Reproducible tables: the same inputs give the same bytes on any run, thread count and
+`-j`. polars' streaming engine (the default) sums floats in the order its morsels
+arrive, and its partitioned group-by adds partial sums per thread, so `SUM(x)` over a
+join could differ in the last bit between runs. Tables here are read whole, as one
+chunk in their stored order; queries run on the in-memory engine with the partitioned
+group-by off (its result depends on the thread count); written with one configuration.
 
 polars is imported inside functions so importing a kind stays cheap."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import NodeError, did_you_mean
@@ -18,6 +27,10 @@ if TYPE_CHECKING:
 
 TABLE_SECTIONS = ("features", "datasets")  # a bare name is looked up in this order
 SCHEMA_FILE = "schema.json"  # the feature set's columns and key, beside its table
+NO_PARTITION = "POLARS_NO_PARTITION"
+CHECK_DETERMINISM = "MLMAKE_CHECK_DETERMINISM"  # set by `build --check-determinism`, seen by every worker
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "statistics": True,
+                                   "row_group_size": 1 << 17}
 
 
 
@@ -65,13 +78,21 @@ def upstream_folder(task: Task, address: str) -> str:
 
 
 def scan_upstream(task: Task, address: str) -> pl.LazyFrame:
-    """A lazy scan of an upstream node's data.parquet; NodeError when it was not built."""
+    """An upstream node's data.parquet, read whole as one chunk in its stored order (see the
+    module's docstring), as a LazyFrame; NodeError when it was not built."""
     import polars as pl
 
     path = os.path.join(upstream_folder(task, address), TABLE_FILE)
     if not os.path.isfile(path):
         raise NodeError(f"upstream {address} has no table at {os.path.relpath(path, task.root)}; build it first")
-    return pl.scan_parquet(path)
+    return pl.read_parquet(path).rechunk().lazy()
+
+
+def collect(frame: pl.LazyFrame) -> pl.DataFrame:
+    """Compute a query so that its result does not depend on threads or scheduling (see the
+    module's docstring): the in-memory engine, no partitioned group-by, one chunk."""
+    os.environ[NO_PARTITION] = "1"  # polars reads it at each group-by
+    return frame.collect(engine="in-memory").rechunk()
 
 
 def upstream_key(task: Task, address: str) -> list[str]:
@@ -94,6 +115,53 @@ def sort_frame(frame: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     return frame.sort(by, nulls_last=True, maintain_order=True)
 
 
+# --- determinism -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def checking_determinism(on: bool) -> Iterator[None]:
+    """While it lasts (and in the workers started meanwhile), recipes compute their tables twice."""
+    if not on:
+        yield
+        return
+    previous = os.environ.get(CHECK_DETERMINISM)
+    os.environ[CHECK_DETERMINISM] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[CHECK_DETERMINISM]
+        else:
+            os.environ[CHECK_DETERMINISM] = previous
+
+
+def is_checking_determinism() -> bool:
+    return os.environ.get(CHECK_DETERMINISM, "") not in ("", "0")
+
+
+def difference(first: pl.DataFrame, second: pl.DataFrame) -> str:
+    """How two computations of one table differ ('' when they are equal, nulls and NaNs included)."""
+    if first.schema != second.schema:
+        return f"columns {columns_of(first)} vs {columns_of(second)}"
+    if first.height != second.height:
+        return f"{first.height} vs {second.height} rows"
+    for name in first.columns:
+        a, b = first[name], second[name]
+        if a.dtype.is_nested():  # no element-wise comparison: the column as a whole
+            if not a.equals(b):
+                return f"column '{name}' differs"
+            continue
+        same = a.eq_missing(b)
+        if a.dtype.is_float():
+            same = same | (a.is_nan() & b.is_nan()).fill_null(False)
+        rows = (~same).arg_true()
+        if len(rows):
+            i = int(rows[0])
+            return (f"column '{name}' differs in {len(rows)} row{'s' if len(rows) != 1 else ''}, "
+                    f"e.g. row {i}: {_plain(a[i])!r} vs {_plain(b[i])!r}")
+    return ""
+
+
 def dtype_name(dtype: pl.DataType) -> str:
     """A column type in the words of the schema: int64, str, category, date …"""
     import polars as pl
@@ -110,9 +178,9 @@ def dtype_name(dtype: pl.DataType) -> str:
 
 
 def write_parquet(frame: pl.DataFrame, path: str) -> None:
-    """Write a table with fixed options, so equal frames give equal bytes."""
-    frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True,
-                        row_group_size=1 << 17)
+    """Write a table with fixed options, as one chunk (pages follow chunks), so equal frames
+    give equal bytes; polars writes no time stamp."""
+    frame.rechunk().write_parquet(path, **PARQUET_OPTIONS)
 
 
 def columns_of(frame: pl.DataFrame) -> list[dict[str, str]]:

@@ -41,7 +41,9 @@ class Fit:
 
 def training_plan(given: dict[str, Any], task: str, n_classes: int, threads: int, seed: int) -> Plan:
     """The params for xgboost.train; num_boost_round and early_stopping_rounds taken out."""
-    params = {k: v for k, v in given.items() if v is not None}
+    # params.extra is the escape hatch: other xgboost parameters, passed through as written
+    extra: dict[str, Any] = given["extra"] if isinstance(given.get("extra"), dict) else {}
+    params = {k: v for k, v in {**extra, **given}.items() if v is not None and k != "extra"}
     rounds = _count(params.pop("num_boost_round", DEFAULT_ROUNDS), "num_boost_round")
     early = params.pop("early_stopping_rounds", None)
     objective = str(params.setdefault("objective", OBJECTIVES[task]))
@@ -72,8 +74,15 @@ def _count(value: Any, name: str) -> int:
 
 def matrix(x: np.ndarray, y: np.ndarray, inputs: list[Input], threads: int) -> Any:
     """A DMatrix whose categorical columns are coded already (see design.design_matrix)."""
+    import numpy as np
     import xgboost as xgb
 
+    infinite = np.isinf(x).any(axis=0)
+    if infinite.any():  # xgboost would stop with its native backtrace
+        names = [i.name for i, bad in zip(inputs, infinite, strict=True) if bad]
+        raise NodeError(f"input column(s) {names} hold inf or -inf (or a number too large for float32), which "
+                        "xgboost cannot train on; declare the column as float in its dataset's schema (inf is "
+                        "then a missing value) or replace the values in the feature set")
     return xgb.DMatrix(x, label=y, feature_names=[i.name for i in inputs], feature_types=feature_types(inputs),
                        enable_categorical=True, nthread=max(1, threads))
 

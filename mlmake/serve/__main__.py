@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-env", default=TOKEN_ENV, help="the variable holding the bearer token")
     parser.add_argument("--log", help="the JSONL prediction log (default: predictions.jsonl beside the bundle)")
     parser.add_argument("--max-body-bytes", type=int, default=16 * 1024 * 1024)
+    parser.add_argument("--private-health", action="store_true",
+                        help="GET /health needs the token too (by default it answers without it)")
     parser.add_argument("--check", action="store_true", help="exit 0 if the service on --port is healthy")
     args = parser.parse_args(argv)
     if args.check:
@@ -33,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         serve_bundle(Path(args.bundle), args.host, args.port, token_env=args.token_env,
-                     log=Path(args.log) if args.log else None, max_body_bytes=args.max_body_bytes)
+                     log=Path(args.log) if args.log else None, max_body_bytes=args.max_body_bytes,
+                     public_health=not args.private_health)
     except MlmakeError as exc:
         sys.stderr.write(exc.render() + "\n")
         return exc.exit_code

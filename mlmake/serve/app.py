@@ -2,12 +2,14 @@
 
     POST /predict    one row, a batch or an entity key → predictions (predictor.py)
     POST /feedback   {"prediction_id": …, "label": …} → the true label, logged
-    GET  /health     {"status": "ok", "model": …, "fingerprint": …}
+    GET  /health     {"status": "ok", "model": …, "fingerprint": …}; without the token (a load
+                     balancer's probe) just {"status": "ok"}, unless the health check is private
     GET  /metadata   the manifest (fingerprint, metrics, lineage, versions) and the input schema
 
 Errors are {"detail": [{"loc", "type", "msg", "input"}]} as FastAPI writes them:
-400 malformed JSON, 401 no or wrong token, 404 unknown key or prediction id, 413 body
-over the limit, 422 a body that does not fit the signature (each problem names its field).
+400 a body that is not interoperable JSON (body.py), 401 no or wrong token, 404 unknown key
+or prediction id, 413 body over the limit, 422 a body that does not fit the signature (each
+problem names its field). A client's bytes never get a 5xx.
 
 The handlers read the body themselves instead of declaring a pydantic model: the
 row's fields are only known from the bundle, which may change while serving."""
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlmake import __version__
 from mlmake.kinds.rows import MAX_PROBLEMS, Problem
+from mlmake.serve.body import parse
 from mlmake.serve.live import Live
 from mlmake.serve.log import PredictionLog
 from mlmake.serve.predictor import Rejected, answer, check_feedback
@@ -40,6 +43,7 @@ JSON = "application/json"
 class Settings:
     token: str | None = None  # a bearer token every request must carry
     max_body_bytes: int = MAX_BODY_BYTES
+    public_health: bool = True  # GET /health answers without the token (load balancers probe so)
 
 
 def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
@@ -58,7 +62,7 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
     app = FastAPI(title=f"mlmake serve: {live.current.manifest.get('deploy', '')}", version=__version__,
                   lifespan=lifespan)
     if settings.token:
-        app.add_middleware(TokenGuard, token=settings.token)
+        app.add_middleware(TokenGuard, token=settings.token, public=("/health",) if settings.public_health else ())
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
@@ -66,7 +70,7 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
         request_id = secrets.token_hex(8)
         try:
             body = await _body(request, settings.max_body_bytes)
-            result = answer(bundle, _parse(body), request_id)
+            result = answer(bundle, parse(body, request.headers.get("content-type", "")), request_id)
         except Rejected as exc:
             return _problems(exc.status, exc.problems)
         content = _dumps(result.payload)
@@ -78,7 +82,7 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
         bundle = live.current
         try:
             body = await _body(request, settings.max_body_bytes)
-            request_id, row, label = check_feedback(bundle, _parse(body))
+            request_id, row, label = check_feedback(bundle, parse(body, request.headers.get("content-type", "")))
             rows = log.rows_of(request_id)
             if rows is None or row >= rows:
                 raise Rejected(404, [Problem(("body", "prediction_id"), "unknown_prediction",
@@ -89,8 +93,10 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
         return Response(_dumps({"recorded": True, **record}), media_type=JSON)
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
         bundle = live.current
+        if settings.token and not carries_token(request.headers.raw, settings.token.encode()):
+            return {"status": "ok"}  # a probe without the token learns nothing about the model
         return {"status": "ok", "model": bundle.model, "fingerprint": bundle.fingerprint}
 
     @app.get("/metadata")
@@ -124,45 +130,40 @@ def _too_large(limit: int) -> Problem:
     return Problem(("body",), "too_large", f"the body is over the limit of {limit} bytes; send fewer rows a request")
 
 
-def _parse(body: bytes) -> Any:
-    try:  # UTF-8 only (RFC 8259): json.loads would also take UTF-16, which the log could not splice in
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        where = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
-        raise Rejected(400, [Problem(("body", where), "json_invalid", f"malformed JSON: {exc}")]) from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON; send null for a missing value")
-
-
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode()
 
 
 def _problems(status: int, problems: list[Problem]) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="mlmake"'} if status == 401 else None
-    return Response(_dumps({"detail": [p.as_json() for p in problems[:MAX_PROBLEMS]]}), status_code=status,
-                    media_type=JSON,
-                    headers=headers)
+    detail = [p.as_json() for p in problems[:MAX_PROBLEMS]]
+    try:
+        content = _dumps({"detail": detail})
+    except (ValueError, RecursionError):  # an echoed input nested past the encoder's depth
+        content = _dumps({"detail": [d | {"input": None} for d in detail]})
+    return Response(content, status_code=status, media_type=JSON, headers=headers)
 
 
 class TokenGuard:
     """ASGI middleware: every HTTP request must carry `Authorization: Bearer TOKEN`."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, public: tuple[str, ...] = ()) -> None:
         self.app = app
         self.token = token.encode()
+        self.public = public  # paths that answer without the token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._allowed(scope):
+        if scope["type"] == "http" and scope["path"] not in self.public \
+                and not carries_token(scope["headers"], self.token):
             response = _problems(401, [Problem(("header", "authorization"), "unauthorized",
                                                "send the service's token as 'Authorization: Bearer TOKEN'")])
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
-        header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        scheme, _, credential = header.partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), self.token)
+
+def carries_token(headers: Any, token: bytes) -> bool:
+    """Whether the raw ASGI headers hold `Authorization: Bearer TOKEN`."""
+    header = next((v for k, v in headers if k == b"authorization"), b"")
+    scheme, _, credential = header.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), token)

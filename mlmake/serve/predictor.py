@@ -93,19 +93,21 @@ def _matrix(bundle: Bundle, rows: list[Any], at: Loc,
             single: bool) -> tuple[np.ndarray, dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
     """The encoded inputs, the key of each row that has one, and the stored rows looked up."""
     store, encoder = bundle.store, bundle.encoder
+    if store is None:
+        _refuse_keys(bundle, rows, at, single)
     asks = {n: row for n, row in enumerate(rows) if _is_lookup(store, row, encoder.names)} \
         if store is not None and _shortest(rows) <= len(store.key) else {}
     if not asks:
         x, found = encoder.encode_one(rows[0], at) if single else encoder.encode(rows, at)
         if found:
             raise Rejected(422, found)
-        return x, _echoed_keys(bundle, rows), {}
+        return x, _echoed_keys(bundle, rows, at, single), {}
     import numpy as np
 
     assert store is not None
     x = np.empty((len(rows), len(encoder.names)), dtype=np.float32)
     problems: list[Problem] = []
-    keys, features = _echoed_keys(bundle, rows), {}
+    keys, features = _echoed_keys(bundle, rows, at, single), {}
     for n, row in enumerate(rows):
         loc = at if single else (*at, n)
         if n not in asks:
@@ -119,6 +121,19 @@ def _matrix(bundle: Bundle, rows: list[Any], at: Loc,
     if problems:
         raise Rejected(404 if all(p.type == "unknown_key" for p in problems) else 422, problems)
     return x, keys, features
+
+
+def _refuse_keys(bundle: Bundle, rows: list[Any], at: Loc, single: bool) -> None:
+    """A {"key": …} row for a model without a key gets that said, not "every input is missing"."""
+    names = bundle.encoder.names
+    if "key" in names or _shortest(rows) != 1:
+        return
+    msg = (f"'key': model {bundle.model} has no entity key (its feature set declares none), so no row can be "
+           f"looked up; send the inputs: {', '.join(names)}")
+    found = [Problem((*(at if single else (*at, n)), "key"), "no_key", msg, row["key"])
+             for n, row in enumerate(rows) if type(row) is dict and set(row) == {"key"}]
+    if found:
+        raise Rejected(422, found)
 
 
 def _shortest(rows: list[Any]) -> int:
@@ -182,13 +197,26 @@ def _longest(rows: list[Any]) -> int:
         return 1 << 30
 
 
-def _echoed_keys(bundle: Bundle, rows: list[Any]) -> dict[int, dict[str, Any]]:
-    """The key columns a full row carried along, echoed back so a client can match answers."""
+def _echoed_keys(bundle: Bundle, rows: list[Any], at: Loc, single: bool) -> dict[int, dict[str, Any]]:
+    """The key columns a full row carried along, echoed back so a client can match answers;
+    Rejected (422) for a key value of the wrong type (null is let through, as unknown)."""
     key = bundle.scorer.key
     if not key or _longest(rows) <= len(bundle.encoder.names):
         return {}  # no row has room for the inputs and the key
-    return {n: {k: row[k] for k in key} for n, row in enumerate(rows)
-            if type(row) is dict and all(k in row for k in key)}
+    echoed = {n: {k: row[k] for k in key} for n, row in enumerate(rows)
+              if type(row) is dict and all(k in row for k in key)}
+    store = bundle.store
+    if store is not None:
+        bad = [Problem((*(at if single else (*at, n)), k), "key_type", f"'{k}': {why}, got {_kind(v)}", v)
+               for n, values in echoed.items() for i, (k, v) in enumerate(values.items())
+               if v is not None and (why := store.wrong_type(i, v))]
+        if bad:
+            raise Rejected(422, bad)
+    return echoed
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
 # --- feedback ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ SERVABLE = ("http", "docker")
 
 def serve(root: Path, deploy: str, host: str = "127.0.0.1", port: int = 8000, *, token_env: str = TOKEN_ENV,
           log: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES, poll_s: float = 1.0,
-          threads: int = 1, access_log: bool = False) -> None:
+          threads: int = 1, access_log: bool = False, public_health: bool = True) -> None:
     """Serve the bundle of deploy target DEPLOY of the project at ROOT until interrupted.
 
     Predictions go to .mlmake/serve/DEPLOY/predictions.jsonl unless `log` is given."""
@@ -28,7 +28,7 @@ def serve(root: Path, deploy: str, host: str = "127.0.0.1", port: int = 8000, *,
     name = deploy.removeprefix("deploy.")
     log = log or root / ".mlmake" / "serve" / name / "predictions.jsonl"
     serve_bundle(folder, host, port, token_env=token_env, log=log, max_body_bytes=max_body_bytes,
-                 poll_s=poll_s, threads=threads, access_log=access_log)
+                 poll_s=poll_s, threads=threads, access_log=access_log, public_health=public_health)
 
 
 def bundle_folder(root: Path, deploy: str) -> Path:
@@ -55,18 +55,17 @@ def bundle_folder(root: Path, deploy: str) -> Path:
 
 def serve_bundle(folder: Path, host: str = "127.0.0.1", port: int = 8000, *, token_env: str = TOKEN_ENV,
                  log: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES, poll_s: float = 1.0,
-                 threads: int = 1, access_log: bool = False) -> None:
+                 threads: int = 1, access_log: bool = False, public_health: bool = True) -> None:
     """Serve a bundle folder until interrupted."""
     import uvicorn
 
     token = read_token(token_env)
     app = build_app(folder, token=token, log=log or folder.parent / "predictions.jsonl",
-                    max_body_bytes=max_body_bytes, poll_s=poll_s, threads=threads)
+                    max_body_bytes=max_body_bytes, poll_s=poll_s, threads=threads, public_health=public_health)
     bundle = app.state.live.current
     say(f"mlmake serve: deploy {bundle.manifest.get('deploy')} (model {bundle.model}, fingerprint "
         f"{bundle.fingerprint}) on http://{host}:{port}  [POST /predict, POST /feedback, GET /health, GET /metadata]")
-    say(f"mlmake serve: {'a bearer token from $' + token_env + ' is required' if token else 'no token required'}; "
-        f"predictions logged to {app.state.log.path}")
+    say(f"mlmake serve: {_token_line(token_env, token, public_health)}; predictions logged to {app.state.log.path}")
     if not token and not _is_loopback(host):
         say(f"mlmake serve: warning: listening on {host} without a token; set {token_env} to require one")
     # what is loaded now lives as long as the process: keep it out of the garbage collector's
@@ -84,8 +83,15 @@ def serve_bundle(folder: Path, host: str = "127.0.0.1", port: int = 8000, *, tok
         raise MlmakeError(f"cannot listen on {host}:{port}; is the port in use? (choose another with --port)")
 
 
+def _token_line(token_env: str, token: str | None, public_health: bool) -> str:
+    if not token:
+        return "no token required"
+    return f"a bearer token from ${token_env} is required" + (" (GET /health answers without it)"
+                                                              if public_health else " (also for GET /health)")
+
+
 def build_app(folder: Path, *, token: str | None = None, log: Path, max_body_bytes: int = MAX_BODY_BYTES,
-              poll_s: float = 1.0, threads: int = 1) -> Any:
+              poll_s: float = 1.0, threads: int = 1, public_health: bool = True) -> Any:
     """The FastAPI app for a bundle folder (loaded now; MlmakeError if it cannot be)."""
     from mlmake.serve.app import Settings, create_app
     from mlmake.serve.live import Live
@@ -98,7 +104,7 @@ def build_app(folder: Path, *, token: str | None = None, log: Path, max_body_byt
         prediction_log = PredictionLog(str(log))
     except OSError as exc:
         raise MlmakeError(f"cannot open the prediction log {log}: {exc.strerror}") from None
-    app = create_app(live, prediction_log, Settings(token, max_body_bytes))
+    app = create_app(live, prediction_log, Settings(token, max_body_bytes, public_health))
     app.state.live, app.state.log = live, prediction_log
     return app
 

@@ -282,7 +282,8 @@ def test_status_and_runs_follow_the_builds(run_cli: RunCli, tmp_path: Path) -> N
     last = run_records(run_cli, root, "--limit", "1")[0]
     assert (last["node"], last["status"]) == ("models.species", "failed")
     assert "gate accuracy >= 1.01 failed: accuracy = 1.0000" in last["message"]
-    assert re.search(r"  failed +models\.species +\d+\.\d\ds *$", run_cli(root, "runs", "--limit", "1").stdout)
+    assert re.search(r"  failed +models\.species +\d+\.\d\ds  accuracy=1, f1=1, mlogloss=0\.00\d+$",
+                     run_cli(root, "runs", "--limit", "1").stdout)
 
 
 def test_an_input_changed_while_the_node_ran_is_not_recorded(run_cli: RunCli, make_project: Any) -> None:

@@ -231,6 +231,26 @@ def test_metrics_diff_against_a_branch_as_json(repo: Repo) -> None:
     assert auc["change"] == pytest.approx(new - old) and auc["relative"] == pytest.approx((new - old) / old)
 
 
+def test_a_diff_against_a_revision_without_a_lock_says_so(copy: Path) -> None:
+    git(copy, "rm", "--cached", "-q", "mlproject.lock")
+    git(copy, "commit", "-q", "-m", "the lock is no longer tracked")
+    warning = ("warning: HEAD has no mlproject.lock: nothing built was committed there, so its side shows '-' "
+               "(commit mlproject.lock after `mlmake build` to compare with it)\n")
+    for what in ("metrics", "params"):
+        result = cli(copy, what, "diff", "HEAD")
+        assert result.stderr == warning
+        assert all(re.split(r"\s{2,}", line)[2] == "-" for line in result.stdout.splitlines()[1:])
+        assert cli(copy, what, "diff", "HEAD", "--format", "json").stderr == warning
+
+
+def test_a_diff_in_a_workspace_without_a_lock_says_so(copy: Path) -> None:
+    (copy / "mlproject.lock").unlink()
+    result = cli(copy, "metrics", "diff", "main")
+    assert result.stderr == ("warning: the workspace has no mlproject.lock: nothing is built here yet, so its side "
+                             "shows '-' (run `mlmake build`)\n")
+    assert [re.split(r"\s{2,}", line)[3] for line in result.stdout.splitlines()[1:]] == ["-"] * 4
+
+
 def test_metrics_diff_as_markdown_and_all(repo: Repo) -> None:
     out = cli(repo.root, "metrics", "diff", "main", "--format", "markdown").stdout
     assert out.splitlines()[:2] == ["| node | metric | `main` | `workspace` | change |", "|---|---|---|---|---|"]
@@ -347,6 +367,19 @@ def test_a_violated_baseline_gate_fails_the_build_with_both_values(repo: Repo, c
     assert cli(copy, "runs", "--node", "models.churn", "--limit", "1", "--json").stdout.count('"failed"') == 1
     # without --baseline the baseline is HEAD's lock: main's commit here
     assert message in cli(copy, "build", code=1).stderr
+
+
+def test_a_run_whose_gate_failed_keeps_the_metrics_it_was_judged_on(copy: Path) -> None:
+    edit(copy, "max_depth: 4", "max_depth: 3")  # trains: no cache entry has this fingerprint
+    edit(copy, 'gates: {auc: ">= 0.5"}', 'gates: {auc: ">= 0.99"}')
+    result = cli(copy, "build", code=1)
+    last = records(copy, "--node", "models.churn", "--limit", "1")[0]
+    auc, logloss = last["metrics"]["auc"], last["metrics"]["logloss"]
+    assert (last["status"], sorted(last["metrics"])) == ("failed", ["auc", "logloss"])
+    assert f"gate auc >= 0.99 failed: auc = {auc:.4f}" in result.stderr
+    line = cli(copy, "runs", "--node", "models.churn", "--limit", "1").stdout
+    shown = re.escape(f"auc={auc:.4g}, logloss={logloss:.4g}")
+    assert re.fullmatch(rf"[\d-]+ [\d:]+  [\w-]+  failed   models\.churn +\d+\.\d\ds  {shown}\n", line), line
 
 
 def test_a_relative_gate_passes_against_the_baseline(repo: Repo, copy: Path) -> None:

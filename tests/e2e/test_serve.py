@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlmake.errors import MlmakeError
 from mlmake.lock import read_lock
@@ -84,10 +86,11 @@ def build_example(tmp: Path, name: str) -> Path:
     return root
 
 
-def serve(root: Path, deploy: str) -> Service:
+def serve(root: Path, deploy: str, *, public_health: bool = True) -> Service:
     port = free_port()
     code = (f"from pathlib import Path; from mlmake.serve.server import serve; "
-            f"serve(Path({str(root)!r}), {deploy!r}, port={port}, max_body_bytes={LIMIT}, poll_s=0.2)")
+            f"serve(Path({str(root)!r}), {deploy!r}, port={port}, max_body_bytes={LIMIT}, poll_s=0.2, "
+            f"public_health={public_health})")
     return Service([sys.executable, "-c", code], root, port, {"MLMAKE_SERVE_TOKEN": TOKEN})
 
 
@@ -143,15 +146,37 @@ def test_health_and_metadata_report_the_model_built(churn: tuple[Path, Service])
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
                                      {"Authorization": TOKEN}])
-@pytest.mark.parametrize(("method", "path"), [("GET", "/health"), ("GET", "/metadata"), ("POST", "/predict"),
-                                              ("POST", "/feedback"), ("GET", "/docs")])
-def test_every_endpoint_needs_the_token(churn: tuple[Path, Service], headers: dict[str, str], method: str,
-                                        path: str) -> None:
+@pytest.mark.parametrize(("method", "path"), [("GET", "/metadata"), ("POST", "/predict"), ("POST", "/feedback"),
+                                              ("GET", "/docs")])
+def test_every_endpoint_but_health_needs_the_token(churn: tuple[Path, Service], headers: dict[str, str],
+                                                   method: str, path: str) -> None:
     _, service = churn
     response = httpx.request(method, service.url + path, headers=headers, json={"customer_id": 1}, timeout=30)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="mlmake"'
     assert response.json()["detail"][0]["loc"] == ["header", "authorization"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+def test_health_answers_a_probe_without_the_token_and_tells_it_nothing_more(
+        churn: tuple[Path, Service], headers: dict[str, str]) -> None:
+    _, service = churn
+    response = httpx.get(service.url + "/health", headers=headers, timeout=30)  # a load balancer's probe
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_a_private_health_check_needs_the_token(churn: tuple[Path, Service]) -> None:
+    root, _ = churn
+    private = serve(root, "churn_api", public_health=False)
+    try:
+        response = httpx.get(private.url + "/health", timeout=30)
+        assert response.status_code == 401
+        assert response.json()["detail"][0]["msg"] == "send the service's token as 'Authorization: Bearer TOKEN'"
+        assert private.client.get("/health").json()["model"] == "churn_xgb"
+    finally:
+        private.stop()
+    assert ("a bearer token from $MLMAKE_SERVE_TOKEN is required (also for GET /health)"
+            in private.out.read_text())
 
 
 # --- predictions equal the batch target's ---------------------------------------------------
@@ -224,7 +249,7 @@ def without(field: str) -> dict[str, Any]:
 @pytest.mark.parametrize(("body", "loc", "kind", "msg"), [
     (GOOD | {"age": "forty"}, ["body", "age"], "integer_type", "'age': expected an integer, got a string 'forty'"),
     (GOOD | {"monthly_fee": True}, ["body", "monthly_fee"], "number_type",
-     "'monthly_fee': expected a number, got a boolean True"),
+     "'monthly_fee': expected a number, got a boolean true"),
     (without("total_spend"), ["body", "total_spend"], "missing",
      "'total_spend' is missing; every input is required (send null for an unknown value)"),
     (GOOD | {"region": "mars"}, ["body", "region"], "unknown_category",
@@ -259,6 +284,124 @@ def test_malformed_json_is_a_400(churn: tuple[Path, Service], body: bytes) -> No
     assert response.status_code == 400, response.text
     detail = response.json()["detail"][0]
     assert detail["type"] == "json_invalid" and detail["msg"].startswith("malformed JSON: ")
+
+
+SURROGATE = "holds an unpaired surrogate (a \\ud800-\\udfff escape without its pair), which is not Unicode; " \
+            "send UTF-8 text"
+TOO_LARGE = "the number is beyond the range of a 64-bit float (about ±1.8e308)"
+
+
+def problem(loc: list[Any], kind: str, msg: str) -> dict[str, Any]:
+    return {"loc": loc, "type": kind, "msg": msg, "input": None}
+
+
+@pytest.mark.parametrize(("path", "body", "detail"), [
+    ("/predict", b'{"plan": "\\ud800"}',
+     [problem(["body", "plan"], "string_unicode", f"'plan': the string {SURROGATE}")]),
+    ("/predict", b'[{"age": 1}, {"plan": "x\\udc00y"}]',
+     [problem(["body", 1, "plan"], "string_unicode", f"'plan': the string {SURROGATE}")]),
+    ("/predict", b'{"\\ud800": 1}',
+     [problem(["body", "\\ud800"], "string_unicode", f"'\\ud800': the name {SURROGATE}")]),
+    ("/predict", b'"\\udfff"', [problem(["body"], "string_unicode", f"the string {SURROGATE}")]),
+    ("/predict", b'{"age": 1e400}', [problem(["body", "age"], "number_too_large", f"'age': {TOO_LARGE}")]),
+    ("/predict", b'{"rows": [{"monthly_fee": -1E+999}]}',
+     [problem(["body", "rows", 0, "monthly_fee"], "number_too_large", f"'monthly_fee': {TOO_LARGE}")]),
+    ("/predict", b'{"customer_id": 1' + b"0" * 400 + b"}",
+     [problem(["body", "customer_id"], "number_too_large", f"'customer_id': {TOO_LARGE}")]),
+    ("/feedback", b'{"prediction_id": "\\ud800", "label": true}',
+     [problem(["body", "prediction_id"], "string_unicode", f"'prediction_id': the string {SURROGATE}")]),
+    ("/feedback", b'{"prediction_id": "0123456789abcdef-0", "label": 1e400}',
+     [problem(["body", "label"], "number_too_large", f"'label': {TOO_LARGE}")]),
+    ("/feedback", b'[1e999, "\\ud800"]',
+     [problem(["body", 0], "number_too_large", TOO_LARGE),
+      problem(["body", 1], "string_unicode", f"the string {SURROGATE}")]),
+])
+def test_json_that_is_not_interoperable_is_a_400_naming_where(churn: tuple[Path, Service], path: str, body: bytes,
+                                                              detail: list[dict[str, Any]]) -> None:
+    response = churn[1].client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert (response.status_code, response.json()) == (400, {"detail": detail})
+
+
+def test_a_surrogate_pair_and_a_tiny_number_are_fine(churn: tuple[Path, Service]) -> None:
+    body = json.dumps(GOOD | {"plan": "\U0001f600", "monthly_fee": 0}).replace(": 0,", ": 1e-400,").encode()
+    assert b"\\ud83d\\ude00" in body and b"1e-400" in body
+    response = churn[1].client.post("/predict", content=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["msg"] == ("'plan': unknown category '\U0001f600'; "
+                                                   "the model knows 'basic', 'pro'")
+
+
+@pytest.mark.parametrize(("content_type", "body", "msg"), [
+    ("text/plain", b"age=40", "malformed JSON: Expecting value: line 1 column 1 (char 0) (sent as text/plain: the body "
+                              "must be JSON)"),
+    ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=age\r\n\r\n40\r\n--x--",
+     "malformed JSON: Expecting value: line 1 column 1 (char 0) (sent as multipart/form-data: the body must be JSON)"),
+    ("application/x-www-form-urlencoded", b"age=40&plan=pro", "malformed JSON: Expecting value: line 1 column 1 "
+                                                             "(char 0) (sent as application/x-www-form-urlencoded: the "
+                                                             "body must be JSON)"),
+    ("application/json", b'{"plan": "caf\xe9"}', "malformed JSON: the body is not UTF-8 text (byte 0xe9 at offset 13)"),
+    ("application/json", b"[" * 100_000, "malformed JSON: arrays and objects nested too deeply"),
+])
+def test_a_body_that_is_not_json_says_what_it_was_sent_as(churn: tuple[Path, Service], content_type: str,
+                                                          body: bytes, msg: str) -> None:
+    for path in ("/predict", "/feedback"):
+        response = churn[1].client.post(path, content=body, headers={"Content-Type": content_type})
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"][0]["msg"] == msg
+
+
+def test_json_labelled_as_a_form_is_still_json(churn: tuple[Path, Service]) -> None:
+    # `curl -d '{...}'` (the README's example) labels the body application/x-www-form-urlencoded
+    for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+        response = churn[1].client.post("/predict", content=json.dumps(GOOD), headers={"Content-Type": content_type})
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("depth", [500, 900, 950, 990, 2000])
+def test_deep_nesting_is_a_4xx_at_any_depth(churn: tuple[Path, Service], depth: int) -> None:
+    nested = b"[" * depth + b"]" * depth
+    for path, body in [("/predict", nested), ("/predict", b'{"age": %s}' % nested), ("/feedback", nested),
+                       ("/predict", json.dumps(GOOD).encode()[:-1] + b', "customer_id": %s}' % nested)]:
+        response = churn[1].client.post(path, content=body)
+        detail = response.json()["detail"][0]
+        if response.status_code == 400:  # past the parser's depth
+            assert detail["msg"] == "malformed JSON: arrays and objects nested too deeply"
+        else:
+            assert response.status_code == 422
+            assert detail["type"] in {"object_type", "body_type", "integer_type", "key_type"}, detail
+
+
+# --- fuzz: whatever the bytes, never a 5xx ---------------------------------------------------
+
+_chars = st.characters() | st.integers(0xD800, 0xDFFF).map(chr)  # lone surrogates too
+_scalars = (st.none() | st.booleans() | st.floats() | st.integers(-(10 ** 400), 10 ** 400)
+            | st.text(_chars, max_size=8) | st.sampled_from(["pro", "north", "0123456789abcdef-0"]))
+_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
+                       | st.dictionaries(st.text(_chars, max_size=4), inner, max_size=3), max_leaves=8)
+_rows = st.dictionaries(st.sampled_from([*GOOD, "customer_id", "key", "rows", "prediction_id", "label"]), _values,
+                        max_size=4).map(lambda changes: GOOD | changes)
+
+
+@st.composite
+def request_bodies(draw: st.DrawFn) -> bytes:
+    value = draw(st.one_of(_values, _rows, st.lists(_rows, max_size=3), _rows.map(lambda r: {"rows": [r]})))
+    text = json.dumps(value, ensure_ascii=draw(st.booleans()))  # NaN and Infinity literals included
+    data = text.encode("utf-8", "surrogatepass")  # unescaped lone surrogates: bytes that are not UTF-8
+    if draw(st.booleans()):  # and then any bytes, anywhere
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.binary(max_size=6)) + data[at + draw(st.integers(0, 4)):]
+    return data
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(body=request_bodies(), path=st.sampled_from(["/predict", "/feedback"]),
+       content_type=st.sampled_from(["application/json", "text/plain", "multipart/form-data", ""]))
+def test_no_request_body_gets_a_5xx(churn: tuple[Path, Service], body: bytes, path: str, content_type: str) -> None:
+    response = churn[1].client.post(path, content=body, headers={"Content-Type": content_type} if content_type else {})
+    assert response.status_code < 500, (body, response.text)
+    answer = response.json()
+    assert response.status_code == 200 or answer["detail"], answer
 
 
 def test_an_oversized_body_is_a_413_before_it_is_read(churn: tuple[Path, Service]) -> None:
@@ -333,7 +476,8 @@ def test_the_bundle_serves_alone_without_the_build_tools(churn: tuple[Path, Serv
     shutil.copytree(root / "build/deploy/churn_api", bundle)
     port = free_port()
     blocked = "import sys, runpy\nfor m in ('dvc', 'rich', 'ruamel', 'jsonschema', 'networkx'): sys.modules[m] = None\n"
-    code = blocked + f"sys.argv = ['mlmake.serve', {str(bundle)!r}, '--port', '{port}']\n" \
+    # a private health check, so that --check proves the token is right
+    code = blocked + f"sys.argv = ['mlmake.serve', {str(bundle)!r}, '--port', '{port}', '--private-health']\n" \
                      "runpy.run_module('mlmake.serve', run_name='__main__')"
     service = Service([sys.executable, "-c", code], tmp_path, port, {"MLMAKE_SERVE_TOKEN": TOKEN})
     try:
@@ -399,6 +543,21 @@ def test_multiclass_predictions_match_the_batch_target(penguins: tuple[Path, Ser
     one = service.predict(rows[200]).json()
     assert one["prediction"] == labels[200]
     assert one["probabilities"] == dict(zip(answer["classes"], probabilities[200], strict=True))
+
+
+NO_KEY = ("'key': model species has no entity key (its feature set declares none), so no row can be looked up; "
+          "send the inputs: island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, bill_ratio, is_male")
+
+
+@pytest.mark.parametrize(("body", "loc"), [({"key": 3}, ["body", "key"]),
+                                           ({"rows": [{"key": 3}]}, ["body", "rows", 0, "key"]),
+                                           ([{"key": "x"}], ["body", 0, "key"])])
+def test_a_key_sent_to_a_model_without_one_is_told_so(penguins: tuple[Path, Service], body: Any,
+                                                      loc: list[Any]) -> None:
+    response = penguins[1].predict(body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail == [{"loc": loc, "type": "no_key", "msg": NO_KEY, "input": detail[0]["input"]}]
 
 
 def test_a_rebuild_while_serving_switches_the_model_without_a_failed_request(

@@ -84,7 +84,7 @@ def test_the_snapshot_is_byte_identical_for_the_same_input(tmp_path: Path) -> No
 def test_whole_floats_are_integers_but_fractions_are_not(tmp_path: Path) -> None:
     message = failure(tmp_path, {"n": col("int64")}, "n\n3.0\n4\n4.5\n")
     assert message == ("'data/customers.csv' breaks its contract (1 problem):\n"
-                       "  column 'n': rule type int64: 1 bad row, e.g. ['4.5']")
+                       "  column 'n': rule type int64: 1 bad row, e.g. ['4.5'] at rows [3]")
 
 
 @pytest.mark.parametrize(("rules", "text", "line"), [
@@ -134,7 +134,7 @@ def test_every_violation_is_listed_in_one_error(tmp_path: Path) -> None:
         "'data/customers.csv' breaks its contract (6 problems):\n"
         "  column 'email': missing; the file has columns ['id', 'age', 'plan']\n"
         "  column 'id': rule unique: 2 bad rows, e.g. [1]\n"
-        "  column 'age': rule type int64: 1 bad row, e.g. ['abc']\n"
+        "  column 'age': rule type int64: 1 bad row, e.g. ['abc'] at rows [3]\n"
         "  column 'age': rule max 120: 1 bad row, e.g. [130]\n"
         "  column 'plan': rule allowed ['basic', 'pro']: 1 bad row, e.g. ['gold']\n"
         "  check rows >= 1000: the table has 3 rows"
@@ -178,7 +178,7 @@ def test_parquet_input_with_a_type_that_cannot_convert(tmp_path: Path) -> None:
         run_dataset(tmp_path, {"day": col("date"), "score": col("int64")}, path="data/t.parquet", fmt="parquet")
     assert str(info.value).splitlines()[1:] == [
         "  column 'day': rule type date: the file has type Int64, which cannot become date",
-        "  column 'score': rule type int64: 1 bad row, e.g. [2.5]",
+        "  column 'score': rule type int64: 1 bad row, e.g. [2.5] at rows [2]",
     ]
 
 
@@ -188,7 +188,7 @@ def test_ndjson_values_of_mixed_json_types_are_checked_as_text(tmp_path: Path) -
         run_dataset(tmp_path, {"id": col("int64"), "ok": col("bool", nullable=False)}, path="data/e.ndjson",
                     fmt="ndjson")
     assert str(info.value).splitlines()[1:] == [
-        "  column 'id': rule type int64: 1 bad row, e.g. ['two']",
+        "  column 'id': rule type int64: 1 bad row, e.g. ['two'] at rows [2]",
         "  column 'ok': rule nullable false: 1 bad row, e.g. rows [3]",
     ]
 

@@ -201,7 +201,7 @@ def test_a_description_is_not_fingerprinted(model: Path) -> None:
 
 def test_a_nan_param_is_not_stale_after_a_build(make_project: MakeProject) -> None:
     # xgboost's `missing: .nan`: NaN != NaN once made this node stale forever
-    root = make_project({**MODEL_FILES, "mlproject.yaml": MODEL.replace("{max_depth: 6}", "{missing: .nan}")})
+    root = make_project({**MODEL_FILES, "mlproject.yaml": MODEL.replace("{max_depth: 6}", "{extra: {missing: .nan}}")})
     record_build(root)
     assert reasons(plan_of(root)) == {}
 

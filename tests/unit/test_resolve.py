@@ -44,13 +44,14 @@ models:
     params:
       max_depth: "${params.depth}"
       eta: "${params.eta}"
-      nested: "${params.nested.x}"
-      spaced: "${ params.depth }"
-      none: "${params.nothing}"
-      tag: "d${params.depth}-${params.strat}-${params.eta}-${params.nothing}-${params.cols}"
-      home: "$${HOME}"
-      literal: "$${params.depth}"
-      mixed: "${params.depth}/$${x}"
+      extra:
+        nested: "${params.nested.x}"
+        spaced: "${ params.depth }"
+        none: "${params.nothing}"
+        tag: "d${params.depth}-${params.strat}-${params.eta}-${params.nothing}-${params.cols}"
+        home: "$${HOME}"
+        literal: "$${params.depth}"
+        mixed: "${params.depth}/$${x}"
 """
 
 
@@ -101,7 +102,7 @@ def test_whole_value_reference_keeps_the_type() -> None:
     model = data["models"]["m"]
     assert model["split"] == {"seed": 6, "stratify": True, "test_size": 0.1}
     assert model["drop"] == ["a", "b"]
-    params = model["params"]
+    params = {**model["params"], **model["params"]["extra"]}
     assert (params["max_depth"], params["eta"], params["nested"], params["spaced"], params["none"]) == (
         6, 0.1, 3, 6, None)
     assert type(params["max_depth"]) is int and type(model["split"]["stratify"]) is bool
@@ -110,12 +111,12 @@ def test_whole_value_reference_keeps_the_type() -> None:
 def test_embedded_references_become_text() -> None:
     data, _ = resolved(TYPED)
     assert data["datasets"]["customers"]["path"] == "data/churn.csv"
-    assert data["models"]["m"]["params"]["tag"] == "d6-true-0.1--['a', 'b']"
+    assert data["models"]["m"]["params"]["extra"]["tag"] == "d6-true-0.1--['a', 'b']"
 
 
 def test_double_dollar_escapes_a_reference() -> None:
     data, errors = resolved(TYPED)
-    params = data["models"]["m"]["params"]
+    params = data["models"]["m"]["params"]["extra"]
     assert (params["home"], params["literal"], params["mixed"]) == ("${HOME}", "${params.depth}", "6/${x}")
     assert errors == []
 
@@ -161,9 +162,9 @@ def test_missing_param_without_a_close_name(make_project: MakeProject) -> None:
 def test_missing_nested_param() -> None:
     _, errors = resolved(TYPED.replace("${params.nested.x}", "${params.nested.y}"))
     assert errors == [textwrap.dedent("""\
-        mlproject.yaml:26:15: models.m.params.nested: '${params.nested.y}' refers to a missing param 'nested.y'
-                nested: "${params.nested.y}"
-                        ^
+        mlproject.yaml:27:17: models.m.params.extra.nested: '${params.nested.y}' refers to a missing param 'nested.y'
+                  nested: "${params.nested.y}"
+                          ^
           hint: declare it under params:""")]
 
 
@@ -212,9 +213,12 @@ def test_precedence_p_over_env_over_base() -> None:
     assert [d["models"]["m"]["params"]["max_depth"] for d in (base, env, both)] == [6, 3, 9]
 
 
-def test_param_override_creates_a_new_param() -> None:
-    data, errors = resolved("models: {m: {x: '${params.new}'}}\n", None, ("new=5",))
-    assert errors == [] and data["params"] == {"new": 5} and data["models"]["m"]["x"] == 5
+def test_a_param_override_must_name_a_declared_param() -> None:
+    # a misspelt -P would be recorded with the run and change nothing
+    _, errors = resolved("params: {rows: 1}\nmodels: {m: {x: '${params.rows}'}}\n", None, ("rowz=5",))
+    assert errors == ["-P rowz=5: params.rowz: unknown param 'rowz'\n  hint: did you mean 'rows'?"]
+    _, errors = resolved("models: {m: {x: 1}}\n", None, ("new=5",))
+    assert errors == ["-P new=5: params.new: unknown param 'new'\n  hint: declare it under params: in the project file"]
 
 
 def test_full_path_override_wins_over_interpolation() -> None:

@@ -24,9 +24,11 @@ from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entr
 from mlmake.paths import writable_output
 from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
+from mlmake.remotecache import Location, RemoteCache
 from mlmake.restore import Restorer, StoreThread
-from mlmake.runcache import Hit, LocalCache
+from mlmake.runcache import Hit
 from mlmake.spec import Project
+from mlmake.transfer import tracked_data
 from mlmake.workdir import BuildLock, clean_staging, failed_root, log_path, move_into_place, staging_root
 
 TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT, CHECK)  # actions a build acts on
@@ -97,11 +99,12 @@ def run_task(task: Task) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-class BuildCache(LocalCache):
-    """The cache a build decides with: this machine's run cache and, with --pull, the remote's."""
+class BuildCache(RemoteCache):
+    """The cache a build decides with: this machine's run cache, the machine's default remote
+    (see mlmake.remotecache) and, with --pull, the configured remote's run cache."""
 
-    def __init__(self, root: Path, store: StoreThread, *, pull: bool) -> None:
-        super().__init__(root)
+    def __init__(self, root: Path, location: Location, store: StoreThread, *, pull: bool) -> None:
+        super().__init__(root, location)
         self.store, self.pull = store, pull
 
     def hit(self, fingerprint: str) -> Hit | None:
@@ -129,13 +132,15 @@ class Builder:
         self.outcome = Outcome()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
         self.baseline = _baseline(self.root, graph, options.baseline)
-        store = Store(self.root, project.remote.url, project.remote.options)
+        store = Store.of(project, reporter.warn)
         self.store = StoreThread(Restorer(self.root, store, self.hasher, pull=options.pull, warn=reporter.warn))
-        self.cache = BuildCache(self.root, self.store, pull=options.pull)
+        self.cache = BuildCache(self.root, store.location, self.store, pull=options.pull)
 
     def build(self) -> Outcome:
         with BuildLock(self.root):
             clean_staging(self.root)
+            if self.options.pull:  # DVC-tracked raw data first: the plan reads what is there
+                self._pull_data()
             plan = make_plan(self.graph, self.lock, self.hasher, self.options.targets, force=self.options.force,
                              downstream=self.options.downstream, cache=self.cache)
             for note in self.hasher.unrecorded_notes():
@@ -149,6 +154,13 @@ class Builder:
                 if (self.root / LOCK_FILE).exists():
                     cache_lock(self.root, self.lock)
         return self.outcome
+
+    def _pull_data(self) -> None:
+        paths = tracked_data(self.root, self.graph, self.graph.select(self.options.targets))
+        try:
+            self.store.pull_data(paths)
+        except MlmakeError as exc:  # what is not pulled is built, or its absence named
+            self.reporter.warn(f"cannot pull DVC-tracked data: {exc}")
 
     def _run(self, plan: Plan) -> None:
         todo = {s.address: s for s in plan.steps if s.action in TO_RUN}

@@ -36,7 +36,9 @@ class Restorer:
         (outputs in the order the node declares them: a renamed node restores them by role)."""
         md5s = self.store.add(step.address, outputs)
         recorded = {p: {**o, **md5s.get(p, {})} for p, o in outputs.items()}
-        runcache.put(self.root, Hit(step.fingerprint, step.address, recorded, metrics, tuple(outputs)))
+        hit = Hit(step.fingerprint, step.address, recorded, metrics, tuple(outputs))
+        runcache.put(self.root, hit)
+        self.store.share(hit)  # on the machine's default remote: at once, for the other clones
 
     def restore(self, step: Step, entry: Entry | None) -> Entry | None:
         """The node's outputs put back as its decision says (the run-cache entry it found,
@@ -46,7 +48,9 @@ class Restorer:
             hit = step.cached
             self.store.write_pointer(step.address, hit.outputs)
             outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in hit.outputs.items()}
-            if not self._bring_back(step.address, outputs, fetch=self.pull):
+            # the machine's default remote is on this machine: fetched from without being asked
+            remote = self.pull or self.store.location.automatic
+            if not self._bring_back(step.address, outputs, fetch=remote):
                 return None
             return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates))
         if entry is None or entry.fingerprint != step.fingerprint or not has_pointer(self.root, step.address) \
@@ -147,6 +151,10 @@ class StoreThread:
     def remote_hit(self, fingerprint: str) -> Hit | None:
         """Restorer.remote_hit, after every save asked for before it."""
         return self._pool.submit(self.restorer.remote_hit, fingerprint).result()
+
+    def pull_data(self, paths: list[str]) -> None:
+        """DVC-tracked raw data fetched into the workspace (build --pull), before anything runs."""
+        self._pool.submit(self.restorer.store.pull_data, paths).result()
 
     def failures(self, *, wait: bool = False) -> list[str]:
         """`address: why` for each finished save that could not store its node (waiting for all

@@ -14,6 +14,7 @@ from mlmake.cli import (
     env_option,
     param_option,
     plan_project,
+    remote_cache,
     targets_argument,
 )
 from mlmake.errors import MlmakeError
@@ -55,6 +56,8 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     if fmt == "text" and report.is_terminal(sys.stdout):
         for line, style in render.plan_lines(result):
             report.out(line, style)
+        if note := _unchecked_note(project, result):
+            report.out(note.rstrip("\n"), "dim")
     else:
         if base:
             text = _pr_comment(project, graph, lock, result, base)
@@ -63,12 +66,20 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
         elif fmt == "markdown":
             text = render.plan_markdown(result, graph, project.project)
         else:
-            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result))
+            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result)) + _unchecked_note(project, result)
         sys.stdout.write(text)
         if not base and report.warnings_written() == warned:  # --base reads git history: never kept
             memo.save(str(project.root), ctx.obj["seen"], code, text)
     if code:
         sys.exit(code)
+
+
+def _unchecked_note(project: Any, result: Any) -> str:
+    """A cloud remote is not read by plan: "restorable" is the pointers' word, and it says so."""
+    cache = remote_cache(project)
+    if cache.checked or not any(s.restorable for s in result.steps):
+        return ""
+    return f"(restorable: not checked offline against remote 'mlmake' ({cache.location.url}); `mlmake pull` tells)\n"
 
 
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:

@@ -26,6 +26,7 @@ from click.testing import Result
 
 from mlmake.lock import read_lock
 from tests.helpers import build, run_records
+from tests.helpers import copy_example as copy_clean
 
 REPO = Path(__file__).resolve().parents[2]
 RunCli = Callable[..., Result]
@@ -38,7 +39,7 @@ NOTHING = "Nothing to build: every node is up to date.\n"
 
 def copy_example(name: str, tmp_path: Path) -> Path:
     dest = tmp_path / name
-    shutil.copytree(REPO / "examples" / name, dest, ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock"))
+    copy_clean(name, dest)
     return dest
 
 

@@ -87,8 +87,9 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def b(clone: Path, tmp_path: Path) -> Path:
-    """A private copy of the clone, so a test may edit it."""
+def b(clone: Path, tmp_path: Path, module_remote: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the clone, so a test may edit it, on the machine that built A."""
+    monkeypatch.setenv("MLMAKE_REMOTE", str(module_remote))  # the default remote A's build shared to
     return Path(shutil.copytree(clone, tmp_path / "B", symlinks=True))
 
 

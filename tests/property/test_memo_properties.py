@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from mlmake import memo
 from mlmake.__main__ import run
 from mlmake.fingerprint import CACHE_FILE
 from tests.fakes import record_build
-from tests.helpers import write_files
+from tests.helpers import scratch, write_files
 
 OLD_NS = time.time_ns() - 3600 * 1_000_000_000
 SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
@@ -122,7 +121,7 @@ def apply(root: Path, edit: str, n: int) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.sampled_from(EDITS), min_size=1, max_size=6))
 def test_a_kept_plan_is_the_computed_plan(edits: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+    with scratch(SCRATCH) as tmp:
         root = Path(tmp).resolve()
         write_files(root, {"mlproject.yaml": spec(1), "data/a.csv": "x\n1\n", "data/b.csv": "x\n2\n",
                            "data/tracked.csv": "x\n3\n", "data/folder/one.txt": "one\n"})

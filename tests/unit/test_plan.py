@@ -16,6 +16,7 @@ from mlmake.errors import MlmakeError
 from mlmake.lock import read_lock
 from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, make_plan
 from tests.fakes import FakeClock, FakeFiles, FakeRunner, actions, load, plan_of, reasons, record_build
+from tests.helpers import drop_caches
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]
 
@@ -364,7 +365,7 @@ def test_build_restores_a_missing_output_from_the_cache(steps: Path) -> None:
 
 def test_without_the_cache_build_reruns_a_missing_output_saying_why(steps: Path) -> None:
     os.remove(steps / "build/a.txt")
-    shutil.rmtree(steps / ".dvc/cache")
+    drop_caches(steps)  # the project's DVC cache and the default remote
     built = record_build(steps)
     assert built.runner.ran == ["steps.a"]
     assert built.reporter.of("node_started") == [("steps.a", ("output build/a.txt missing",))]
@@ -377,7 +378,7 @@ def test_after_rebuilding_a_missing_output_the_plan_is_empty(steps: Path) -> Non
     counter = itertools.count()
     runner = FakeRunner(content={"steps.a": lambda task, out: f"run {next(counter)}\n".encode()})
     os.remove(steps / "build/a.txt")
-    shutil.rmtree(steps / ".dvc/cache")
+    drop_caches(steps)  # the project's DVC cache and the default remote
     built = record_build(steps, runner=runner)
     assert built.runner.ran == ["steps.a", "steps.b", "steps.c"]
     assert reasons(plan_of(steps)) == {}
@@ -399,7 +400,7 @@ def test_a_modified_output_is_restored_from_the_cache(steps: Path) -> None:
 
 def test_a_modified_output_is_rebuilt_when_the_cache_lost_it(steps: Path) -> None:
     (steps / "build/a.txt").write_text("hand edited\n")
-    shutil.rmtree(steps / ".dvc/cache")
+    drop_caches(steps)  # the project's DVC cache and the default remote
     shutil.rmtree(steps / ".mlmake/runcache")
     plan = plan_of(steps)
     assert reasons(plan) == {
@@ -499,8 +500,10 @@ def test_a_copied_model_restores_into_its_own_folder(model: Path) -> None:
 
 
 def test_an_entry_recorded_for_other_paths_is_rebuilt_into_its_own(steps: Path) -> None:
-    # what an older mlmake recorded for a renamed node: another node's output paths
+    # what an older mlmake recorded for a renamed node: another node's output paths (and no
+    # entry of its own here or on the machine's default remote)
     shutil.rmtree(steps / ".mlmake/runcache")
+    shutil.rmtree(Path(os.environ["MLMAKE_REMOTE"]) / "mlmake" / "runcache", ignore_errors=True)
     lock_text(steps, "      build/d.txt:\n", "      build/old.txt:\n")
     plan = plan_of(steps)
     assert reasons(plan)["steps.d"] == ["outputs recorded at build/old.txt, declared at build/d.txt"]

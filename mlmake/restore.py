@@ -18,6 +18,7 @@ from mlmake import runcache
 from mlmake.errors import MlmakeError
 from mlmake.fingerprint import Hasher
 from mlmake.lock import Entry
+from mlmake.paths import writable_output
 from mlmake.plan import Step
 from mlmake.remote import Store
 from mlmake.runcache import Hit, has_pointer
@@ -103,6 +104,11 @@ class Restorer:
 
     def _bring_back(self, address: str, outputs: dict[str, dict[str, Any]], *, fetch: bool) -> bool:
         """Check out, verify against the recorded hashes; a corrupted cache gets one re-fetch."""
+        for out in outputs:  # a symlink made after validate must not lead a restore outside
+            problem = writable_output(self.root, out)
+            if problem:
+                self.warn(f"{address}: {problem}; {self.then}")
+                return False
         for attempt in range(2 if fetch else 1):
             if not self._checkout(address, fetch):
                 return False

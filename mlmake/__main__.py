@@ -16,7 +16,13 @@ import sys
 
 def main() -> None:
     """The console script: run the command line, then end the process."""
-    _end(run(sys.argv[1:]))
+    try:
+        code = run(sys.argv[1:])
+    except BrokenPipeError:  # a kept plan answered into a closed pipe (`mlmake plan | head -1`)
+        from mlmake.cli import stop_quietly
+
+        stop_quietly()  # as the CLI does for a command's own output
+    _end(code)
 
 
 def run(argv: list[str]) -> int:
@@ -49,15 +55,37 @@ def exit_code(exc: SystemExit) -> int:
     return exc.code if isinstance(exc.code, int) else 1
 
 
-def _end(code: int) -> None:
-    import contextlib
+CLOSED_PIPE = 141  # 128 + SIGPIPE, as the CLI reports a reader that went away
 
+
+def _end(code: int) -> None:
+    from mlmake.report import is_closed
+
+    # Python reports no error when a write to a pipe is cut short by its reader leaving (the
+    # kernel takes part of it, then the rest is dropped): ask the pipe itself
+    if code == 0 and is_closed(sys.stdout):
+        code = CLOSED_PIPE
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:  # the reader went before the last of the output: it was cut short
+            code = code or CLOSED_PIPE
+            _discard(stream)
+        except (OSError, ValueError):  # nothing more can be said
+            _discard(stream)
     if _others_running():
         sys.exit(code)  # Python's exit joins them (and stops a worker pool left by Ctrl-C)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said
-            stream.flush()
     os._exit(code)
+
+
+def _discard(stream: object) -> None:
+    """Point a stream nobody reads at the null device, so no later flush fails on it."""
+    import contextlib
+
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())  # type: ignore[attr-defined]
+        os.close(null)
 
 
 def _others_running() -> bool:

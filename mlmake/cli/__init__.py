@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -32,7 +32,7 @@ class _Group(click.Group):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if isinstance(exc, BrokenPipeError) and report.is_closed(sys.stdout):
-                _stop_quietly()
+                stop_quietly()
 
             from mlmake.workdir import environment_failure
 
@@ -50,7 +50,7 @@ class _Group(click.Group):
             sys.exit(EXIT_INTERNAL)
 
 
-def _stop_quietly() -> None:
+def stop_quietly() -> NoReturn:
     """The reader of our output went away (`mlmake plan | head -1`): stop as git does, saying nothing.
 
     Exit 141 (a shell's code for a pipe writer ended by SIGPIPE), not 0: the command did not
@@ -141,6 +141,8 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     hasher.save()
     seen.update(hasher.seen)
     ctx.obj["seen"] = seen
+    for note in hasher.unrecorded_notes():  # a plan that warns is not kept (see mlmake.memo)
+        report.warn_line(note)
     return project, graph, lock, plan
 
 

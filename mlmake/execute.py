@@ -27,7 +27,7 @@ from mlmake.remote import Store
 from mlmake.restore import Restorer, StoreThread
 from mlmake.runcache import LocalCache
 from mlmake.spec import Project
-from mlmake.workdir import BuildLock, clean_staging, log_path, move_into_place, staging_root
+from mlmake.workdir import BuildLock, clean_staging, failed_root, log_path, move_into_place, staging_root
 
 TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT)  # actions a build acts on
 
@@ -332,10 +332,8 @@ class Builder:
         if not src.exists() or not any(p.is_file() for p in src.rglob("*")):
             shutil.rmtree(src, ignore_errors=True)
             return ""
-        dest = self.root / ".mlmake" / "failed" / _slug(task.address)
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dest)
+        dest = failed_root(self.root) / _slug(task.address)
+        move_into_place(src, dest)
         return str(dest.relative_to(self.root))
 
     def _remove(self, addresses: list[str]) -> None:

@@ -7,13 +7,14 @@ node whose fingerprint has an entry is restored instead of rebuilt."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DIR = ".mlmake/runcache"
-VERSION = 1
+from mlmake.workdir import RUNCACHE, VERSIONS, write_atomic
+
+DIR = RUNCACHE
+VERSION = VERSIONS[RUNCACHE]
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,7 @@ def get(root: Path, fingerprint: str) -> Hit | None:
 
 def put(root: Path, hit: Hit) -> None:
     """Record an entry atomically."""
-    path = entry_path(root, hit.fingerprint)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(hit.to_dict(), sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(entry_path(root, hit.fingerprint), json.dumps(hit.to_dict(), sort_keys=True))
 
 
 def is_complete(hit: Hit) -> bool:

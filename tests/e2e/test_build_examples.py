@@ -397,7 +397,9 @@ def test_a_failed_gate_on_a_rebuild_keeps_the_previous_model(run_cli: RunCli, bu
     assert tree(root / "build") == artifacts
     assert (root / "mlproject.lock").read_bytes() == lock_bytes
     failed = run_records(run_cli, root)[0]
-    assert (failed["node"], failed["status"], failed["metrics"]) == ("models.churn_xgb", "failed", {})
+    # the run keeps the metrics its gate judged (the lock keeps the previous model's: the same model)
+    assert (failed["node"], failed["status"]) == ("models.churn_xgb", "failed")
+    assert failed["metrics"] == read_lock(root).nodes["models.churn_xgb"].metrics
     assert failed["message"].startswith("gate auc >= 0.99 failed")
 
 

@@ -61,6 +61,15 @@ def test_runs_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
     assert (done.returncode, done.stderr) == (141, "")
 
 
+def test_a_repeated_plan_answered_from_what_the_last_one_kept_stops_quietly_too(tmp_path: Path) -> None:
+    root = write_files(tmp_path, {"mlproject.yaml": steps(2)})
+    first = subprocess.run([*MLMAKE, "-C", str(root), "plan"], capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    for _ in range(2):
+        done = closed_pipe_run(root, "plan")
+        assert (done.returncode, done.stderr) == (141, "")
+
+
 def test_a_build_whose_reader_goes_keeps_what_finished(tmp_path: Path) -> None:
     root = write_files(tmp_path, {"mlproject.yaml": steps(3)})
     done = closed_pipe_run(root, "build", stderr_too=True)  # `mlmake build 2>&1 | true`

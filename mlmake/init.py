@@ -12,6 +12,8 @@ from mlmake.schema import data_dir
 
 _SKIP = {"__pycache__", "build", ".mlmake"}
 SCHEMA_NAME = "mlproject.schema.json"
+# what every template's .gitignore ends with: built outputs and local state are never committed
+GITIGNORE = "# built by mlmake\n/build/\n/.mlmake/\n"
 
 
 def templates() -> dict[str, str]:
@@ -73,3 +75,17 @@ def create(target: Path, template: str, *, force: bool = False) -> list[Path]:
     schema = target / SCHEMA_NAME
     shutil.copyfile(data_dir() / "schemas" / "mlproject.schema.json", schema)
     return written + [schema]
+
+
+def ensure_gitignore(root: Path) -> bool:
+    """A project made without `init` gets its .gitignore at its first build, so `git add -A`
+    never stages build/ or .mlmake/ (the run database); whether one was written."""
+    path = root / ".gitignore"
+    if path.exists() or path.is_symlink():
+        return False
+    try:
+        with open(path, "x", encoding="utf-8") as f:  # never over a file written meanwhile
+            f.write(GITIGNORE)
+    except OSError:
+        return False  # a read-only project still builds
+    return True

@@ -9,18 +9,24 @@ Run-cache entries travel to the remote under `mlmake/runcache/`."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import MlmakeError
+from mlmake.remotecache import Location, locate
 from mlmake.runcache import POINTERS, Hit, has_pointer, pointer_path
 from mlmake.workdir import is_no_space, write_atomic
+
+if TYPE_CHECKING:
+    from mlmake.spec import Project
 
 REMOTE_NAME = "mlmake"
 _HEADER = "# Written by mlmake: DVC pointers to this node's outputs. Commit it with mlproject.lock.\n"
@@ -41,14 +47,23 @@ def dvc_url(root: Path, url: str) -> str:
 class Store:
     """The project's DVC repository: local cache, pointers and the configured remote."""
 
-    def __init__(self, root: Path, url: str, options: dict[str, Any] | None = None) -> None:
-        self.root, self.url, self.options = root, url, dict(options or {})
+    def __init__(self, root: Path, location: Location, warn: Callable[[str], None] | None = None) -> None:
+        self.root, self.location = root, location
+        self.url, self.options = location.url, dict(location.options)
+        self.warn = warn or (lambda _message: None)
         self._repo: Any = None
+
+    @classmethod
+    def of(cls, project: Project, warn: Callable[[str], None] | None = None) -> Store:
+        """The store of a loaded project: its `remote:`, or the machine's default remote."""
+        remote = project.remote
+        return cls(project.root, locate(project.root, remote.url if remote else None,
+                                        remote.options if remote else None), warn)
 
     @property
     def repo(self) -> Any:
         if self._repo is None:
-            self._repo = _open(self.root)
+            self._repo = _open(self.root, self.warn)
             self._configure()
         return self._repo
 
@@ -62,18 +77,28 @@ class Store:
             self._repo = None
 
     def _configure(self) -> None:
+        """The remote in .dvc/config (committed) when mlproject.yaml names one; the machine's
+        default in .dvc/config.local (never committed: its folder is this machine's)."""
         wanted = {"url": dvc_url(self.root, self.url), **{k: v for k, v in self.options.items()}}
+        level, other = ("local", "repo") if self.location.default else ("repo", "local")
         conf = self._repo.config
-        current = dict(conf.get("remote", {}).get(REMOTE_NAME, {}))
+        current = dict(conf.load_one(level).get("remote", {}).get(REMOTE_NAME, {}))
         # DVC reads a local folder back as an absolute path
         same_url = _comparable(current.get("url")) == _comparable(wanted["url"])
         same_rest = all(current.get(k) == v for k, v in wanted.items() if k != "url")
-        if same_url and same_rest and conf["core"].get("remote") == REMOTE_NAME:
+        shadowed = REMOTE_NAME in conf.load_one(other).get("remote", {}) and self.location.default is False
+        if same_url and same_rest and conf.load_one(level).get("core", {}).get("remote") == REMOTE_NAME \
+                and not shadowed:
             return
-        with self._repo.config.edit() as edit:
+        with conf.edit(level) as edit:
             edit["remote"][REMOTE_NAME] = wanted
             edit["core"]["remote"] = REMOTE_NAME
             edit["core"]["analytics"] = False
+        if shadowed:  # a default set here before would win over the remote mlproject.yaml names
+            with conf.edit(other) as edit:
+                edit["remote"].pop(REMOTE_NAME, None)
+                if edit["core"].get("remote") == REMOTE_NAME:
+                    edit["core"].pop("remote", None)
 
     # --- the local cache ---------------------------------------------------------
 
@@ -114,6 +139,12 @@ class Store:
     def checkout(self, address: str, *, quiet: bool = False) -> None:
         """Put a node's outputs in the workspace from the local cache."""
         self._call("checkout", quiet=quiet, targets=[str(pointer_path(self.root, address))], force=True)
+
+    def checkout_all(self, addresses: Iterable[str]) -> None:
+        """Put many nodes' outputs in the workspace from the local cache, in one DVC call."""
+        targets = self._targets(addresses)
+        if targets:  # none would check out every pointer of the repository
+            self._call("checkout", quiet=True, targets=targets, force=True)
 
     def drop_cached(self, md5: str) -> None:
         """Remove one object from the local cache (it was found corrupted)."""
@@ -186,22 +217,41 @@ class Store:
 
     @contextlib.contextmanager
     def _errors(self, verb: str) -> Iterator[None]:
-        """DVC's failures as one RemoteError that names the remote and what to do."""
-        from dvc.exceptions import DvcException
+        """DVC's failures as one RemoteError that says where it failed and what to do: work
+        on this project's own cache names the project, transfers name the remote."""
+        from dvc.exceptions import CheckoutError, DvcException
+        from dvc_objects.errors import ObjectFormatError
 
-        where = f"remote '{REMOTE_NAME}' ({self.url})"
+        local = verb in ("add", "checkout")
+        where = f"in {self.root}" if local else f"for remote '{REMOTE_NAME}' ({self.url})"
         try:
             yield
         except ImportError as exc:  # dvc raises it for an s3:// or ssh:// remote without its plugin
             plugin = _plugin_for(self.url)
-            raise RemoteError(f"{where} needs a DVC plugin: pip install {plugin} ({exc})") from None
+            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) needs a DVC plugin: pip install {plugin} "
+                              f"({exc})") from None
+        except ObjectFormatError as exc:  # a damaged object, from the remote or in the cache
+            oid = _oid_in(str(exc))
+            if oid:
+                self.drop_cached(oid)  # never used again: the next fetch or build replaces it
+            raise RemoteError(f"dvc {verb} failed {where}: object {oid or exc} is corrupted (its bytes do not "
+                              "match its md5); removed from the local cache") from None
+        except CheckoutError as exc:  # DVC's message lists the targets over lines, then a link
+            missing = ", ".join(os.path.relpath(str(t), self.root) for t in exc.target_infos)
+            raise RemoteError(f"dvc {verb} failed {where}: not in the DVC cache: {missing}") from None
         except DvcException as exc:
-            raise RemoteError(f"dvc {verb} failed for {where}: {exc}") from None
+            raise RemoteError(f"dvc {verb} failed {where}: {exc}") from None
         except OSError as exc:
             if is_no_space(exc):
-                raise RemoteError(f"{where} is full: {exc.strerror or exc}; free space there and run "
+                place = f"the DVC cache in {self.root}" if local else f"remote '{REMOTE_NAME}' ({self.url})"
+                raise RemoteError(f"{place} is full: {exc.strerror or exc}; free space there and run "
                                   f"the command again (nothing here was changed)") from None
-            raise RemoteError(f"{where} is not reachable: {exc}") from None
+            if local:
+                raise RemoteError(f"dvc {verb} failed {where}: {exc}") from None
+            raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:  # a damaged object: a `.dir` listing that is not one
+            raise RemoteError(f"dvc {verb} failed {where}: a damaged object ({type(exc).__name__}: {exc})") \
+                from None
 
     def _remote(self) -> Any:
         with self._errors("remote"):
@@ -226,6 +276,22 @@ class Store:
         except OSError as exc:
             raise RemoteError(f"remote '{REMOTE_NAME}' ({self.url}) is not reachable: {exc}") from None
 
+    def share(self, hit: Hit) -> None:
+        """On the machine's default remote a built node is shared at once (its objects and its
+        run-cache entry), so another clone restores it; a configured remote waits for `push`."""
+        if not self.location.automatic:
+            return
+        from dvc_data.hashfile.hash_info import HashInfo
+        from dvc_data.hashfile.transfer import transfer
+
+        ids = {HashInfo("md5", str(o["md5"])) for o in hit.outputs.values() if o.get("md5")}
+        remote = self._remote()
+        with self._errors("push"), _quiet():
+            for info in ids:  # a damaged folder listing on the remote would hide the good one for ever
+                _drop_if_damaged(remote.odb, str(info.value))
+            transfer(self.repo.cache.local, remote.odb, ids, shallow=False, hardlink=False)
+        self.push_runs([hit])
+
     def fetch_run(self, fingerprint: str) -> dict[str, Any] | None:
         """A run-cache entry from the remote, or None."""
         remote = self._remote()
@@ -242,13 +308,15 @@ class Store:
 @contextlib.contextmanager
 def _quiet(threshold: int = logging.WARNING) -> Iterator[None]:
     """DVC's log messages below threshold dropped (its "Initialized DVC repository", …)."""
-    logger = logging.getLogger("dvc")
-    level = logger.level
-    logger.setLevel(threshold)
+    loggers = [logging.getLogger(name) for name in ("dvc", "dvc_data", "dvc_objects")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(threshold)
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _plugin_for(url: str) -> str:
@@ -271,25 +339,54 @@ def _dir_md5s(pointers: list[str]) -> list[str]:
     return found
 
 
+def _drop_if_damaged(odb: Any, oid: str) -> None:
+    """Remove a `.dir` object whose bytes do not match its name from an object store (they are small)."""
+    if not oid.endswith(".dir") or not odb.exists(oid):
+        return
+    path = odb.oid_to_path(oid)
+    if hashlib.md5(odb.fs.cat_file(path)).hexdigest() != oid.removesuffix(".dir"):
+        odb.fs.rm(path)
+
+
+def _oid_in(text: str) -> str:
+    found = re.search(r"[0-9a-f]{32}(?:\.dir)?", text)
+    return found.group(0) if found else ""
+
+
 def _comparable(url: Any) -> str:
     text = str(url or "")
     return text if "://" in text or not text else os.path.abspath(text)
 
 
-def _open(root: Path) -> Any:
+def _open(root: Path, warn: Callable[[str], None]) -> Any:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    top = _git_top(root)
     try:
         if (root / ".dvc").is_dir():
+            if top is None and not _no_scm(root):
+                # set up inside git, then copied out of it: DVC would refuse; use it without git
+                warn(f"{root} is not inside a git repository: DVC runs without git here; "
+                     "`git init` (then commit mlproject.lock and .mlmake-artifacts/) to version what was built")
+                return Repo(str(root), config={"core": {"no_scm": True}})
             return Repo(str(root))
-        top = _git_top(root)
         with _quiet():  # DVC's own "Initialized DVC repository"
             if top is None:
                 return Repo.init(str(root), no_scm=True)
             return Repo.init(str(root), subdir=top != root.resolve())
     except DvcException as exc:
         raise RemoteError(f"cannot set up DVC in {root}: {exc}") from None
+
+
+def _no_scm(root: Path) -> bool:
+    """Whether the project's DVC config says it runs without git."""
+    for name in ("config", "config.local"):
+        with contextlib.suppress(OSError):
+            text = (root / ".dvc" / name).read_text(encoding="utf-8")
+            if re.search(r"(?mi)^\s*no_scm\s*=\s*(true|1|yes)\s*$", text):
+                return True
+    return False
 
 
 def _git_top(root: Path) -> Path | None:

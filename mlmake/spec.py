@@ -131,7 +131,7 @@ class Project:
     description: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
-    remote: Remote = Remote(".mlmake/remote")
+    remote: Remote | None = None  # None: the default remote shared by the clones on this machine
     datasets: dict[str, Dataset] = field(default_factory=dict)
     features: dict[str, Feature] = field(default_factory=dict)
     models: dict[str, Model] = field(default_factory=dict)
@@ -234,7 +234,7 @@ def _build_project(root: Path, doc: Document) -> Project:
         root=root, file=doc.file, version=data["version"], project=data["project"],
         description=data.get("description", ""), params=data.get("params", {}),
         environments={n: _environment(v) for n, v in data.get("environments", {}).items()},
-        remote=_remote(data.get("remote")) or Remote(".mlmake/remote"),
+        remote=_remote(data.get("remote")),
         datasets=build("datasets", _dataset), features=build("features", _feature),
         models=build("models", _model), steps=build("steps", _step), deploy=build("deploy", _deploy),
         doc=doc,

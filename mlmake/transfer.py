@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
+from mlmake.errors import MlmakeError
 from mlmake.fingerprint import Hasher
 from mlmake.graph import Graph
 from mlmake.lock import Entry, read_lock
@@ -46,13 +48,33 @@ def pull(root: Path, graph: Graph, targets: tuple[str, ...], store: Store, warn:
     store.check_reachable()  # a remote that cannot be used is an error; a missing object is not
     store.pull_data(tracked_data(root, graph, graph.select(targets)))
     restorer = Restorer(root, store, hasher, pull=True, warn=warn, then="not restored")
+    ready = [a for a in addresses if has_pointer(root, a)]
+    _fetch_and_checkout(store, ready)
     restored: list[str] = []
     missing: list[str] = []
     for address in addresses:
-        ok = has_pointer(root, address) and restorer.restore_entry(address, lock.nodes[address])
+        entry = lock.nodes[address]
+        if address in ready and _intact(hasher, entry):  # checked out above, and what the lock records
+            restorer.remember(address, entry)
+            ok = True
+        else:  # one node at a time: fetched again, a corrupted object removed, or named
+            ok = address in ready and restorer.restore_entry(address, entry)
         (restored if ok else missing).append(address)
     hasher.save()
     return restored, missing
+
+
+def _fetch_and_checkout(store: Store, addresses: list[str]) -> None:
+    """Every node's objects in one DVC fetch and one checkout, as `dvc pull` does; what fails
+    here is done again node by node, where the failure is named."""
+    with contextlib.suppress(MlmakeError):
+        store.fetch(addresses, quiet=True)
+    with contextlib.suppress(MlmakeError):
+        store.checkout_all(addresses)
+
+
+def _intact(hasher: Hasher, entry: Entry) -> bool:
+    return all(hasher.digest(p).hash == o.get("hash") for p, o in entry.outputs.items())
 
 
 def tracked_data(root: Path, graph: Graph, addresses: list[str]) -> list[str]:

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,32 @@ from click.testing import Result
 
 from tests.helpers import run_cli as _run_cli
 from tests.helpers import write_files
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Nothing a test runs writes to the real ~/.cache: the XDG cache folder is a temporary one."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        mp.delenv("MLMAKE_REMOTE", raising=False)
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default remote of a module's shared fixtures: their own, so that what one module
+    built is never restored in another one. A test that plays another clone on the same
+    machine sets MLMAKE_REMOTE back to it."""
+    remote = tmp_path_factory.mktemp("module-remote")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLMAKE_REMOTE", str(remote))
+        yield remote
+
+
+@pytest.fixture(autouse=True)
+def _test_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own default remote (a test that shares one across clones sets it itself)."""
+    monkeypatch.setenv("MLMAKE_REMOTE", str(tmp_path.parent / f"{tmp_path.name}-default-remote"))
 
 
 @pytest.fixture

@@ -5,8 +5,13 @@ Import as `from tests.helpers import VALID` (the repository root is on sys.path)
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +52,59 @@ steps:
     deps: [scripts/report.py, models.churn]
     outs: [build/report.html]
 """
+
+
+REPO = Path(__file__).resolve().parents[1]
+# what a build or a command leaves in a project: never part of the example a test starts from
+LOCAL_STATE = ("build", ".mlmake", ".dvc", ".dvcignore", ".mlmake-artifacts", "mlproject.lock", "__pycache__")
+
+
+def copy_example(name: str, dest: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """examples/NAME as committed: without build outputs, local state, or anything git-ignored
+    (a user may have built the example in this checkout: the tests never see it)."""
+    source = REPO / "examples" / name
+    ignored = _git_ignored(source)
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        here = Path(folder).resolve()
+        return {n for n in names if n in LOCAL_STATE or n in skip or (here / n) in ignored}
+
+    shutil.copytree(source, dest, ignore=ignore)
+    return dest
+
+
+def _git_ignored(folder: Path) -> set[Path]:
+    """The git-ignored paths under folder (none when it is not in a git checkout)."""
+    try:
+        done = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--directory",
+                               "-z", "."], cwd=folder, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    if done.returncode != 0:
+        return set()
+    return {(folder / p.decode().rstrip("/")).resolve() for p in done.stdout.split(b"\0") if p}
+
+
+def drop_caches(root: Path) -> None:
+    """Forget every copy of what was built: the project's DVC cache and the default remote."""
+    shutil.rmtree(root / ".dvc" / "cache", ignore_errors=True)
+    shutil.rmtree(os.environ["MLMAKE_REMOTE"], ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch(folder: str | None = None) -> Iterator[str]:
+    """A temporary folder with a default remote of its own (beside it), for one hypothesis
+    example: what an earlier example built is never restored in the next one."""
+    with tempfile.TemporaryDirectory(dir=folder) as tmp, tempfile.TemporaryDirectory(dir=folder) as remote:
+        before = os.environ.get("MLMAKE_REMOTE")
+        os.environ["MLMAKE_REMOTE"] = remote
+        try:
+            yield tmp
+        finally:
+            if before is None:
+                os.environ.pop("MLMAKE_REMOTE", None)
+            else:
+                os.environ["MLMAKE_REMOTE"] = before
 
 
 def write_files(root: Path, files: dict[str, str | bytes]) -> Path:

@@ -137,40 +137,29 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     lock = read_lock(project.root)
     hasher = Hasher(project.root)
     plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream,
-                     cache=_NotingCache(project.root, seen))
+                     cache=remote_cache(project, seen.note))
     hasher.save()
     seen.update(hasher.seen)
     ctx.obj["seen"] = seen
-    for note in hasher.unrecorded_notes():
+    for note in hasher.unrecorded_notes():  # a plan that warns is not kept (see mlmake.memo)
         report.warn_line(note)
     return project, graph, lock, plan
 
 
-class _NotingCache:
-    """The run cache and pointers as planning reads them, each path noted before it is read."""
+def remote_cache(project: Any, note: Any = None) -> Any:
+    """What plan may promise about restoring: checked by stat on a local remote; each path it
+    reads or stats is handed to note first (the plan memo's Seen.note)."""
+    from mlmake.remotecache import RemoteCache, locate
 
-    def __init__(self, root: Path, seen: Any) -> None:
-        from mlmake.runcache import LocalCache
-
-        self.root, self.seen, self.cache = root, seen, LocalCache(root)
-
-    def hit(self, fingerprint: str) -> Any:
-        from mlmake.runcache import entry_path
-
-        self.seen.note(entry_path(self.root, fingerprint))
-        return self.cache.hit(fingerprint)
-
-    def restorable(self, address: str) -> bool:
-        from mlmake.runcache import pointer_path
-
-        self.seen.note(pointer_path(self.root, address))
-        return bool(self.cache.restorable(address))
+    remote = project.remote
+    location = locate(project.root, remote.url if remote else None, remote.options if remote else None)
+    return RemoteCache(project.root, location, note)
 
 
 def open_store(project: Any) -> Any:
     from mlmake.remote import Store
 
-    return Store(project.root, project.remote.url, project.remote.options)
+    return Store.of(project, report.warn_line)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -47,10 +47,14 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
       mlmake build --check-determinism features.customer_features
     """
     from mlmake.execute import Builder, Options
+    from mlmake.init import ensure_gitignore
     from mlmake.kinds.tables import checking_determinism
     from mlmake.runners import make_runner
 
     project, graph = load(ctx, env, params)
+    if ensure_gitignore(project.root):
+        report.out("wrote .gitignore: build/ and .mlmake/ are never committed (commit mlproject.lock and "
+                   ".mlmake-artifacts/)")
     options = Options(targets, jobs, force or check_determinism, keep_going, downstream, env, params, pull, baseline)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with checking_determinism(check_determinism):

@@ -14,6 +14,7 @@ from mlmake.cli import (
     env_option,
     param_option,
     plan_project,
+    remote_cache,
     targets_argument,
 )
 from mlmake.errors import MlmakeError
@@ -55,6 +56,8 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     if fmt == "text" and report.is_terminal(sys.stdout):
         for line, style in render.plan_lines(result):
             report.out(line, style)
+        if note := _unchecked_note(project, result):
+            report.out(note.rstrip("\n"), "dim")
     else:
         if base:
             text = _pr_comment(project, graph, lock, result, base)
@@ -63,7 +66,7 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
         elif fmt == "markdown":
             text = render.plan_markdown(result, graph, project.project)
         else:
-            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result))
+            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result)) + _unchecked_note(project, result)
         sys.stdout.write(text)
         if not base and report.warnings_written() == warned:  # --base reads git history: never kept
             memo.save(str(project.root), ctx.obj["seen"], code, text)
@@ -71,22 +74,28 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
         sys.exit(code)
 
 
+def _unchecked_note(project: Any, result: Any) -> str:
+    """A cloud remote is not read by plan: "restorable" is the pointers' word, and it says so."""
+    cache = remote_cache(project)
+    if cache.checked or not any(s.restorable for s in result.steps):
+        return ""
+    return f"(restorable: not checked offline against remote 'mlmake' ({cache.location.url}); `mlmake pull` tells)\n"
+
+
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
     from mlmake import diff, history, runs
-    from mlmake.plan import RESTORE
+    from mlmake.plan import ABSENT, CHECK, FRESH, RESTORE
     from mlmake.prreport import pr_markdown
-    from mlmake.runcache import LocalCache
 
-    cache = LocalCache(project.root)
     current = diff.Snapshot("this branch")
     for step in result.steps:
         entry = lock.get(step.address)
-        if step.action in ("fresh", "absent") and entry:
+        if step.action in (FRESH, ABSENT, CHECK) and entry:
             current.metrics[step.address] = entry.metrics
-        elif step.action == RESTORE and (hit := cache.hit(step.fingerprint)):
-            current.metrics[step.address] = hit.metrics
+        elif step.action == RESTORE and step.cached is not None:
+            current.metrics[step.address] = step.cached.metrics
         if step.components:
-            current.configs[step.address] = dict(step.components.get("config") or {})
+            current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
     for rec in reversed(runs.history(project.root, limit=100_000)):
         if rec.status == "built":
@@ -113,7 +122,8 @@ def why(ctx: click.Context, node: str, env: str | None, params: tuple[str, ...])
     address = graph.resolve_target(node)
     step = next(s for s in result.steps if s.address == address)
     entry = lock.get(address)
-    recorded = {"fingerprint": entry.fingerprint, "components": entry.components} if entry else None
+    recorded = {"fingerprint": entry.fingerprint, "components": entry.components, "gates": entry.gates} \
+        if entry else None
     for line in render.why_lines(step, recorded):
         report.out(line)
 

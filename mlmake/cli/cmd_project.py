@@ -84,7 +84,7 @@ def init(ctx: click.Context, directory: str, template: str, list_: bool, force: 
         store.ensure()
     finally:
         store.close()
-    report.out(f"DVC is set up: remote 'mlmake' at {project.remote.url}")
+    report.out(f"DVC is set up: remote 'mlmake' at {store.url}")
     report.out(f"next: {_command_in(target)} build")
 
 

@@ -14,6 +14,7 @@ from mlmake.cli import (
     targets_argument,
 )
 from mlmake.errors import MlmakeError
+from mlmake.workdir import BuildLock
 
 
 @cli.command()
@@ -33,10 +34,11 @@ def push(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
     project, graph = load(ctx, env)
     store = open_store(project)
     try:
-        files, nodes = transfer.push(project.root, graph, targets, store, report.warn_line)
+        with BuildLock(project.root):  # it may write pointers and run-cache entries
+            files, nodes = transfer.push(project.root, graph, targets, store, report.warn_line)
     finally:
         store.close()
-    report.out(f"pushed {files} file(s) for {nodes} node(s) to remote 'mlmake' ({project.remote.url})", "green")
+    report.out(f"pushed {files} file(s) for {nodes} node(s) to remote 'mlmake' ({store.url})", "green")
 
 
 @cli.command()
@@ -56,10 +58,11 @@ def pull(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
     project, graph = load(ctx, env)
     store = open_store(project)
     try:
-        restored, missing = transfer.pull(project.root, graph, targets, store, report.warn_line)
+        with BuildLock(project.root):  # it writes the workspace: never beside a build
+            restored, missing = transfer.pull(project.root, graph, targets, store, report.warn_line)
     finally:
         store.close()
-    report.out(f"pulled {len(restored)} node(s) from remote 'mlmake' ({project.remote.url})", "green")
+    report.out(f"pulled {len(restored)} node(s) from remote 'mlmake' ({store.url})", "green")
     if missing:
         report.out(f"not restored (build them): {', '.join(missing)}", "yellow")
 
@@ -90,7 +93,8 @@ def data_add(ctx: click.Context, paths: tuple[str, ...]) -> None:
             raise MlmakeError(f"{p}: no such file or folder in {root}")
     store = open_store(load_project(root))
     try:
-        written = store.add_data(paths)
+        with BuildLock(root):  # a build reading the data must not see it change under it
+            written = store.add_data(paths)
     finally:
         store.close()
     report.out(f"tracking {len(written)} path(s) with DVC: {', '.join(written)} (commit them)", "green")

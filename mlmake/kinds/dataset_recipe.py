@@ -54,6 +54,9 @@ def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataF
     path, fmt = str(config["path"]), str(config["format"])
     full = os.path.join(root, path)
     if not os.path.exists(full):
+        if os.path.exists(full + ".dvc"):  # DVC-tracked data not fetched into this workspace
+            raise NodeError(f"data file '{path}' is tracked by DVC ({path}.dvc) but not in this workspace: "
+                            "run `mlmake pull` (or `mlmake build --pull`) to fetch it")
         raise NodeError(f"data file '{path}' not found (looked in {root})")
     nulls = list(config.get("null_values") or [])
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 from click.testing import Result
 
 from mlmake.lock import read_lock
-from tests.helpers import build, run_records
+from tests.helpers import build, copy_example, run_records
 
 REPO = Path(__file__).resolve().parents[2]
 RunCli = Callable[..., Result]
@@ -213,7 +212,7 @@ def test_a_command_killed_mid_write_is_never_called_up_to_date(run_cli: RunCli, 
 def test_a_model_stopped_mid_training_leaves_the_previous_model_and_lock(run_cli: RunCli, tmp_path: Path,
                                                                          builds: Builds, sig: int) -> None:
     root = tmp_path / "penguins"
-    shutil.copytree(REPO / "examples" / "penguins", root, ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock"))
+    copy_example("penguins", root)
     assert run_cli(root, "build").exit_code == 0
     artifacts = {p: p.read_bytes() for p in sorted((root / "build").rglob("*")) if p.is_file()}
     lock_bytes = (root / "mlproject.lock").read_bytes()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tests.helpers import run_cli, write_files
+from tests.helpers import copy_example, run_cli, write_files
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO / "templates" / "ci" / "github-actions.yml"
@@ -339,8 +339,7 @@ def run_entry(hook: dict[str, Any], cwd: Path) -> subprocess.CompletedProcess[st
 
 def test_the_validate_hook_runs_on_penguins(hooks: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     root = tmp_path / "penguins"
-    shutil.copytree(REPO / "examples" / "penguins", root, ignore=shutil.ignore_patterns(
-        "build", ".mlmake", ".dvc", ".dvcignore", ".mlmake-artifacts", "*.lock"))
+    copy_example("penguins", root)
     done = run_entry(hooks["mlmake-validate"], root)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "mlproject.yaml is valid" in done.stdout

@@ -242,13 +242,15 @@ def files_under(root: Path) -> set[str]:
 @needs_templates
 def test_init_creates_the_template_files(run_cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the hint names the folder as seen from where the user is
+    monkeypatch.delenv("MLMAKE_REMOTE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the machine's shared default remote
     result = run_cli(tmp_path, "init", "churn-app")
     target = tmp_path.resolve() / "churn-app"
     expected = template_files("binary")
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout == (f"created {len(expected)} files in {target} from template 'binary'\n"
                              "initialized a git repository\n"
-                             "DVC is set up: remote 'mlmake' at .mlmake/remote\n"
+                             f"DVC is set up: remote 'mlmake' at {tmp_path / 'xdg' / 'mlmake' / 'remote'}\n"
                              "next: mlmake -C churn-app build\n")
     assert files_under(target) == expected
     assert (target / ".git").is_dir() and (target / ".dvc" / "config").is_file()

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from tests.helpers import copy_example as copy_clean
 from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,9 +70,7 @@ def block(markdown: str) -> str:
 
 def copy_example(name: str, dest: Path) -> Path:
     root = dest / name
-    shutil.copytree(REPO / "examples" / name, root,
-                    ignore=shutil.ignore_patterns("build", ".mlmake", ".dvc", ".dvcignore", ".mlmake-artifacts",
-                                                  "*.lock", "__pycache__"))
+    copy_clean(name, root)
     return root
 
 

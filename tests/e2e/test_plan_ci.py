@@ -87,8 +87,9 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def b(clone: Path, tmp_path: Path) -> Path:
-    """A private copy of the clone, so a test may edit it."""
+def b(clone: Path, tmp_path: Path, module_remote: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the clone, so a test may edit it, on the machine that built A."""
+    monkeypatch.setenv("MLMAKE_REMOTE", str(module_remote))  # the default remote A's build shared to
     return Path(shutil.copytree(clone, tmp_path / "B", symlinks=True))
 
 
@@ -116,7 +117,7 @@ def test_the_clone_plans_as_json_without_the_data(b: Path) -> None:
     jsonschema.validate(body, json.loads((REPO / "schemas/plan.schema.json").read_text()))
     assert body["has_changes"] is False
     assert {k: v for k, v in body["summary"].items() if k != "text"} == {
-        "new": 0, "build": 0, "maybe": 0, "restore": 0, "fresh": 0, "absent": 2, "remove": 0}
+        "new": 0, "build": 0, "maybe": 0, "restore": 0, "check": 0, "fresh": 0, "absent": 2, "remove": 0}
     assert [n["missing_outputs"] for n in body["nodes"]] == [["build/count.txt"], ["build/flag.txt"]]
     assert [n["restorable"] for n in body["nodes"]] == [True, True]  # their pointers are committed
 

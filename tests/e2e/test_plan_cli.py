@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import pytest
 from click.testing import Result
 
 from tests.fakes import record_build
+from tests.helpers import copy_example as copy_clean
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
@@ -31,7 +31,7 @@ RunCli = Callable[..., Result]
 
 def copy_example(name: str, tmp_path: Path) -> Path:
     dest = tmp_path / name
-    shutil.copytree(REPO / "examples" / name, dest, ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock"))
+    copy_clean(name, dest)
     return dest
 
 
@@ -56,6 +56,9 @@ def masked_json(stdout: str) -> str:
     for node in body["nodes"]:
         assert HEX32.match(node["fingerprint"]) or node["action"] == "remove", node
         node["fingerprint"] = "<fingerprint>" if node["fingerprint"] else ""
+        for reason in node["reasons"]:
+            if reason["code"] == "lineage":  # an upstream node's fingerprints, recorded and current
+                reason["old"], reason["new"] = "<fingerprint>", "<fingerprint>"
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -4,12 +4,11 @@ taken from the README text and run as written; the figures quoted are the ones p
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -19,8 +18,7 @@ PENGUINS_README = (REPO / "examples" / "penguins" / "README.md").read_text(encod
 @pytest.fixture(scope="module")
 def penguins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("readme") / "penguins"
-    shutil.copytree(REPO / "examples" / "penguins", root,
-                    ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock", ".dvc", ".mlmake-artifacts"))
+    copy_example("penguins", root)
     built = run_cli(root, "build")
     assert built.exit_code == 0, built.stderr
     return root

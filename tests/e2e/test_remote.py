@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import copy_example
+
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "models.churn_xgb"
 MODEL_JSON = "build/models/churn_xgb/model.json"
@@ -90,8 +92,7 @@ def plan_json(env: dict[str, str], root: Path, *args: str) -> dict[str, Any]:
 
 def copy_churn(dest: Path, remote: Path) -> Path:
     """examples/churn without anything built, its mlproject.yaml pointed at REMOTE."""
-    shutil.copytree(REPO / "examples" / "churn", dest, ignore=shutil.ignore_patterns(
-        "build", "data", ".mlmake", ".dvc", ".dvcignore", ".mlmake-artifacts", "*.lock", "__pycache__"))
+    copy_example("churn", dest, skip=("data",))
     yaml = dest / "mlproject.yaml"
     text = yaml.read_text(encoding="utf-8")
     if re.search(r"(?m)^remote:", text):
@@ -577,7 +578,10 @@ def test_data_add_tracks_raw_data_with_a_standard_dvc_file(raw_project, env, tmp
     c = clone(env, root, tmp_path / "C")
     assert not (c / "data" / "raw.csv").exists()
     done = mlmake(env, c, "plan", "--detailed-exitcode")  # exit 0 without the data
-    assert "restorable from the DVC remote" in done.stdout
+    assert "up to date; not in this workspace: build/datasets/x" in done.stdout  # nothing pushed yet
+    mlmake(env, root, "push")
+    done = mlmake(env, c, "plan", "--detailed-exitcode")
+    assert "up to date; restorable from the DVC remote: build/datasets/x" in done.stdout
     assert f"md5:{md5}" in mlmake(env, c, "why", "datasets.x").stdout
     # the data's hash comes from its pointer: a new version of the data (a new md5) is a change
     other = hashlib.md5(b"id,v\n1,2.5\n").hexdigest()
@@ -603,10 +607,229 @@ def test_init_sets_up_git_and_dvc_with_the_mlmake_remote(tmp_path, env):
     new.mkdir()
     mlmake(env, new, "init")
     assert (new / ".git").is_dir()
-    config = (new / ".dvc" / "config").read_text(encoding="utf-8")
+    # the default remote is this machine's folder: in the local config, never committed
+    config = (new / ".dvc" / "config.local").read_text(encoding="utf-8")
     assert "['remote \"mlmake\"']" in config and re.search(r"(?m)^\s*remote = mlmake$", config), config
+    assert f"url = {env['MLMAKE_REMOTE']}" in config, config
+    assert "mlmake" not in (new / ".dvc" / "config").read_text(encoding="utf-8")
     assert (new / ".dvcignore").is_file()
     assert run(env, new, "git", "check-ignore", "-q", ".mlmake/x").returncode == 0
     # DVC reads the configuration back: the default remote is mlmake
     listed = run(env, new, sys.executable, "-m", "dvc", "remote", "list").stdout
     assert listed.split()[0] == "mlmake", listed
+
+
+# --- the default remote: shared by every clone on this machine, outside the repository ---------
+
+PENGUINS = {"datasets.penguins", "features.penguin_features", "models.species", "deploy.species_api",
+            "deploy.species_scores"}
+SPECIES = "models.species"
+SPECIES_JSON = "build/models/species/model.json"
+
+
+def with_env(env: dict[str, str], **changes: str | None) -> dict[str, str]:
+    out = dict(env)
+    for name, value in changes.items():
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+def penguins_repo(env: dict[str, str], dest: Path) -> Path:
+    """examples/penguins as committed, alone in a git repository of its own, built and committed."""
+    root = copy_example("penguins", dest)
+    git(env, root, "init", "-q")
+    _, ran = build(env, root)
+    assert ran == dict.fromkeys(PENGUINS, "built")
+    commit_all(env, root, "penguins, built")
+    assert git(env, root, "status", "--porcelain") == ""
+    return root
+
+
+def test_a_second_clone_restores_from_the_default_remote_without_training(env, tmp_path):
+    """No `remote:` in the file, no push: the first clone's build shared everything."""
+    xdg = tmp_path / "xdg"
+    e = with_env(env, MLMAKE_REMOTE=None, XDG_CACHE_HOME=str(xdg))
+    a = penguins_repo(e, tmp_path / "A")
+    default = xdg / "mlmake" / "remote"
+    assert (default / "files" / "md5").is_dir()
+    assert str(default) not in (a / ".dvc" / "config").read_text(encoding="utf-8")  # committed: no path of ours
+    assert str(default) in (a / ".dvc" / "config.local").read_text(encoding="utf-8")
+    shutil.rmtree(a / ".mlmake")  # the local state holds no only copy of anything
+
+    b = clone(e, a, tmp_path / "B")
+    text = mlmake(e, b, "plan", "--detailed-exitcode").stdout
+    assert text.count("restorable from the DVC remote") == len(PENGUINS), text
+    done, ran = build(e, b)
+    assert ran == dict.fromkeys(PENGUINS, "restored"), done.stdout + done.stderr
+    assert (b / SPECIES_JSON).read_bytes() == (a / SPECIES_JSON).read_bytes()
+    assert done.stderr == ""
+
+    # another machine's (empty) default remote: nothing is promised, and the build trains
+    c = clone(e, a, tmp_path / "C")
+    other = with_env(e, MLMAKE_REMOTE=str(tmp_path / "empty"))
+    text = mlmake(other, c, "plan").stdout
+    assert "restorable" not in text and text.count("not in this workspace:") == len(PENGUINS), text
+
+
+def test_a_param_revert_in_a_new_clone_restores_from_the_shared_run_cache(env, tmp_path):
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    a = penguins_repo(e, tmp_path / "A")
+    _, ran = build(e, a, "-P", f"{SPECIES}.params.max_depth=2")
+    assert ran[SPECIES] == "built"
+    b = clone(e, a, tmp_path / "B")  # knows nothing of max_depth 2 but what the default remote holds
+    plan = plan_json(e, b, "-P", f"{SPECIES}.params.max_depth=2")
+    assert next(n for n in plan["nodes"] if n["address"] == SPECIES)["action"] == "restore"
+    _, ran = build(e, b, "-P", f"{SPECIES}.params.max_depth=2")
+    assert "built" not in ran.values(), ran
+    assert (b / SPECIES_JSON).read_bytes() == (a / SPECIES_JSON).read_bytes()
+
+
+def test_a_cloud_remote_is_not_checked_by_plan_and_it_says_so(origin, env, tmp_path):
+    b = clone(env, origin.root, tmp_path / "B")
+    set_remote(b, "s3://mlmake-test-no-such-bucket/remote")
+    text = mlmake(env, b, "plan").stdout
+    assert text.count("restorable from the DVC remote") == len(CHURN_NODES), text
+    assert text.endswith("(restorable: not checked offline against remote 'mlmake' "
+                         "(s3://mlmake-test-no-such-bucket/remote); `mlmake pull` tells)\n"), text
+
+
+def test_a_corrupted_folder_listing_on_the_default_remote_is_named_skipped_and_rebuilt(env, tmp_path):
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    a = penguins_repo(e, tmp_path / "A")
+    listing = pointer_dir_md5(a, SPECIES)
+    bad = obj(tmp_path / "shared", listing)
+    os.chmod(bad, 0o644)
+    bad.write_text("not a folder listing{", encoding="utf-8")
+
+    b = clone(e, a, tmp_path / "B")
+    done, ran = build(e, b)
+    assert done.stderr == (f"warning: {SPECIES}: not in the cache or on the remote (dvc fetch failed for remote "
+                           f"'mlmake' ({tmp_path / 'shared'}): object {listing} is corrupted (its bytes do not "
+                           "match its md5); removed from the local cache); building it\n"), done.stderr
+    assert ran[SPECIES] == "built" and {n for n, s in ran.items() if s == "built"} == {SPECIES}, ran
+    assert (b / SPECIES_JSON).read_bytes() == (a / SPECIES_JSON).read_bytes()
+    assert mlmake(e, b, "build").returncode == 0  # and again: the bad object is never used twice
+    assert bad_objects(tmp_path / "shared") == []  # the rebuild put the good listing back
+    _, ran = build(e, clone(e, a, tmp_path / "C"))
+    assert ran == dict.fromkeys(PENGUINS, "restored")
+
+
+# --- the examples behave like a user's project ------------------------------------------------
+
+def test_an_example_inside_the_repository_restores_and_pushes_and_pulls(env, tmp_path):
+    """As in a checkout of mlmake: examples/penguins inside a git repository with mlmake's .gitignore."""
+    top = tmp_path / "checkout"
+    top.mkdir()
+    shutil.copyfile(REPO / ".gitignore", top / ".gitignore")
+    root = copy_example("penguins", top / "examples" / "penguins")
+    assert (root / ".gitignore").read_text(encoding="utf-8") == "# built by mlmake\n/build/\n/.mlmake/\n"
+    git(env, top, "init", "-q")
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    _, ran = build(e, root)
+    assert ran == dict.fromkeys(PENGUINS, "built")
+    for path in (f".mlmake-artifacts/{SPECIES}.dvc", "mlproject.lock", ".dvc/config"):  # all committable
+        assert run(e, root, "git", "check-ignore", "-q", path, ok=False).returncode == 1, path
+
+    shutil.rmtree(root / "build")
+    _, ran = build(e, root)  # a second build restores what the first built
+    assert ran == dict.fromkeys(PENGUINS, "restored")
+    _, ran = build(e, root, "-P", f"{SPECIES}.params.max_depth=2")
+    assert ran[SPECIES] == "built"
+    _, ran = build(e, root)  # the param reverted: restored, not trained
+    assert ran[SPECIES] == "restored" and "built" not in ran.values(), ran
+
+    remote = tmp_path / "team-remote"
+    pushed = mlmake(with_env(e, MLMAKE_REMOTE=str(remote)), root, "push")
+    assert pushed_files(pushed.stdout) > 0 and pushed.stderr == ""
+    commit_all(e, top, "penguins, built")
+    b = clone(e, top, tmp_path / "B") / "examples" / "penguins"
+    pulled = mlmake(with_env(e, MLMAKE_REMOTE=str(remote)), b, "pull")
+    assert pulled.stdout == f"pulled {len(PENGUINS)} node(s) from remote 'mlmake' ({remote})\n"
+    assert (b / SPECIES_JSON).read_bytes() == (root / SPECIES_JSON).read_bytes()
+
+
+def test_a_first_build_without_init_writes_the_gitignore(env, tmp_path):
+    root = copy_example("penguins", tmp_path / "P")
+    (root / ".gitignore").unlink()
+    git(env, root, "init", "-q")
+    done = mlmake(env, root, "build")
+    assert done.stdout.startswith("wrote .gitignore: build/ and .mlmake/ are never committed (commit "
+                                  "mlproject.lock and .mlmake-artifacts/)\n"), done.stdout
+    assert (root / ".gitignore").read_text(encoding="utf-8") == "# built by mlmake\n/build/\n/.mlmake/\n"
+    git(env, root, "add", "-A")
+    staged = git(env, root, "diff", "--cached", "--name-only").split()
+    assert not [p for p in staged if p.startswith(("build/", ".mlmake/"))], staged
+    assert "mlproject.lock" in staged and f".mlmake-artifacts/{SPECIES}.dvc" in staged
+    assert "wrote .gitignore" not in mlmake(env, root, "build").stdout  # once
+
+
+# --- a project outside git, and data that is not in the workspace -----------------------------
+
+def test_a_built_project_copied_out_of_git_builds_pushes_and_pulls(env, tmp_path):
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    a = penguins_repo(e, tmp_path / "A")
+    out = tmp_path / "out"
+    shutil.copytree(a, out, ignore=shutil.ignore_patterns(".git"))
+    shutil.rmtree(out / "build")
+    warning = (f"warning: {out} is not inside a git repository: DVC runs without git here; `git init` (then "
+               "commit mlproject.lock and .mlmake-artifacts/) to version what was built\n")
+    done, ran = build(e, out)
+    assert ran == dict.fromkeys(PENGUINS, "restored") and done.stderr == warning
+    done = mlmake(e, out, "push")
+    assert done.stdout.startswith("pushed ") and done.stderr == warning
+    done = mlmake(e, out, "pull")
+    assert done.stdout == f"pulled {len(PENGUINS)} node(s) from remote 'mlmake' ({tmp_path / 'shared'})\n"
+
+
+def test_a_project_never_in_git_builds_without_a_word_about_it(env, tmp_path):
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    root = copy_example("penguins", tmp_path / "P")
+    done, ran = build(e, root)
+    assert ran == dict.fromkeys(PENGUINS, "built") and done.stderr == ""
+    done = mlmake(e, root, "push")
+    assert done.stdout == f"pushed 0 file(s) for {len(PENGUINS)} node(s) to remote 'mlmake' ({tmp_path / 'shared'})\n"
+
+
+def test_a_build_that_needs_dvc_tracked_data_not_pulled_says_so(raw_project, env, tmp_path):
+    root = raw_project
+    mlmake(env, root, "data", "add", "data/raw.csv")
+    build(env, root)
+    commit_all(env, root, "raw data under DVC")
+    mlmake(env, root, "push")
+    c = clone(env, root, tmp_path / "C")
+    yaml = c / "mlproject.yaml"
+    yaml.write_text(yaml.read_text(encoding="utf-8") + "    checks: [{rows: \">= 1\"}]\n", encoding="utf-8")
+    done = mlmake(env, c, "build", ok=False)
+    assert done.returncode == 1
+    assert ("FAILED datasets.x: data file 'data/raw.csv' is tracked by DVC (data/raw.csv.dvc) but not in this "
+            "workspace: run `mlmake pull` (or `mlmake build --pull`) to fetch it\n") in done.stderr, done.stderr
+    _, ran = build(env, c, "--pull")
+    assert ran == {"datasets.x": "built"}
+
+
+def test_a_local_dvc_failure_is_not_called_a_remote_failure(raw_project, env):
+    root = raw_project
+    git(env, root, "add", "data/raw.csv")  # tracked by git: DVC refuses to track it too
+    done = mlmake(env, root, "data", "add", "data/raw.csv", ok=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: dvc add failed in {root}: "), done.stderr
+    assert "remote" not in done.stderr
+
+
+# --- every command that writes the workspace takes the build lock -----------------------------
+
+@pytest.mark.parametrize("argv", [("pull",), ("push",), ("data", "add", "data/raw.csv"), ("build",)])
+def test_commands_that_write_the_workspace_wait_for_no_one(raw_project, env, argv):
+    from mlmake.workdir import BuildLock
+
+    before = workspace(raw_project)
+    with BuildLock(raw_project):
+        done = mlmake(env, raw_project, *argv, ok=False)
+    assert done.returncode == 1
+    assert done.stderr == (f"error: another mlmake build is running in this project (pid {os.getpid()}); "
+                           "wait for it to finish, or stop it\n"), done.stderr
+    assert {k: v for k, v in workspace(raw_project).items() if k != ".gitignore"} == \
+        {k: v for k, v in before.items() if k != ".gitignore"}

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from mlmake.errors import MlmakeError
 from mlmake.lock import read_lock
 from mlmake.serve.server import bundle_folder
-from tests.helpers import run_cli
+from tests.helpers import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"
@@ -80,7 +80,7 @@ class Service:
 
 def build_example(tmp: Path, name: str) -> Path:
     root = tmp / name
-    shutil.copytree(REPO / "examples" / name, root, ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock"))
+    copy_example(name, root)
     result = run_cli(root, "build")
     assert result.exit_code == 0, result.stdout + result.stderr
     return root
@@ -498,7 +498,7 @@ def test_serve_explains_a_target_it_cannot_run(churn: tuple[Path, Service], tmp_
     with pytest.raises(MlmakeError, match=r"deploy.churn_scores is a batch target; `mlmake serve` runs http"):
         bundle_folder(root, "churn_scores")
     fresh = tmp_path / "fresh"
-    shutil.copytree(REPO / "examples/churn", fresh, ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock"))
+    copy_example("churn", fresh)
     with pytest.raises(MlmakeError, match=r"deploy.churn_api is not built yet; run `mlmake build deploy.churn_api`"):
         bundle_folder(fresh, "churn_api")
 

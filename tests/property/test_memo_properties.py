@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from mlmake import memo
 from mlmake.__main__ import run
 from mlmake.fingerprint import CACHE_FILE
 from tests.fakes import record_build
-from tests.helpers import write_files
+from tests.helpers import scratch, write_files
 
 OLD_NS = time.time_ns() - 3600 * 1_000_000_000
 SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
@@ -59,8 +58,8 @@ def age(root: Path) -> None:
             os.utime(path, ns=(OLD_NS, OLD_NS), follow_symlinks=False)
 
 
-def plan(root: Path, monkeypatch: pytest.MonkeyPatch, *, memo_on: bool) -> tuple[int, str, bool, bool]:
-    """Exit code, output, whether it was answered from a kept plan, and whether it warned."""
+def plan(root: Path, monkeypatch: pytest.MonkeyPatch, *, memo_on: bool) -> tuple[int, str, bool, str]:
+    """Exit code, output, whether it was answered from a kept plan, and its warnings."""
     answers: list[int | None] = []
     real = memo.answer
 
@@ -77,7 +76,7 @@ def plan(root: Path, monkeypatch: pytest.MonkeyPatch, *, memo_on: bool) -> tuple
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = run(["-C", str(root), *ARGV])
-    return code, out.getvalue(), bool(answers) and answers[0] is not None, bool(err.getvalue())
+    return code, out.getvalue(), bool(answers) and answers[0] is not None, err.getvalue()
 
 
 def apply(root: Path, edit: str, n: int) -> None:
@@ -122,7 +121,7 @@ def apply(root: Path, edit: str, n: int) -> None:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.sampled_from(EDITS), min_size=1, max_size=6))
 def test_a_kept_plan_is_the_computed_plan(edits: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+    with scratch(SCRATCH) as tmp:
         root = Path(tmp).resolve()
         write_files(root, {"mlproject.yaml": spec(1), "data/a.csv": "x\n1\n", "data/b.csv": "x\n2\n",
                            "data/tracked.csv": "x\n3\n", "data/folder/one.txt": "one\n"})
@@ -139,5 +138,5 @@ def test_a_kept_plan_is_the_computed_plan(edits: list[str], monkeypatch: pytest.
             (root / CACHE_FILE).unlink(missing_ok=True)
             assert plan(root, monkeypatch, memo_on=False)[:2] == computed[:2], edit
             again = plan(root, monkeypatch, memo_on=True)
-            # a plan that warned (DVC data that differs from its pointer) is never kept
+            # a plan that warned (data that differs from its DVC pointer) is computed each time
             assert again[:3] == (*computed[:2], not computed[3]), edit

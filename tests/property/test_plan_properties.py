@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from mlmake.graph import to_networkx
 from mlmake.lock import LOCK_FILE
 from mlmake.plan import BUILD, FRESH, MAYBE, NEW, RESTORE, Plan, Reason, Step
 from tests.fakes import FakeClock, load, plan_of, record_build
-from tests.helpers import write_files
+from tests.helpers import scratch, write_files
 
 # builds fsync (the lock, DVC's and the run records' sqlite): on tmpfs they cost no disk wait
 SCRATCH = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
@@ -190,7 +189,7 @@ def assert_matches(plan: Plan, want: dict[str, tuple[str, list[Reason]]]) -> Non
 @SETTINGS
 @given(models(), st.lists(EDITS, min_size=1, max_size=4))
 def test_exactly_the_downstream_of_an_edit_is_stale(model: Model, edits: list[tuple]) -> None:  # type: ignore[type-arg]
-    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+    with scratch(SCRATCH) as tmp:
         root = model.write(Path(tmp))
         plan = plan_of(root)
         assert {s.action for s in plan.steps} == {NEW}
@@ -220,7 +219,7 @@ def test_exactly_the_downstream_of_an_edit_is_stale(model: Model, edits: list[tu
 @SETTINGS
 @given(models())
 def test_touching_without_changing_plans_nothing(model: Model) -> None:
-    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+    with scratch(SCRATCH) as tmp:
         root = model.write(Path(tmp))
         record_build(root)
         clock = FakeClock()
@@ -234,7 +233,7 @@ def test_touching_without_changing_plans_nothing(model: Model) -> None:
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(models())
 def test_fingerprints_do_not_depend_on_the_project_path(model: Model) -> None:
-    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+    with scratch(SCRATCH) as tmp:
         one = model.write(Path(tmp) / "one")
         two = model.write(Path(tmp) / "somewhere" / "else" / "two")
         cwd = os.getcwd()

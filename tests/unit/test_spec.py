@@ -116,7 +116,7 @@ def test_single_names_become_tuples(make_project: MakeProject) -> None:
 
 def test_defaults(make_project: MakeProject) -> None:
     p = load_project(make_project({F: HEAD}))
-    assert (p.description, p.params, p.environments, p.remote) == ("", {}, {}, Remote(".mlmake/remote", {}))
+    assert (p.description, p.params, p.environments, p.remote) == ("", {}, {}, None)  # None: the machine's default
     assert (p.datasets, p.features, p.models, p.steps, p.deploy) == ({}, {}, {}, {}, {})
 
 

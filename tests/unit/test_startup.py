@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import copy_example
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("polars", "xgboost", "dvc", "numpy", "pyarrow", "networkx", "pandas")
@@ -26,6 +27,6 @@ def imported(args: list[str], cwd: Path) -> set[str]:
 @pytest.mark.parametrize("command", [["validate"], ["plan"], ["graph"]])
 def test_planning_commands_load_no_heavy_library(command: list[str], tmp_path: Path) -> None:
     project = tmp_path / "churn"
-    shutil.copytree(ROOT / "examples" / "churn", project, ignore=shutil.ignore_patterns(".mlmake", "build", "data"))
+    copy_example("churn", project, skip=("data",))
     loaded = imported(["-C", str(project), *command], ROOT)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,28 @@ def test_a_dvc_tracked_folder_is_hashed_as_dvc_hashes_it(project: Path, env: dic
     assert done.stdout.splitlines()[1] == " ~ steps.count  data/images changed"
     assert done.stderr == ("warning: data/images differs from data/images.dvc: "
                            "run `mlmake data add data/images`\n")
+
+
+def age(root: Path) -> None:
+    """Every file and folder's mtime a minute back, so a plan may be kept (mlmake.memo)."""
+    old = time.time() - 60
+    for folder, dirs, files in os.walk(root):
+        if ".git" not in Path(folder).parts:
+            for name in dirs + files:
+                os.utime(os.path.join(folder, name), (old, old), follow_symlinks=False)
+    os.utime(root, (old, old))
+
+
+def test_an_edit_to_dvc_data_is_never_answered_from_a_kept_plan(project: Path, env: dict[str, str]) -> None:
+    root = project
+    age(root)
+    for _ in range(2):  # computed, then answered from the kept plan
+        done = mlmake(env, root, "plan", "--detailed-exitcode")
+        assert (done.stdout, done.stderr) == (" = datasets.x\n = steps.count\n\nPlan: 0 to build, 2 up to date.\n", "")
+    raw = root / "data" / "raw.csv"
+    when = raw.stat().st_mtime_ns
+    raw.write_bytes(OLD.replace(b"3.5", b"3.6"))  # same size, the mtime put back, no `dvc add`
+    os.utime(raw, ns=(when, when))
+    done = mlmake(env, root, "plan", "--detailed-exitcode", code=2)
+    assert done.stdout.splitlines()[0] == " ~ datasets.x   data/raw.csv changed"
+    assert done.stderr == WARNING

@@ -1,5 +1,6 @@
-"""The `mlmake` command (and `python -m mlmake`): a repeated `plan` whose files did not
-change is answered from its record (see mlmake.replay); everything else goes to the CLI.
+"""The `mlmake` command (and `python -m mlmake`): a repeated `plan` whose inputs did not
+change is answered from the last plan the state model kept (see mlmake.memo), before the
+rest of mlmake is imported; everything else goes to the CLI.
 
 When the command is done the process ends at once (os._exit after flushing the standard
 streams), as mypy does: everything mlmake writes is closed by then (the lock, the run records,
@@ -9,7 +10,6 @@ stopped by Ctrl-C), the normal exit runs instead, so that they are joined or sto
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -27,42 +27,63 @@ def main() -> None:
 
 def run(argv: list[str]) -> int:
     """One command line, answered or run; its exit status."""
-    from mlmake import replay
+    from mlmake import memo
 
-    # shell completion (click's _MLMAKE_COMPLETE) answers with candidates, not a plan
-    off = os.environ.get("MLMAKE_NO_REPLAY") or os.environ.get("_MLMAKE_COMPLETE")
-    folder = None if off else replay.project_dir(argv)
-    recorder = None
-    if folder is not None and os.path.isdir(folder):
-        root = os.path.realpath(folder)
-        key = replay.make_key(argv)
-        code = replay.answer(root, key, sys.stdout, sys.stderr)
+    folder = memo.project_dir(argv)
+    if folder is not None:
+        code = memo.answer(folder, argv, sys.stdout)
         if code is not None:
             return code
-        recorder = replay.Recorder(root, key).start()
+    memo.begin(argv)
     from mlmake.cli import main as cli_main
 
-    code = 1
     try:
         cli_main(list(argv))
-        code = 0
     except SystemExit as exc:
-        code = replay.exit_code(exc)
         if isinstance(exc.code, str):
             sys.stderr.write(exc.code + "\n")
-    finally:
-        if recorder is not None:
-            recorder.finish(code)
-    return code
+        return exit_code(exc)
+    return 0
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The process status a SystemExit stands for."""
+    if exc.code is None:
+        return 0
+    return exc.code if isinstance(exc.code, int) else 1
+
+
+CLOSED_PIPE = 141  # 128 + SIGPIPE, as the CLI reports a reader that went away
 
 
 def _end(code: int) -> None:
+    from mlmake.report import is_closed
+
+    # Python reports no error when a write to a pipe is cut short by its reader leaving (the
+    # kernel takes part of it, then the rest is dropped): ask the pipe itself
+    if code == 0 and is_closed(sys.stdout):
+        code = CLOSED_PIPE
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:  # the reader went before the last of the output: it was cut short
+            code = code or CLOSED_PIPE
+            _discard(stream)
+        except (OSError, ValueError):  # nothing more can be said
+            _discard(stream)
     if _others_running():
         sys.exit(code)  # Python's exit joins them (and stops a worker pool left by Ctrl-C)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said
-            stream.flush()
     os._exit(code)
+
+
+def _discard(stream: object) -> None:
+    """Point a stream nobody reads at the null device, so no later flush fails on it."""
+    import contextlib
+
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())  # type: ignore[attr-defined]
+        os.close(null)
 
 
 def _others_running() -> bool:

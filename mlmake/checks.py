@@ -4,12 +4,13 @@ through symlinks; outputs that would delete what nothing rebuilds), models again
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path as FsPath
 from typing import Any
 
 from mlmake.errors import Diagnostic
-from mlmake.paths import PROTECTED, escape_problem, is_address, is_within, output_problem, real, syntax_problem
+from mlmake.paths import Protected, Resolver, is_address, syntax_problem
 from mlmake.schema import published_schema
 from mlmake.source import Document, Path
 
@@ -26,13 +27,18 @@ DEFAULT_METRICS = {
     "multiclass": ("mlogloss", "accuracy", "f1", "precision", "recall"),
     "regression": ("rmse", "mae", "r2"),
 }
+SECTIONS = ("datasets", "features", "models", "steps", "deploy")
+Deps = dict[tuple[str, str], list[tuple[int, str]]]  # (section, name) → its deps that are files
 NUMBER_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
 
 
 def check_project(root: FsPath, doc: Document) -> list[Diagnostic]:
     """Every problem of these kinds, located."""
     data = doc.data
-    found = _inputs(root, doc) + _outputs(root, doc) + _commands(doc)
+    resolver = Resolver(root)
+    deps = {(section, name): _file_deps(resolver.root, item) for section in SECTIONS
+            for name, item in _items(data, section)}
+    found = _inputs(resolver, doc, deps) + _outputs(resolver, doc, deps) + _commands(doc)
     for name, model in _items(data, "models"):
         found += _model(doc, name, model)
     for name, dataset in _items(data, "datasets"):
@@ -49,40 +55,43 @@ def _items(data: Any, section: str) -> list[tuple[str, dict[str, Any]]]:
 # --- paths ---------------------------------------------------------------------------
 
 
-def _file_deps(root: FsPath, item: dict[str, Any]) -> list[tuple[int, str]]:
+def _file_deps(root: str, item: dict[str, Any]) -> list[tuple[int, str]]:
     return [(i, d) for i, d in enumerate(item.get("deps") or []) if not is_address(d, root)]
 
 
-def _inputs(root: FsPath, doc: Document) -> list[Diagnostic]:
+def _inputs(resolver: Resolver, doc: Document, deps: Deps) -> list[Diagnostic]:
     """Inputs written as paths: inside the project, also where their symlinks lead (a dataset may
     opt out with allow_outside: true)."""
     found: list[Diagnostic] = []
 
     def check(path: str, where: Path, outside_ok: bool = False) -> None:
-        problem = syntax_problem(path) or ("" if outside_ok else escape_problem(root, path))
+        problem = syntax_problem(path) or ("" if outside_ok else resolver.escape_problem(path))
         if problem:
             hint = HINT if syntax_problem(path) else "set allow_outside: true on the dataset to read it there" \
                 if where[0] == "datasets" else "copy it into the project"
             found.append(doc.diagnostic(where, problem, hint))
 
-    for section in ("datasets", "features", "models", "steps", "deploy"):
+    for section in SECTIONS:
         for name, item in _items(doc.data, section):
             if section == "datasets" and isinstance(item.get("path"), str):
                 check(item["path"], (section, name, "path"), bool(item.get("allow_outside")))
             if section == "features" and isinstance(item.get("python"), str):
                 check(item["python"].rsplit(":", 1)[0], (section, name, "python"))
-            for i, dep in _file_deps(root, item):
+            for i, dep in deps[section, name]:
                 check(dep, (section, name, "deps", i))
     return found
 
 
-def _outputs(root: FsPath, doc: Document) -> list[Diagnostic]:
+def _outputs(resolver: Resolver, doc: Document, deps: Deps) -> list[Diagnostic]:
     """Declared outputs (cleared before their node runs) may not be or hold what nothing rebuilds."""
-    sources = _sources(root, doc)
+    outputs = _declared_outputs(doc.data)
+    if not outputs:
+        return []
+    protected = Protected(resolver, _sources(resolver.root, doc, deps))
     found: list[Diagnostic] = []
-    for section, name, key, out in _declared_outputs(doc.data):
-        own = {d: f"an input of {section}.{name}" for _, d in _file_deps(root, dict(_items(doc.data, section))[name])}
-        problem = output_problem(root, out, {**own, **sources}) or _inside_protected(root, out)
+    for section, name, key, out in outputs:
+        own = {d: f"an input of {section}.{name}" for _, d in deps[section, name]}
+        problem = protected.output_problem(out, own)
         if problem:
             hint = HINT if syntax_problem(out) else "name a new file or folder, such as one under build/"
             found.append(doc.diagnostic((section, name) + key, problem, hint))
@@ -99,32 +108,24 @@ def _declared_outputs(data: Any) -> list[tuple[str, str, Path, str]]:
     return outs
 
 
-def _inside_protected(root: FsPath, out: str) -> str:
-    target = real(root, out)
-    for path in PROTECTED:
-        if is_within(target, real(root, path)) and target != real(root, path):
-            return f"the output '{out}' is inside '{path}', which mlmake manages"
-    return ""
-
-
-def _sources(root: FsPath, doc: Document) -> dict[str, str]:
+def _sources(root: str, doc: Document, deps: Deps) -> dict[str, str]:
     """What no node rebuilds: hooks, code the commands run or declare, DVC-tracked data."""
     sources: dict[str, str] = {}
     for name, item in _items(doc.data, "features"):
         if isinstance(item.get("python"), str):
             sources[item["python"].rsplit(":", 1)[0]] = f"the hook of features.{name}"
-    for section in ("datasets", "features", "models", "steps", "deploy"):
-        for name, item in _items(doc.data, section):
-            for _, dep in _file_deps(root, item):
-                if dep.lower().endswith(CODE_SUFFIXES):
-                    sources.setdefault(dep, f"source code read by {section}.{name}")
+    for (section, name), files in deps.items():
+        for _, dep in files:
+            if dep.lower().endswith(CODE_SUFFIXES):
+                sources.setdefault(dep, f"source code read by {section}.{name}")
     for name, step in _items(doc.data, "steps"):
         for arg in _args(step.get("cmd")):
-            if arg.lower().endswith(CODE_SUFFIXES) and not syntax_problem(arg) and (root / arg).is_file():
-                sources.setdefault(arg, f"the script steps.{name} runs")
+            script = arg not in sources and arg.lower().endswith(CODE_SUFFIXES) and not syntax_problem(arg)
+            if script and os.path.isfile(os.path.join(root, arg)):
+                sources[arg] = f"the script steps.{name} runs"
     for name, item in _items(doc.data, "datasets"):
-        path = item.get("path")
-        if isinstance(path, str) and not syntax_problem(path) and (root / f"{path}.dvc").is_file():
+        path = str(item.get("path"))
+        if not syntax_problem(path) and os.path.isfile(os.path.join(root, f"{path}.dvc")):
             sources.setdefault(path, f"DVC-tracked data of datasets.{name}")
     return sources
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from mlmake import memo
+
 PYTHONS = ("python", "python3")
 _WITH_VALUE = ("-W", "-X", "--check-hash-based-pycs")  # interpreter options that take the next argument
 
@@ -53,6 +55,7 @@ class Workspace:
 
     def read(self, rel: str) -> bytes | None:
         if rel not in self.cache:
+            memo.note(os.path.join(self.root, rel))  # a kept plan depends on it, present or not
             try:
                 with open(os.path.join(self.root, rel), "rb") as fh:
                     self.cache[rel] = fh.read()
@@ -61,6 +64,7 @@ class Workspace:
         return self.cache[rel]
 
     def is_dir(self, rel: str) -> bool:
+        memo.note(os.path.join(self.root, rel))
         return os.path.isdir(os.path.join(self.root, rel))
 
     def python_files(self, entry: str) -> tuple[str, ...]:

@@ -7,18 +7,20 @@ the lock's content hash is kept in .mlmake/cache/."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlmake.errors import MlmakeError
+from mlmake.errors import Diagnostic, MlmakeError, Span
 from mlmake.fingerprint import hash_bytes
+from mlmake.workdir import LOCK_PARSE, VERSIONS, read_json_store, write_atomic, write_cache
 
 LOCK_FILE = "mlproject.lock"
 LOCK_VERSION = 1
-_CACHE = ".mlmake/cache/lock.json"
+MAX_DEPTH = 100  # a lock mlmake writes nests a node's configuration; far deeper is not a lock
+_CACHE = LOCK_PARSE
+_RESTORE = f"restore it from git (git checkout {LOCK_FILE})"
 _HEADER = "# Written by mlmake after each successful node. Commit it; do not edit it by hand.\n"
 
 
@@ -31,16 +33,19 @@ class Entry:
     components: dict[str, Any]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, str] = field(default_factory=dict)  # the gates its metrics passed (not fingerprinted)
 
     def to_dict(self) -> dict[str, Any]:
+        gates = {"gates": self.gates} if self.gates else {}
         return {"fingerprint": self.fingerprint, "kind": self.kind, **self.components,
-                "outputs": self.outputs, "metrics": self.metrics}
+                "outputs": self.outputs, "metrics": self.metrics, **gates}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
-        rest = {k: v for k, v in data.items() if k not in ("fingerprint", "kind", "outputs", "metrics")}
+        rest = {k: v for k, v in data.items() if k not in ("fingerprint", "kind", "outputs", "metrics", "gates")}
         return cls(str(data["fingerprint"]), str(data.get("kind", "")), rest,
-                   dict(data.get("outputs") or {}), dict(data.get("metrics") or {}))
+                   dict(data.get("outputs") or {}), dict(data.get("metrics") or {}),
+                   {str(k): str(v) for k, v in (data.get("gates") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -75,51 +80,105 @@ def parse_lock(raw: bytes, where: str) -> Lock:
 
 
 def _cached(root: Path, raw: bytes) -> dict[str, Any] | None:
-    try:
-        with open(root / _CACHE, encoding="utf-8") as f:
-            cached = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if isinstance(cached, dict) and cached.get("key") == hash_bytes(raw):
+    cached = read_json_store(root / _CACHE, _CACHE, _warn)
+    if cached is not None and cached.get("key") == hash_bytes(raw):
         data = cached.get("data")
         return data if isinstance(data, dict) else None
     return None
 
 
+def _warn(message: str) -> None:
+    from mlmake import report
+
+    report.warn_line(message)
+
+
 def parse_lock_data(raw: bytes, where: str) -> dict[str, Any]:
+    """The lock's data, checked to be a lock: every problem is an error naming its line."""
     from mlmake.errors import SpecError
     from mlmake.source import load_text
 
     try:
-        data = load_text(raw.decode("utf-8"), LOCK_FILE).data
-    except (SpecError, UnicodeDecodeError) as exc:
-        detail = exc.render() if isinstance(exc, SpecError) else str(exc)
-        raise MlmakeError(f"{where} is not readable:\n{detail}\n"
-                          f"hint: restore it from git (git checkout {LOCK_FILE})") from None
+        text = raw.decode("utf-8")
+        _check_depth(text, where)
+        doc = load_text(text, where)
+    except (SpecError, UnicodeDecodeError, RecursionError) as exc:
+        detail = exc.render() if isinstance(exc, SpecError) else f"{where}: {_why(exc)}"
+        raise MlmakeError(f"{where} is not readable:\n{detail}\nhint: {_RESTORE}") from None
+    data = doc.data
     if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION:
         version = data.get("lock_version") if isinstance(data, dict) else None
         raise MlmakeError(f"{where}: lock_version {version!r} is not one this mlmake reads "
                           f"({LOCK_VERSION}); upgrade mlmake or restore the file from git")
+    problems = _shape_problems(data)
+    if problems:
+        body = "\n".join(doc.diagnostic(path, message).render() for path, message in problems)
+        raise MlmakeError(f"{where} is malformed:\n{body}\nhint: {_RESTORE}")
     return data
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to be read"
+    return str(exc)
+
+
+def _check_depth(text: str, where: str) -> None:
+    """Refuse nesting far past what mlmake writes before the parser recurses into it: each
+    level of a block takes at least one column of indentation, each flow level a bracket."""
+    for number, line in enumerate(text.splitlines(), 1):
+        body = line.lstrip(" -")
+        depth = (len(line) - len(body)) // 2 + body.count("[") + body.count("{")
+        if depth > MAX_DEPTH:
+            found = Diagnostic(Span(where, number, 1), "", f"nested deeper than {MAX_DEPTH} levels", "",
+                               line.strip()[:120])
+            raise MlmakeError(f"{where} is not readable:\n{found.render()}\nhint: {_RESTORE}")
+
+
+_Problem = tuple[tuple[str | int, ...], str]
+
+
+def _shape_problems(data: dict[str, Any]) -> list[_Problem]:
+    nodes = data.get("nodes")
+    if nodes is None:
+        return []
+    if not isinstance(nodes, dict):
+        return [(("nodes",), f"expected a mapping of nodes, got {_kind(nodes)}")]
+    found: list[_Problem] = []
+    for address, entry in nodes.items():
+        here: tuple[str | int, ...] = ("nodes", address)
+        if not isinstance(entry, dict):
+            found.append((here, f"expected a mapping, got {_kind(entry)}"))
+            continue
+        if not isinstance(entry.get("fingerprint"), str):
+            found.append((here + ("fingerprint",), "expected a fingerprint string"))
+        for key in ("outputs", "metrics"):
+            value = entry.get(key)
+            if value is not None and not isinstance(value, dict):
+                found.append((here + (key,), f"expected a mapping, got {_kind(value)}"))
+        for out, info in (entry.get("outputs") or {}).items() if isinstance(entry.get("outputs"), dict) else ():
+            if not isinstance(info, dict):
+                found.append((here + ("outputs", out), f"expected a mapping, got {_kind(info)}"))
+    return found
+
+
+def _kind(value: Any) -> str:
+    names = {str: "a string", list: "a list", dict: "a mapping", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "nothing"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _write_cache(root: Path, raw: bytes, data: dict[str, Any]) -> None:
-    try:
-        path = root / _CACHE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": hash_bytes(raw), "data": data}), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    body = {"version": VERSIONS[_CACHE], "key": hash_bytes(raw), "data": data}
+    write_cache(root / _CACHE, json.dumps(body))
 
 
 def _to_lock(data: dict[str, Any]) -> Lock:
     nodes = data.get("nodes") or {}
     try:
         return Lock({str(a): Entry.from_dict(e) for a, e in nodes.items()})
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise MlmakeError(f"{LOCK_FILE} has a malformed entry ({exc}); restore it from git") from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise MlmakeError(f"{LOCK_FILE} has a malformed entry ({exc}); {_RESTORE}") from None
 
 
 def render_lock(lock: Lock) -> str:
@@ -137,13 +196,7 @@ def write_lock(root: Path, lock: Lock, *, cache: bool = True) -> None:
     """Write the lock atomically: readers see the old file or the new one, never half.
     A build writes after every node with cache=False and refreshes the JSON copy once at the end."""
     text = render_lock(lock)
-    path = root / LOCK_FILE
-    tmp = root / f".{LOCK_FILE}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(root / LOCK_FILE, text)
     if cache:
         cache_lock(root, lock, text)
 

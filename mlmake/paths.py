@@ -4,6 +4,7 @@ mlmake's and the tools' state, inputs and source code)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ STATE_DIRS = (".git", ".dvc", ".mlmake")
 PROTECTED = (PROJECT_FILE, LOCK_FILE, POINTERS, *STATE_DIRS)
 
 
+@functools.lru_cache(maxsize=65536)  # a large file names the same scripts and folders over and over
 def syntax_problem(path: str) -> str:
     """Why a path is not allowed as written (absolute, leaving, the whole project), or ''."""
     if os.path.isabs(path) or path.startswith("~"):
@@ -39,33 +41,70 @@ def is_within(inner: str, outer: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
-def escape_problem(root: Path | str, path: str) -> str:
-    """'' when `path` resolves inside the project; otherwise where its symlinks lead."""
-    top = os.path.realpath(root)
-    target = real(root, path)
-    if is_within(target, top):
-        return ""
-    return f"the path '{path}' leads outside the project through a symlink (to {target})"
+class Resolver:
+    """Where the project's relative paths lead, symlinks followed: one lstat per path and folder
+    (a 10 000-node file names thousands of paths in a few folders)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = str(root)
+        self.top = os.path.realpath(root)
+        self.memo: dict[str, str] = {"": self.top, ".": self.top}
+
+    def real(self, path: str) -> str:
+        found = self.memo.get(path)
+        if found is not None:
+            return found
+        if ".." in path.split("/") or os.path.isabs(path):
+            found = real(self.root, path)  # `link/..` is not `.`: let the OS walk it
+        else:
+            parent, name = os.path.split(os.path.normpath(path))
+            full = os.path.join(self.real(parent), name)
+            found = os.path.realpath(full) if os.path.islink(full) else full
+        self.memo[path] = found
+        return found
+
+    def escape_problem(self, path: str) -> str:
+        """'' when `path` leads inside the project; otherwise where its symlinks lead."""
+        target = self.real(path)
+        if is_within(target, self.top):
+            return ""
+        return f"the path '{path}' leads outside the project through a symlink (to {target})"
 
 
-def output_problem(root: Path | str, out: str, protected: dict[str, str]) -> str:
-    """Why writing (or clearing) the declared output `out` could lose something, or ''.
+class Protected:
+    """Paths no output may be or contain, by where they lead: PROTECTED and `named` (path → what)."""
 
-    `protected` maps a project-relative path to what it is ("an input of datasets.x");
-    PROTECTED is always included. Paths are compared where their symlinks lead."""
-    problem = syntax_problem(out) or escape_problem(root, out)
-    if problem:
-        return problem
-    target = real(root, out)
-    named = {p: "the project file" if p == PROJECT_FILE else "the project's lock" if p == LOCK_FILE
-             else "mlmake's artifact pointers" if p == POINTERS else "state that mlmake and its tools manage"
-             for p in PROTECTED}
-    for path, what in {**named, **protected}.items():
-        if is_within(real(root, path), target):
-            same = real(root, path) == target
+    def __init__(self, resolver: Resolver, named: dict[str, str]) -> None:
+        self.resolver = resolver
+        always = {p: _WHAT.get(p, "state that mlmake and its tools manage") for p in PROTECTED}
+        # every folder holding a protected path (up to the project) → the first such path
+        self.under: dict[str, tuple[str, str]] = {}
+        for path, what in {**always, **named}.items():
+            target = resolver.real(path)
+            while is_within(target, resolver.top) and target != resolver.top:
+                self.under.setdefault(target, (path, what))
+                target = os.path.dirname(target)
+        self.pointers = resolver.real(POINTERS)
+
+    def output_problem(self, out: str, own: dict[str, str]) -> str:
+        """Why clearing and writing the output `out` could lose something, or ''."""
+        problem = syntax_problem(out) or self.resolver.escape_problem(out)
+        if problem:
+            return problem
+        target = self.resolver.real(out)
+        hit = self.under.get(target) or next(((p, w) for p, w in own.items()
+                                              if is_within(self.resolver.real(p), target)), None)
+        if hit:
+            path, what = hit
+            verb = "is" if self.resolver.real(path) == target else "contains"
             shown = "" if os.path.normpath(path) == os.path.normpath(out) else f" ('{path}')"
-            return f"the output '{out}' {'is' if same else 'contains'} {what}{shown}: building would delete it"
-    return ""
+            return f"the output '{out}' {verb} {what}{shown}: building would delete it"
+        if is_within(target, self.pointers):
+            return f"the output '{out}' is inside '{POINTERS}', which mlmake manages"
+        return ""
+
+
+_WHAT = {PROJECT_FILE: "the project file", LOCK_FILE: "the project's lock", POINTERS: "mlmake's artifact pointers"}
 
 
 def writable_output(root: Path | str, out: str) -> str:

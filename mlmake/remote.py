@@ -20,6 +20,7 @@ from typing import Any
 
 from mlmake.errors import MlmakeError
 from mlmake.runcache import POINTERS, Hit, has_pointer, pointer_path
+from mlmake.workdir import is_no_space, write_atomic
 
 REMOTE_NAME = "mlmake"
 _HEADER = "# Written by mlmake: DVC pointers to this node's outputs. Commit it with mlproject.lock.\n"
@@ -108,11 +109,7 @@ class Store:
             if "nfiles" in info:
                 lines.append(f"  nfiles: {info['nfiles']}\n")
             lines.append(f"  hash: md5\n  path: {rel}\n")
-        path = pointer_path(self.root, address)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".dvc.tmp")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(pointer_path(self.root, address), "".join(lines))
 
     def checkout(self, address: str, *, quiet: bool = False) -> None:
         """Put a node's outputs in the workspace from the local cache."""
@@ -201,6 +198,9 @@ class Store:
         except DvcException as exc:
             raise RemoteError(f"dvc {verb} failed for {where}: {exc}") from None
         except OSError as exc:
+            if is_no_space(exc):
+                raise RemoteError(f"{where} is full: {exc.strerror or exc}; free space there and run "
+                                  f"the command again (nothing here was changed)") from None
             raise RemoteError(f"{where} is not reachable: {exc}") from None
 
     def _remote(self) -> Any:

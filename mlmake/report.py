@@ -50,12 +50,21 @@ def out(text: str, style: str = "") -> None:
     _write(sys.stdout, text, style)
 
 
+_ERR_LINES = [0]  # lines written to stderr by this process (a plan that warned is not kept)
+
+
 def err(text: str, style: str = "") -> None:
     """A line for the user on stderr; dropped when nobody reads stderr any more."""
+    _ERR_LINES[0] += 1
     try:
         _write(sys.stderr, text, style)
     except BrokenPipeError:
         discard(sys.stderr)
+
+
+def warnings_written() -> int:
+    """How many lines went to stderr through err() so far."""
+    return _ERR_LINES[0]
 
 
 def warn_line(message: str) -> None:

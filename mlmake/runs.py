@@ -1,17 +1,26 @@
-"""The local record of every node run: a SQLite database in .mlmake/."""
+"""The local record of every node run: a SQLite database in .mlmake/.
+
+A database that is not one (a corrupt file) or carries a format version this mlmake does
+not know is moved aside (runs.sqlite.corrupt) and started afresh, with a warning: the
+history is local and nothing else depends on it. A full disk or a read-only folder is an
+error that says so (exit 1): what was built stays as it was."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-DB_FILE = ".mlmake/runs.sqlite"
+from mlmake.errors import MlmakeError
+from mlmake.workdir import RUNS_DB, VERSIONS, is_no_space, move_aside
+
+_T = TypeVar("_T")
+DB_FILE = RUNS_DB
+VERSION = VERSIONS[RUNS_DB]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT NOT NULL, node TEXT NOT NULL, kind TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -47,18 +56,80 @@ class Record:
     inputs: dict[str, Any] = field(default_factory=dict)  # data and upstream hashes it read
 
 
-@contextmanager
-def _connect(root: Path) -> Iterator[sqlite3.Connection]:
+class RunsError(MlmakeError):
+    """The run database cannot be written: a full disk, a read-only folder."""
+
+
+def _use(root: Path, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run work on the database and commit; a corrupt database is set aside and started afresh."""
     path = root / DB_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=30)
     try:
-        con.executescript(_SCHEMA)
-        _migrate(con)
-        yield con
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _attempt(path, work)
+    except sqlite3.DatabaseError as exc:
+        if not _is_corrupt(exc):
+            raise _error(exc) from None
+        why = str(exc)
+    except OSError as exc:
+        raise _error(exc) from None
+    _set_aside(path, f"not a database this mlmake can read ({why})")
+    try:
+        return _attempt(path, work)
+    except (sqlite3.Error, OSError) as exc:
+        raise _error(exc) from None
+
+
+def _attempt(path: Path, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    con = _open(path)
+    try:
+        result = work(con)
         con.commit()
+        return result
     finally:
         con.close()
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """A connection to a database of this mlmake's format (an unknown version is set aside)."""
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, VERSION):  # 0: new, or written before versions were kept
+            con.close()
+            _set_aside(path, f"format version {version}, not {VERSION}")
+            con = sqlite3.connect(path, timeout=30)
+        # nothing is written to a database that is already as it should be (it may be read-only)
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
+            con.executescript(_SCHEMA)
+        _migrate(con)
+        if version != VERSION:
+            con.execute(f"PRAGMA user_version = {VERSION}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc)
+    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text or "not a database" in text
+
+
+def _set_aside(path: Path, why: str) -> None:
+    from mlmake import report
+
+    aside = move_aside(path)
+    for extra in ("-journal", "-wal", "-shm"):
+        path.with_name(path.name + extra).unlink(missing_ok=True)
+    report.warn_line(f"{DB_FILE} was {why}; moved it to {aside.name} and started a new run history")
+
+
+def _error(exc: BaseException) -> RunsError:
+    if is_no_space(exc):
+        return RunsError(f"cannot record the run in {DB_FILE}: no space left on the device; "
+                         "free some space and build again (what was built is kept)")
+    return RunsError(f"cannot use {DB_FILE}: {exc}; make .mlmake/ writable, or remove it "
+                     "(it holds only this machine's run history and caches)")
 
 
 _COLUMNS = ("run_id", "node", "kind", "fingerprint", "status", "started", "duration", "reasons", "params",
@@ -79,9 +150,8 @@ def record(root: Path, rec: Record) -> None:
               json.dumps(rec.reasons), json.dumps(rec.params, sort_keys=True), json.dumps(rec.metrics, sort_keys=True),
               rec.git_commit, rec.env, json.dumps(rec.overrides), rec.message,
               json.dumps(rec.config, sort_keys=True, default=str), json.dumps(rec.inputs, sort_keys=True))
-    with _connect(root) as con:
-        con.execute(f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                    values)
+    insert = f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    _use(root, lambda con: con.execute(insert, values))
 
 
 def history(root: Path, node: str | None = None, limit: int = 50) -> list[Record]:
@@ -91,8 +161,7 @@ def history(root: Path, node: str | None = None, limit: int = 50) -> list[Record
     query = f"SELECT {', '.join(_COLUMNS)} FROM runs" + (" WHERE node = ?" if node else "") \
         + " ORDER BY started DESC LIMIT ?"
     args: tuple[Any, ...] = (node, limit) if node else (limit,)
-    with _connect(root) as con:
-        rows = con.execute(query, args).fetchall()
+    rows = _use(root, lambda con: con.execute(query, args).fetchall())
     return [_from_row(r) for r in rows]
 
 
@@ -100,10 +169,9 @@ def by_run(root: Path, run_id: str) -> list[Record]:
     """Every node record of one run (a unique prefix of the run id is enough)."""
     if not (root / DB_FILE).exists():
         return []
-    with _connect(root) as con:
-        prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = con.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id LIKE ? ESCAPE '\\' "
-                           "ORDER BY started", (prefix + "%",)).fetchall()
+    prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY started"
+    rows = _use(root, lambda con: con.execute(query, (prefix + "%",)).fetchall())
     if len({r[0] for r in rows}) > 1:
         return []  # ambiguous prefix
     return [_from_row(r) for r in rows]

@@ -198,12 +198,6 @@ def check_cached(doc: Document, cache: FsPath) -> list[Diagnostic]:
 
 
 def _remember(cache: FsPath, key: str, known: list[Any]) -> None:
-    import os
+    from mlmake.workdir import write_cache
 
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps((known + [key])[-20:]), encoding="utf-8")
-        os.replace(tmp, cache)
-    except OSError:
-        pass
+    write_cache(cache, json.dumps((known + [key])[-20:]))

@@ -20,6 +20,7 @@ _SCALAR_TAGS = {f"{_STD}{t}" for t in ("str", "int", "float", "bool", "null")}
 _TIMESTAMP = f"{_STD}timestamp"
 _MERGE = f"{_STD}merge"
 ALIAS_BUDGET = 10_000  # nodes an alias may expand to, in all
+MAX_DEPTH = 64  # levels of nesting (a value inside a mapping inside a mapping…); documented in the README
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,38 @@ def format_path(path: Path) -> str:
     return out
 
 
+def decode(raw: bytes, file: str) -> str:
+    """The file's text; SpecError at the line and column of the first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        before = raw[start:exc.start].decode("utf-8", errors="replace")
+        shown = raw[start:raw.find(b"\n", exc.start) if b"\n" in raw[exc.start:] else len(raw)]
+        span = Span(file, line, len(before) + 1)
+        raise SpecError([Diagnostic(span, "", f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+                                    "save the file as UTF-8",
+                                    shown.decode("utf-8", errors="replace"))]) from None
+
+
 def load_text(text: str, file: str) -> Document:
     """Parse YAML text into a Document; raise SpecError with a located message."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.composer import MaxDepthExceededError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     yaml = YAML(typ="safe", pure=True)
+    yaml.max_depth = MAX_DEPTH  # checked while composing: a deeper file never reaches a recursion limit
     lines = tuple(text.splitlines())
     try:
-        root = yaml.compose(text)
+        root = _compose(text, yaml)
+    except (MaxDepthExceededError, _TooDeep) as exc:
+        mark = exc.problem_mark if isinstance(exc, MaxDepthExceededError) else exc.mark
+        where = Span(file, mark.line + 1, mark.column + 1)
+        text_line = lines[where.line - 1] if where.line <= len(lines) else ""
+        raise SpecError([Diagnostic(where, "", f"the YAML nests deeper than {MAX_DEPTH} levels",
+                                    "a project file needs far fewer; flatten it", text_line)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(file, mark.line + 1, mark.column + 1) if mark else None
@@ -94,6 +118,99 @@ def load_text(text: str, file: str) -> Document:
     if builder.errors:
         raise SpecError([doc.diagnostic(p, m, h, span=s) for p, m, h, s in builder.errors])
     return doc
+
+
+def _compose(text: str, yaml: Any) -> Any:
+    """The node tree of the text's single document. libyaml (C) parses it when PyYAML has it: the
+    pure parser takes about half a microsecond a character (5 s for a 10 MB value). Either way the
+    tags are ruamel's YAML 1.2 ones; a text libyaml rejects is composed by ruamel, which reports it."""
+    fast = _compose_with_libyaml(text, yaml)
+    return yaml.compose(text) if fast is _SLOW else fast
+
+
+_SLOW = object()
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: Any) -> None:
+        self.mark = mark
+
+
+def _compose_with_libyaml(text: str, yaml: Any) -> Any:
+    try:
+        import yaml as pyyaml  # type: ignore[import-untyped]
+
+        loader = pyyaml.CSafeLoader
+    except (ImportError, AttributeError):
+        return _SLOW
+    composer = _EventComposer(yaml.resolver)
+    try:
+        for event in pyyaml.parse(text, Loader=loader):
+            if not composer.add(event, pyyaml):
+                return _SLOW
+    except pyyaml.YAMLError:
+        return _SLOW
+    return composer.root
+
+
+class _EventComposer:
+    """Nodes from parse events, without recursion, as ruamel's composer makes them."""
+
+    def __init__(self, resolver: Any) -> None:
+        self.resolve = resolver.resolve
+        self.root: Any = None
+        self.documents = 0
+        self.open: list[Any] = []  # the collections being filled, outermost first
+        self.keys: list[Any] = []  # per open mapping: its key waiting for a value, or _SLOW
+        self.anchors: dict[str, Any] = {}
+
+    def add(self, event: Any, pyyaml: Any) -> bool:
+        """Take one event; False where ruamel should compose the text instead."""
+        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+        if isinstance(event, pyyaml.DocumentStartEvent):
+            self.documents += 1
+            return self.documents == 1
+        if isinstance(event, (pyyaml.SequenceEndEvent, pyyaml.MappingEndEvent)):
+            self.open.pop()
+            self.keys.pop()
+            return True
+        if isinstance(event, pyyaml.AliasEvent):
+            return event.anchor in self.anchors and self.place(self.anchors[event.anchor])
+        kinds: dict[type, Any] = {pyyaml.ScalarEvent: ScalarNode, pyyaml.SequenceStartEvent: SequenceNode,
+                 pyyaml.MappingStartEvent: MappingNode}
+        kind = kinds.get(type(event))
+        if kind is None:
+            return True  # stream and document ends
+        if len(self.open) >= MAX_DEPTH:
+            raise _TooDeep(event.start_mark)
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(kind, event.value if kind is ScalarNode else None, event.implicit)
+        node: Any
+        if kind is ScalarNode:
+            node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        else:
+            node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = node
+        self.place(node)
+        if kind is not ScalarNode:
+            self.open.append(node)
+            self.keys.append(_SLOW)
+        return True
+
+    def place(self, node: Any) -> bool:
+        if not self.open:
+            self.root = node
+        elif self.keys[-1] is not _SLOW:
+            self.open[-1].value.append((self.keys[-1], node))
+            self.keys[-1] = _SLOW
+        elif type(self.open[-1]).__name__ == "MappingNode":
+            self.keys[-1] = node
+        else:
+            self.open[-1].value.append(node)
+        return True
 
 
 class _AliasBomb(Exception):
@@ -253,12 +370,7 @@ def _read_cache(cache: FsPath, key: str, file: str, text: str) -> Document | Non
 
 def _write_json(path: FsPath, body: Any) -> None:
     import json
-    import os
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs speed
+    from mlmake.workdir import write_cache
+
+    write_cache(path, json.dumps(body))  # a cache that cannot be written only costs speed

@@ -12,7 +12,7 @@ from mlmake import paths, schema
 from mlmake.checks import check_project
 from mlmake.errors import Diagnostic, MlmakeError, Span, SpecError
 from mlmake.resolve import Override, resolve
-from mlmake.source import Document, load_text_cached
+from mlmake.source import Document, decode, load_text_cached
 
 PROJECT_FILE = "mlproject.yaml"
 CACHE_DIR = ".mlmake/cache"
@@ -185,10 +185,10 @@ def load_document(root: Path) -> Document:
     """Read and parse the project file, checking its version before anything else."""
     path = find_project_file(root)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise MlmakeError(f"cannot read {path}: {exc}") from None
-    doc = load_text_cached(text, PROJECT_FILE, root / CACHE_DIR / "spec.json")
+    doc = load_text_cached(decode(raw, PROJECT_FILE), PROJECT_FILE, root / CACHE_DIR / "spec.json")
     if not isinstance(doc.data, dict):
         span = doc.span(()) or Span(PROJECT_FILE, 1, 1)
         raise SpecError([Diagnostic(span, "", "expected a mapping at the top of the file",

@@ -33,6 +33,13 @@ class _Group(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             if isinstance(exc, BrokenPipeError) and report.is_closed(sys.stdout):
                 stop_quietly()
+
+            from mlmake.workdir import environment_failure
+
+            message = environment_failure(exc)  # the machine's state, not a bug: exit 1 with a fix
+            if message is not None:
+                report.err(message, "red")
+                sys.exit(1)
             report.err(f"mlmake {__version__}: internal error: {type(exc).__name__}: {exc}", "red")
             if os.environ.get("MLMAKE_DEBUG"):
                 import traceback
@@ -109,19 +116,55 @@ def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = (
 
 def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], targets: tuple[str, ...],
              force: bool = False, downstream: bool = False) -> Any:
-    """Load the project and plan it against the lock and the workspace."""
+    """Load the project and plan it against the lock and the workspace. What the plan read is
+    left in ctx.obj["seen"] (see mlmake.memo): each file is noted before it is read."""
+    from mlmake import memo
     from mlmake.fingerprint import Hasher
-    from mlmake.lock import read_lock
+    from mlmake.lock import LOCK_FILE, read_lock
+    from mlmake.memo import Seen
     from mlmake.plan import make_plan
-    from mlmake.runcache import LocalCache
+    from mlmake.spec import PROJECT_FILE
 
-    project, graph = load(ctx, env, params)
+    seen = Seen()
+    root = project_root(ctx)
+    seen.note(root / PROJECT_FILE)
+    seen.note(root / LOCK_FILE)
+    memo.collect(seen)  # the import analysis of code files notes what it reads while the graph is built
+    try:
+        project, graph = load(ctx, env, params)
+    finally:
+        memo.collect(None)
     lock = read_lock(project.root)
     hasher = Hasher(project.root)
     plan = make_plan(graph, lock, hasher, targets, force=force, downstream=downstream,
-                     cache=LocalCache(project.root))
+                     cache=_NotingCache(project.root, seen))
     hasher.save()
+    seen.update(hasher.seen)
+    ctx.obj["seen"] = seen
+    for note in hasher.unrecorded_notes():  # a plan that warns is not kept (see mlmake.memo)
+        report.warn_line(note)
     return project, graph, lock, plan
+
+
+class _NotingCache:
+    """The run cache and pointers as planning reads them, each path noted before it is read."""
+
+    def __init__(self, root: Path, seen: Any) -> None:
+        from mlmake.runcache import LocalCache
+
+        self.root, self.seen, self.cache = root, seen, LocalCache(root)
+
+    def hit(self, fingerprint: str) -> Any:
+        from mlmake.runcache import entry_path
+
+        self.seen.note(entry_path(self.root, fingerprint))
+        return self.cache.hit(fingerprint)
+
+    def restorable(self, address: str) -> bool:
+        from mlmake.runcache import pointer_path
+
+        self.seen.note(pointer_path(self.root, address))
+        return bool(self.cache.restorable(address))
 
 
 def open_store(project: Any) -> Any:

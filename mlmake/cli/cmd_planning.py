@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlmake import replay, report
+from mlmake import memo, report
 from mlmake.cli import (
     cli,
     downstream_option,
@@ -47,40 +47,44 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     """
     from mlmake import render
 
+    warned = report.warnings_written()
     project, graph, lock, result = plan_project(ctx, env, params, targets, force, downstream)
     if base and fmt != "markdown":
         raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
-    if base:
-        sys.stdout.write(_pr_comment(project, graph, lock, result, base))
-    elif fmt == "json":
-        sys.stdout.write(render.plan_json(result, project.project))
-    elif fmt == "markdown":
-        sys.stdout.write(render.plan_markdown(result, graph, project.project))
-    else:
+    code = 2 if detailed_exitcode and result.has_changes else 0
+    if fmt == "text" and report.is_terminal(sys.stdout):
         for line, style in render.plan_lines(result):
             report.out(line, style)
-    if not base:  # the output depends on files and the command line alone: a repeat may replay it
-        replay.answerable()
-    if detailed_exitcode and result.has_changes:
-        sys.exit(2)
+    else:
+        if base:
+            text = _pr_comment(project, graph, lock, result, base)
+        elif fmt == "json":
+            text = render.plan_json(result, project.project)
+        elif fmt == "markdown":
+            text = render.plan_markdown(result, graph, project.project)
+        else:
+            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result))
+        sys.stdout.write(text)
+        if not base and report.warnings_written() == warned:  # --base reads git history: never kept
+            memo.save(str(project.root), ctx.obj["seen"], code, text)
+    if code:
+        sys.exit(code)
 
 
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
     from mlmake import diff, history, runs
-    from mlmake.plan import RESTORE
+    from mlmake.plan import ABSENT, CHECK, FRESH, RESTORE
     from mlmake.prreport import pr_markdown
-    from mlmake.runcache import LocalCache
 
-    cache = LocalCache(project.root)
     current = diff.Snapshot("this branch")
     for step in result.steps:
         entry = lock.get(step.address)
-        if step.action in ("fresh", "absent") and entry:
+        if step.action in (FRESH, ABSENT, CHECK) and entry:
             current.metrics[step.address] = entry.metrics
-        elif step.action == RESTORE and (hit := cache.hit(step.fingerprint)):
-            current.metrics[step.address] = hit.metrics
+        elif step.action == RESTORE and step.cached is not None:
+            current.metrics[step.address] = step.cached.metrics
         if step.components:
-            current.configs[step.address] = dict(step.components.get("config") or {})
+            current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
     for rec in reversed(runs.history(project.root, limit=100_000)):
         if rec.status == "built":
@@ -107,7 +111,8 @@ def why(ctx: click.Context, node: str, env: str | None, params: tuple[str, ...])
     address = graph.resolve_target(node)
     step = next(s for s in result.steps if s.address == address)
     entry = lock.get(address)
-    recorded = {"fingerprint": entry.fingerprint, "components": entry.components} if entry else None
+    recorded = {"fingerprint": entry.fingerprint, "components": entry.components, "gates": entry.gates} \
+        if entry else None
     for line in render.why_lines(step, recorded):
         report.out(line)
 

@@ -154,3 +154,29 @@ def test_outputs_that_are_new_files_pass(make_project: MakeProject, run_cli: Run
     result = run_cli(root, "build")
     assert result.exit_code == 0, result.stderr
     assert (root / "build" / "x" / "out.txt").read_text(encoding="utf-8") == "made\n"
+
+
+def test_a_batch_output_through_a_symlink_made_during_the_build(make_project: MakeProject, run_cli: RunCli,
+                                                                tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    rows = "x,y\\n" + "".join(f"{i},{i % 2}\\n" for i in range(30))
+    make = (f"import os; os.symlink({str(outside)!r}, 'out'); os.makedirs('data', exist_ok=True); "
+            f"open('data/t.csv', 'w').write({rows!r})")
+    text = HEAD + textwrap.dedent(f"""\
+        steps:
+          make: {{cmd: [python, -c, "{make}"], outs: [data/t.csv]}}
+        datasets:
+          t: {{path: data/t.csv}}
+        models:
+          m: {{features: t, target: y, task: regression, params: {{num_boost_round: 2, nthread: 1}}}}
+        deploy:
+          scores: {{model: m, kind: batch, input: t, output: out/scores.parquet}}
+        """)
+    root = make_project({"proj/" + F: text}) / "proj"
+    assert run_cli(root, "validate").exit_code == 0
+    result = run_cli(root, "build")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("FAILED deploy.scores: the output 'out/scores.parquet' leads outside the "
+                                    "project through a symlink; not written\n")
+    assert list(outside.iterdir()) == []

@@ -184,11 +184,39 @@ def test_an_unknown_lock_version_is_refused(tmp_path: Path, text: str, shown: st
         "upgrade mlmake or restore the file from git")
 
 
-@pytest.mark.parametrize("nodes", ["  steps.a: {kind: cmd}\n", "  steps.a: 3\n", "  - steps.a\n"])
-def test_a_malformed_entry_is_a_clear_error(tmp_path: Path, nodes: str) -> None:
-    message = _error(tmp_path, f"lock_version: 1\nnodes:\n{nodes}")
-    assert message.startswith("error: mlproject.lock has a malformed entry (")
-    assert message.endswith("); restore it from git")
+@pytest.mark.parametrize(("nodes", "where"), [
+    ("  steps.a: {kind: cmd}\n", "3:12: nodes.steps.a.fingerprint: expected a fingerprint string\n"
+                                 "    steps.a: {kind: cmd}\n             ^"),
+    ("  steps.a: 3\n", "3:12: nodes.steps.a: expected a mapping, got a number\n    steps.a: 3\n             ^"),
+    ("  - steps.a\n", "3:3: nodes: expected a mapping of nodes, got a list\n    - steps.a\n    ^"),
+    ("  steps.a: {fingerprint: f, outputs: build/a}\n",
+     "3:38: nodes.steps.a.outputs: expected a mapping, got a string\n"
+     "    steps.a: {fingerprint: f, outputs: build/a}\n                                       ^"),
+    ("  steps.a:\n    fingerprint: f\n    outputs: {build/a: 3}\n    metrics: [1]\n",
+     "6:14: nodes.steps.a.metrics: expected a mapping, got a list\n      metrics: [1]\n               ^\n"
+     "mlproject.lock:5:24: nodes.steps.a.outputs.build/a: expected a mapping, got a number\n"
+     "      outputs: {build/a: 3}\n                         ^"),
+])
+def test_a_malformed_entry_is_an_error_naming_its_line(tmp_path: Path, nodes: str, where: str) -> None:
+    assert _error(tmp_path, f"lock_version: 1\nnodes:\n{nodes}") == (
+        f"error: mlproject.lock is malformed:\nmlproject.lock:{where}\n"
+        "hint: restore it from git (git checkout mlproject.lock)")
+
+
+def test_a_lock_nested_past_the_limit_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    assert _error(tmp_path, f"lock_version: 1\nnodes:\n  steps.a:\n    fingerprint: f\n    config: {deep}\n") == (
+        "error: mlproject.lock is not readable:\n"
+        "mlproject.lock:5:1: nested deeper than 100 levels\n"
+        f"  {('config: ' + deep)[:120]}\n  ^\n"
+        "hint: restore it from git (git checkout mlproject.lock)")
+
+
+def test_a_lock_nested_by_indentation_past_the_limit_is_an_error(tmp_path: Path) -> None:
+    body = "".join(f"{' ' * (2 * i)}k{i}:\n" for i in range(400))
+    message = _error(tmp_path, f"lock_version: 1\n{body}")
+    assert message.startswith("error: mlproject.lock is not readable:\n"
+                              "mlproject.lock:103:1: nested deeper than 100 levels\n")
 
 
 def test_a_corrupt_lock_is_not_saved_by_an_old_cache(tmp_path: Path) -> None:

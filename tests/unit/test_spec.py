@@ -285,10 +285,10 @@ def test_no_project_file(tmp_path: Path) -> None:
 
 def test_file_that_is_not_utf8(make_project: MakeProject) -> None:
     root = make_project({F: b"version: 1\nproject: \xff\xfe\n"})
-    with pytest.raises(MlmakeError) as info:
+    with pytest.raises(SpecError) as info:
         load_project(root)
-    assert not isinstance(info.value, SpecError)
-    assert info.value.render().startswith(f"error: cannot read {root / F}: 'utf-8' codec can't decode byte 0xff")
+    # located by line and column, not by byte offset
+    assert info.value.render().startswith("mlproject.yaml:2:10: the file is not valid UTF-8 (byte 0xff)\n")
 
 
 def test_several_errors_in_one_pass_in_file_order(make_project: MakeProject) -> None:

@@ -1,11 +1,12 @@
-"""A replayed plan is always the plan mlmake would compute, over random edit sequences.
+"""A plan answered from the one the state model kept is always the plan mlmake would
+compute, over random edit sequences.
 
 A small project (raw files, a folder input, a DVC-tracked file, steps reading them and each
 other) is built once; then each edit changes something a plan depends on, or something it
-does not, and ages every file so a record may be kept. After each edit, `mlmake plan` through
-the entry point (replay on, in-process) must print exactly what it prints with
-MLMAKE_NO_REPLAY=1, with the same exit code, and the plan after that must be answered from
-the record (so the comparisons exercise replay, not only its refusals).
+does not, and ages every file so a plan may be kept. After each edit, `mlmake plan` through
+the entry point (memo on, in-process) must print exactly what it prints with
+MLMAKE_NO_MEMO=1, with the same exit code, and the plan after that must be answered from
+the kept one (so the comparisons exercise the memo, not only its refusals).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlmake import replay
+from mlmake import memo
 from mlmake.__main__ import run
 from mlmake.fingerprint import CACHE_FILE
 from tests.fakes import record_build
@@ -43,39 +44,40 @@ def spec(seed: int) -> str:
         "s1": {"cmd": ["python", "-c", "pass"], "deps": ["data/b.csv", "build/s0.txt"], "outs": ["build/s1.txt"]},
         "s2": {"cmd": ["python", "-c", "pass", "2"], "deps": ["data/tracked.csv"], "outs": ["build/s2"]},
     }
-    lines = ["version: 1", "project: replayed", "params:", f"  seed: {seed}", "steps:"]
+    lines = ["version: 1", "project: memo", "params:", f"  seed: {seed}", "steps:"]
     for name, body in steps.items():
         lines += [f"  {name}:"] + [f"    {k}: {json.dumps(v)}" for k, v in body.items()]
     return "\n".join(lines) + "\n"
 
 
 def age(root: Path) -> None:
-    """Every file given the same old mtime, edited or not: only the size, the inode and the
-    ctime (which utime cannot set) tell an edit apart, as after a `cp -p` or a `git stash`."""
+    """Every file just written or touched given the same old mtime: only the size, the inode
+    and the ctime (which utime cannot set) tell an edit apart, as after a `cp -p` or a `git
+    stash`. What was not touched keeps its ctime, so a kept plan still holds for it."""
     for path in [root, *root.rglob("*")]:
-        if ".mlmake/cache" not in path.as_posix():
+        if ".mlmake/cache" not in path.as_posix() and path.lstat().st_mtime_ns != OLD_NS:
             os.utime(path, ns=(OLD_NS, OLD_NS), follow_symlinks=False)
 
 
-def plan(root: Path, monkeypatch: pytest.MonkeyPatch, *, replay_on: bool) -> tuple[int, str, bool]:
-    """Exit code, output, and whether it was answered from a record."""
+def plan(root: Path, monkeypatch: pytest.MonkeyPatch, *, memo_on: bool) -> tuple[int, str, bool, str]:
+    """Exit code, output, whether it was answered from a kept plan, and its warnings."""
     answers: list[int | None] = []
-    real = replay.answer
+    real = memo.answer
 
     def spy(*args: object) -> int | None:
         answers.append(real(*args))  # type: ignore[arg-type]
         return answers[-1]
 
     with monkeypatch.context() as m:
-        m.setattr(replay, "answer", spy)
-        if replay_on:
-            m.delenv("MLMAKE_NO_REPLAY", raising=False)
+        m.setattr(memo, "answer", spy)
+        if memo_on:
+            m.delenv("MLMAKE_NO_MEMO", raising=False)
         else:
-            m.setenv("MLMAKE_NO_REPLAY", "1")
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            m.setenv("MLMAKE_NO_MEMO", "1")
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = run(["-C", str(root), *ARGV])
-    return code, out.getvalue(), bool(answers) and answers[0] is not None
+    return code, out.getvalue(), bool(answers) and answers[0] is not None, err.getvalue()
 
 
 def apply(root: Path, edit: str, n: int) -> None:
@@ -119,22 +121,23 @@ def apply(root: Path, edit: str, n: int) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.sampled_from(EDITS), min_size=1, max_size=6))
-def test_a_replayed_plan_is_the_computed_plan(edits: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kept_plan_is_the_computed_plan(edits: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
         root = Path(tmp).resolve()
         write_files(root, {"mlproject.yaml": spec(1), "data/a.csv": "x\n1\n", "data/b.csv": "x\n2\n",
                            "data/tracked.csv": "x\n3\n", "data/folder/one.txt": "one\n"})
         record_build(root)
         age(root)
-        assert plan(root, monkeypatch, replay_on=True)[:2] == plan(root, monkeypatch, replay_on=False)[:2]
+        assert plan(root, monkeypatch, memo_on=True)[:2] == plan(root, monkeypatch, memo_on=False)[:2]
         for n, edit in enumerate(edits):
             apply(root, edit, n)
             age(root)
-            replayed = plan(root, monkeypatch, replay_on=True)
-            computed = plan(root, monkeypatch, replay_on=False)
-            assert replayed[:2] == computed[:2], edit
+            kept = plan(root, monkeypatch, memo_on=True)
+            computed = plan(root, monkeypatch, memo_on=False)
+            assert kept[:2] == computed[:2], edit
             # and both are the truth: every input hashed afresh, no stat cache trusted
             (root / CACHE_FILE).unlink(missing_ok=True)
-            assert plan(root, monkeypatch, replay_on=False)[:2] == computed[:2], edit
-            again = plan(root, monkeypatch, replay_on=True)
-            assert again == (*computed[:2], True), edit
+            assert plan(root, monkeypatch, memo_on=False)[:2] == computed[:2], edit
+            again = plan(root, monkeypatch, memo_on=True)
+            # a plan that warned (data that differs from its DVC pointer) is computed each time
+            assert again[:3] == (*computed[:2], not computed[3]), edit

@@ -145,7 +145,8 @@ def _problems(status: int, problems: list[Problem]) -> Response:
 
 
 class TokenGuard:
-    """ASGI middleware: every HTTP request must carry `Authorization: Bearer TOKEN`."""
+    """ASGI middleware: every HTTP request but those to the public paths must carry
+    `Authorization: Bearer TOKEN`."""
 
     def __init__(self, app: ASGIApp, token: str, public: tuple[str, ...] = ()) -> None:
         self.app = app

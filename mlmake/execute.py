@@ -10,27 +10,27 @@ import time
 import traceback
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlmake import runs
+from mlmake import gates, runs
 from mlmake.errors import BuildError, Interrupted, MlmakeError, NodeError
 from mlmake.fingerprint import Hasher
 from mlmake.graph import Graph
-from mlmake.history import lock_at
+from mlmake.history import configured, lock_at
 from mlmake.kinds.base import Task
 from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entry, write_lock
 from mlmake.paths import writable_output
-from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
+from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
 from mlmake.restore import Restorer, StoreThread
-from mlmake.runcache import LocalCache
+from mlmake.runcache import Hit, LocalCache
 from mlmake.spec import Project
 from mlmake.transfer import tracked_data
 from mlmake.workdir import BuildLock, clean_staging, failed_root, log_path, move_into_place, staging_root
 
-TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT)  # actions a build acts on
+TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT, CHECK)  # actions a build acts on
 
 
 class Reporter(Protocol):
@@ -98,6 +98,18 @@ def run_task(task: Task) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
+class BuildCache(LocalCache):
+    """The cache a build decides with: this machine's run cache and, with --pull, the remote's."""
+
+    def __init__(self, root: Path, store: StoreThread, *, pull: bool) -> None:
+        super().__init__(root)
+        self.store, self.pull = store, pull
+
+    def hit(self, fingerprint: str) -> Hit | None:
+        found = super().hit(fingerprint)
+        return found if found is not None or not self.pull else self.store.remote_hit(fingerprint)
+
+
 def _log(path: str, text: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
@@ -119,7 +131,9 @@ class Builder:
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
         self.baseline = _baseline(self.root, graph, options.baseline)
         store = Store.of(project, reporter.warn)
-        self.store = StoreThread(Restorer(self.root, store, self.hasher, pull=options.pull, warn=reporter.warn))
+        remote = options.pull or store.location.automatic  # the default remote is on this machine: always
+        self.store = StoreThread(Restorer(self.root, store, self.hasher, pull=remote, warn=reporter.warn))
+        self.cache = BuildCache(self.root, self.store, pull=remote)
 
     def build(self) -> Outcome:
         with BuildLock(self.root):
@@ -127,7 +141,9 @@ class Builder:
             if self.options.pull:  # DVC-tracked raw data first: the plan reads what is there
                 self._pull_data()
             plan = make_plan(self.graph, self.lock, self.hasher, self.options.targets, force=self.options.force,
-                             downstream=self.options.downstream, cache=LocalCache(self.root))
+                             downstream=self.options.downstream, cache=self.cache)
+            for note in self.hasher.unrecorded_notes():
+                self.reporter.warn(note)
             try:
                 self._run(plan)
             finally:
@@ -218,21 +234,46 @@ class Builder:
             del todo[address]
 
     def _start(self, planned: Step, running: dict[Future[dict[str, Any]], tuple[Step, Task, float]]) -> None:
+        """Decide again now that the upstream nodes are done (the same decision plan made,
+        on the outputs they left), and do what it says."""
         decl = self.graph.nodes[planned.address]
         forced = self.options.force and planned.action != ABSENT and any(r.code == "forced" for r in planned.reasons)
-        step = decide(decl, self.graph, self.lock, self.hasher, forced=forced)
+        step = decide(decl, self.graph, self.lock, self.hasher, cache=self.cache, forced=forced)
         if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes
             self.outcome.fresh.append(step.address)
             self.reporter.node_skipped(step.address, "up to date (upstream output unchanged)")
             return
-        if step.action in (ABSENT, NEW, BUILD) and not forced and self._restored(step):
+        if step.action == CHECK and not self._rejudged(step):
             return
-        if step.action == ABSENT:
-            step = Step(step.address, step.kind, ABSENT, tuple(Reason("output_missing", m) for m in step.missing),
-                        step.fingerprint, step.components, step.missing)
+        if step.action in (RESTORE, ABSENT, CHECK) and self._restored(step):
+            return
+        if step.action in (ABSENT, CHECK):  # nothing to restore from: build it again
+            step = replace(step, action=ABSENT, reasons=tuple(Reason("output_missing", m) for m in step.missing))
+        elif step.action == RESTORE:  # the cache could not give it back (the warning says why)
+            step = replace(step, action=BUILD, reasons=tuple(r for r in step.reasons if r.code != "cached"))
         task = self._task(step)
         self.reporter.node_started(step)
         running[self.runner.submit(task)] = (step, task, time.time())
+
+    def _rejudged(self, step: Step) -> bool:
+        """Gates that changed, judged on the recorded metrics; False when the node is done with."""
+        entry = self.lock.get(step.address)
+        assert entry is not None  # a CHECK has a lock entry
+        failed = self._gate_failures(step.address, entry.metrics)
+        if failed:
+            failed += " (judged on the recorded metrics)"
+            self._record(step, "failed", time.time(), 0.0, entry.metrics, failed)
+            self.outcome.failed.append(step.address)
+            self.reporter.node_failed(step.address, failed, [])
+            return False
+        self.lock = with_entry(self.lock, step.address, replace(entry, gates=dict(step.gates)))
+        write_lock(self.root, self.lock, cache=False)
+        if step.missing:
+            return True
+        self.outcome.fresh.append(step.address)
+        self.reporter.node_skipped(step.address, "gates re-checked on the recorded metrics: "
+                                   + "; ".join(r.text() for r in step.reasons))
+        return False
 
     def _restored(self, step: Step) -> bool:
         """Bring the node's outputs back from the cache instead of building it."""
@@ -241,11 +282,12 @@ class Builder:
         if entry is None:
             return False
         failed = self._gate_failures(step.address, entry.metrics)
-        if failed:  # cached outputs still answer to today's baseline
+        if failed:  # cached outputs still answer to today's gates and baseline
             self._record(step, "failed", started, time.time() - started, entry.metrics, failed)
             self.outcome.failed.append(step.address)
             self.reporter.node_failed(step.address, failed + " (restored from the cache; not recorded)", [])
             return True
+        entry = replace(entry, gates=dict(step.gates))
         if entry != self.lock.get(step.address):
             self.lock = with_entry(self.lock, step.address, entry)
             write_lock(self.root, self.lock, cache=False)
@@ -255,17 +297,13 @@ class Builder:
         return True
 
     def _gate_failures(self, address: str, metrics: dict[str, Any]) -> str:
-        """Gates of a node judged on known metrics (a restore), against the baseline."""
-        from mlmake.kinds.metrics import judge as judge_gates
-        from mlmake.kinds.metrics import parse_gates
-
+        """The node's gates judged on its metrics, against the baseline: why they fail, or ''
+        (a gate that passed unchecked, for want of a baseline value, says so as a warning)."""
         base = self.baseline.get(address)
-        try:
-            gates = parse_gates(dict(self.graph.nodes[address].config.get("gates") or {}), list(metrics))
-        except NodeError as exc:
-            return str(exc)
-        _, failed = judge_gates(gates, metrics, dict(base.metrics) if base else None)
-        return "; ".join(failed)
+        rules, against = self.graph.nodes[address].gates, base.metrics if base else None
+        for note in gates.notes(rules, metrics, against):
+            self.reporter.warn(f"{address}: {note}")
+        return "; ".join(gates.failures(rules, metrics, against))
 
     def _task(self, step: Step) -> Task:
         decl = self.graph.nodes[step.address]
@@ -287,7 +325,8 @@ class Builder:
         upstream = {u: list(self.graph.nodes[u].outputs) for u in self.graph.upstream(step.address)}
         kinds = {u: self.graph.nodes[u].kind for u in upstream}
         base = self.baseline.get(step.address)
-        return Task(step.address, decl.kind, str(self.root), decl.config, staging, upstream, kinds,
+        config = {**decl.config, "gates": decl.gates} if decl.gates else decl.config  # checked before it runs
+        return Task(step.address, decl.kind, str(self.root), config, staging, upstream, kinds,
                     self.threads, str(log), dict(base.metrics) if base else {})
 
     def _finish(self, step: Step, task: Task, started: float, result: dict[str, Any]) -> bool:
@@ -316,6 +355,9 @@ class Builder:
         again = decide(decl, self.graph, self.lock, self.hasher)
         if again.fingerprint != step.fingerprint:
             return "an input changed while the node ran; not recorded as built (run the build again)"
+        failed = self._gate_failures(step.address, metrics)
+        if failed:  # judged before anything moves into place: the outputs stay for inspection
+            return failed
         outputs: dict[str, dict[str, Any]] = {}
         for out in decl.outputs:
             if decl.kind != "cmd":
@@ -327,7 +369,7 @@ class Builder:
                 return f"declared output '{out}' was not written"
             outputs[out] = {"hash": digest.hash, "size": digest.size}
         shutil.rmtree(staging_root(self.root) / _slug(step.address), ignore_errors=True)
-        entry = Entry(step.fingerprint, decl.kind, step.components, outputs, metrics)
+        entry = Entry(step.fingerprint, decl.kind, step.components, outputs, metrics, dict(decl.gates))
         self.lock = with_entry(self.lock, step.address, entry)
         write_lock(self.root, self.lock, cache=False)
         self.store.save(step, outputs, metrics)  # the build stands if this fails; only sharing it is lost
@@ -352,7 +394,7 @@ class Builder:
 
     def _record(self, step: Step, status: str, started: float, seconds: float,
                 metrics: dict[str, Any], message: str) -> None:
-        config = step.components.get("config", {})
+        config = configured(step.components, step.gates)
         inputs = {**step.components.get("inputs", {}), **step.components.get("upstream", {})}
         rec = runs.Record(self.run_id, step.address, step.kind, step.fingerprint, status, started, seconds,
                           [r.text() for r in step.reasons], config.get("params", {}) if isinstance(config, dict)
@@ -365,7 +407,7 @@ def _baseline(root: Path, graph: Graph, rev: str | None) -> Lock:
     """The lock relative gates compare against: --baseline REV, else HEAD's when there is one."""
     if rev:
         return lock_at(root, rev)
-    relative = any("baseline" in str(g) for d in graph.nodes.values() for g in (d.config.get("gates") or {}).values())
+    relative = any("baseline" in str(g) for d in graph.nodes.values() for g in d.gates.values())
     if not relative:
         return Lock()
     try:

@@ -1,9 +1,16 @@
 """Content hashes of files, folders and configuration, with a stat-keyed cache so
-an unchanged file is never read twice; DVC-tracked files take the hash from
-their .dvc pointer so no data is needed."""
+an unchanged file is never read twice.
+
+The workspace is the truth for data: a DVC-tracked path present in the workspace is
+hashed as DVC hashes it (md5, a folder's `.dir` manifest), so where its bytes agree with
+its .dvc pointer the digest is the pointer's, on a laptop and on a CI clone alike. Where
+the data is absent (a CI clone), the pointer's hash stands, so `plan` needs no data.
+Where the bytes differ from the pointer, the digest is that of the bytes (what a recipe
+reads) and the path is noted, so commands can say to run `mlmake data add`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -62,6 +69,16 @@ def _hash_file(path: str) -> str:
     return str(h.hexdigest(length=16))
 
 
+def _md5_file(path: str) -> str:
+    """The md5 of a file's bytes, as DVC 3 records it (`hash: md5`)."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+
 class Hasher:
     """Hashes paths under a project root, remembering (size, mtime_ns, inode, device, ctime_ns) → hash."""
 
@@ -71,6 +88,7 @@ class Hasher:
         self.entries: dict[str, list[Any]] = self._load() if persist else {}
         self.dirty = False
         self.seen = Seen()  # every path looked at, with its stat key: what a kept plan depends on
+        self.unrecorded: dict[str, str] = {}  # DVC-tracked path whose bytes differ from its pointer → the pointer
 
     def _load(self) -> dict[str, list[Any]]:
         body = read_json_store(self.root / CACHE_FILE, CACHE_FILE, _warn)
@@ -101,18 +119,19 @@ class Hasher:
             return self._digest_dir(rel, full)
         return Digest(self._file_hash(rel, full, st), st.st_size)
 
-    def _file_hash(self, rel: str, full: str, st: os.stat_result) -> str:
+    def _file_hash(self, rel: str, full: str, st: os.stat_result, kind: str = "") -> str:
+        """The file's hash (blake3; DVC's md5 with kind "md5:"), remembered under kind + rel."""
         # ctime too: an edit that keeps the size and puts the mtime back (cp -p, rsync -t,
         # touch -r) still moves the ctime, which no tool can set
         key = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns]
-        hit = self.entries.get(rel)
+        hit = self.entries.get(kind + rel)
         if hit is not None and hit[:5] == key:
             return str(hit[5])
-        digest = _hash_file(full)
+        digest = _md5_file(full) if kind == "md5:" else _hash_file(full)
         # "racily clean" (as git calls it): a file modified within the clock's resolution
         # of being hashed may change again with the same mtime, so it is not remembered
         if time.time_ns() - st.st_mtime_ns > _RACY_NS:
-            self.entries[rel] = key + [digest]
+            self.entries[kind + rel] = key + [digest]
             self.dirty = True
         return digest
 
@@ -135,10 +154,51 @@ class Hasher:
         return Digest("dir:" + hash_bytes("".join(lines).encode()), total)
 
     def source_digest(self, rel: str) -> Digest:
-        """A source's digest: from its .dvc pointer when DVC tracks it, else its bytes."""
+        """A source's digest: its bytes; for a DVC-tracked path, their hash as DVC writes it, or
+        the pointer's when the data is not in the workspace (see the module's docstring)."""
         self.seen.note(os.path.join(self.root, f"{rel}.dvc"))
         pointer = dvc_pointer(self.root, rel)
-        return pointer if pointer is not None else self.digest(rel)
+        if pointer is None:
+            return self.digest(rel)
+        here = self.dvc_digest(rel)
+        if not here.exists:
+            return pointer
+        if here.hash != pointer.hash:
+            self.unrecorded[rel] = f"{rel}.dvc"
+        return here
+
+    def dvc_digest(self, rel: str) -> Digest:
+        """The hash DVC would record for a workspace path: `md5:HEX` for a file, `md5:HEX.dir`
+        (the md5 of its manifest of files) for a folder; ABSENT when it is not here."""
+        full = os.path.join(self.root, rel)
+        try:
+            st = os.stat(full)
+        except OSError:
+            self.seen.note(full, False)
+            return ABSENT
+        self.seen.note(full, key_of(st))
+        if not os.path.isdir(full):
+            return Digest("md5:" + self._file_hash(rel, full, st, "md5:"), st.st_size)
+        entries: list[dict[str, str]] = []
+        total = 0
+        for dirpath, dirnames, filenames in os.walk(full):
+            self.seen.note(dirpath)  # its listing: an entry added or removed moves its times
+            dirnames[:] = sorted(d for d in dirnames if d != ".dvc")
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                sub = os.path.relpath(path, full).replace(os.sep, "/")
+                fst = os.stat(path)
+                self.seen.note(path, key_of(fst))
+                entries.append({"md5": self._file_hash(f"{rel}/{sub}", path, fst, "md5:"), "relpath": sub})
+                total += fst.st_size
+        # DVC's tree object: the entries sorted by path, as json.dumps writes them
+        manifest = json.dumps(sorted(entries, key=lambda e: e["relpath"]), sort_keys=True).encode()
+        return Digest("md5:" + hashlib.md5(manifest, usedforsecurity=False).hexdigest() + ".dir", total)
+
+    def unrecorded_notes(self) -> list[str]:
+        """A line per DVC-tracked path whose workspace bytes differ from its pointer."""
+        return [f"{rel} differs from {pointer}: run `mlmake data add {rel}`"
+                for rel, pointer in sorted(self.unrecorded.items())]
 
 
 def _warn(message: str) -> None:

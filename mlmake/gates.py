@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,3 +91,33 @@ def _shown(value: float, op: str, threshold: float) -> str:
 def show_number(value: float) -> str:
     """A number as the user wrote it: 1000 not 1000.0."""
     return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def verdicts(rules: Mapping[str, str], metrics: Mapping[str, Any],
+             baseline: Mapping[str, Any] | None) -> list[Verdict | str]:
+    """Judge a node's gates (metric → rule) on its metrics; a rule that cannot be read is its error."""
+    out: list[Verdict | str] = []
+    for metric, rule in sorted(rules.items()):
+        try:
+            gate = parse_gate(metric, rule)
+        except ValueError as exc:
+            out.append(str(exc))
+            continue
+        out.append(judge(gate, _number(metrics.get(metric)), _number((baseline or {}).get(metric))))
+    return out
+
+
+def failures(rules: Mapping[str, str], metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
+    """A line for each gate that fails or cannot be read."""
+    return [v if isinstance(v, str) else v.message for v in verdicts(rules, metrics, baseline)
+            if isinstance(v, str) or not v.passed]
+
+
+def notes(rules: Mapping[str, str], metrics: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
+    """What passing gates have to say (a relative gate with no baseline value was not checked)."""
+    return [v.message for v in verdicts(rules, metrics, baseline) if not isinstance(v, str) and v.passed
+            and v.message]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from mlmake import runs
 from mlmake.diff import Snapshot
@@ -14,7 +15,12 @@ from mlmake.lock import LOCK_FILE, Lock, parse_lock, read_lock
 
 def from_lock(lock: Lock, label: str) -> Snapshot:
     return Snapshot(label, {a: e.metrics for a, e in lock.nodes.items()},
-                    {a: dict(e.components.get("config") or {}) for a, e in lock.nodes.items()})
+                    {a: configured(e.components, e.gates) for a, e in lock.nodes.items()})
+
+
+def configured(components: dict[str, Any], gates: dict[str, str]) -> dict[str, Any]:
+    """A node's configuration as the user wrote it: the fingerprinted part and its gates."""
+    return {**dict(components.get("config") or {}), **({"gates": dict(gates)} if gates else {})}
 
 
 def lock_at(root: Path, rev: str) -> Lock:

@@ -33,16 +33,19 @@ class Entry:
     components: dict[str, Any]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, str] = field(default_factory=dict)  # the gates its metrics passed (not fingerprinted)
 
     def to_dict(self) -> dict[str, Any]:
+        gates = {"gates": self.gates} if self.gates else {}
         return {"fingerprint": self.fingerprint, "kind": self.kind, **self.components,
-                "outputs": self.outputs, "metrics": self.metrics}
+                "outputs": self.outputs, "metrics": self.metrics, **gates}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
-        rest = {k: v for k, v in data.items() if k not in ("fingerprint", "kind", "outputs", "metrics")}
+        rest = {k: v for k, v in data.items() if k not in ("fingerprint", "kind", "outputs", "metrics", "gates")}
         return cls(str(data["fingerprint"]), str(data.get("kind", "")), rest,
-                   dict(data.get("outputs") or {}), dict(data.get("metrics") or {}))
+                   dict(data.get("outputs") or {}), dict(data.get("metrics") or {}),
+                   {str(k): str(v) for k, v in (data.get("gates") or {}).items()})
 
 
 @dataclass(frozen=True)

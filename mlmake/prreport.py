@@ -52,7 +52,7 @@ def _duration(seconds: float) -> str:
 def _gate_section(graph: Graph, base: diff.Snapshot, current: diff.Snapshot) -> list[str]:
     rows = []
     for address, decl in graph.nodes.items():
-        for metric, text in sorted((decl.config.get("gates") or {}).items()):
+        for metric, text in sorted(decl.gates.items()):
             rows.append(_gate_row(address, metric, str(text), base, current))
     if not rows:
         return []

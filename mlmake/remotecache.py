@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlmake.runcache import VERSION, Hit, entry_path, get, pointer_path
+from mlmake.runcache import VERSION, Hit, entry_path, from_dict, get, pointer_path
 
 ENV = "MLMAKE_REMOTE"
 _MD5 = re.compile(r"^-?\s*md5: ([0-9a-f]{32}(?:\.dir)?)\s*$", re.MULTILINE)
@@ -140,7 +140,7 @@ def shared_hit(folder: Path, fingerprint: str) -> Hit | None:
         data = json.loads(shared_entry_path(folder, fingerprint).read_text(encoding="utf-8"))
         if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
             return None
-        return Hit(fingerprint, str(data["address"]), dict(data["outputs"]), dict(data.get("metrics") or {}))
+        return from_dict(fingerprint, data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

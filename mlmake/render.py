@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from mlmake.graph import Graph
-from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Step
+from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Step
 
 PLAN_FORMAT_VERSION = 1
-SYMBOLS = {NEW: "+", BUILD: "~", MAYBE: "~?", RESTORE: "<", FRESH: "=", ABSENT: "=", REMOVE: "-"}
-_COLOURS = {NEW: "green", BUILD: "yellow", MAYBE: "cyan", RESTORE: "blue", FRESH: "", ABSENT: "dim", REMOVE: "red"}
+SYMBOLS = {NEW: "+", BUILD: "~", MAYBE: "~?", RESTORE: "<", CHECK: "*", FRESH: "=", ABSENT: "=", REMOVE: "-"}
+_COLOURS = {NEW: "green", BUILD: "yellow", MAYBE: "cyan", RESTORE: "blue", CHECK: "magenta", FRESH: "",
+            ABSENT: "dim", REMOVE: "red"}
 
 
 def step_note(step: Step) -> list[str]:
@@ -37,7 +39,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
 
 def plan_json(plan: Plan, project: str) -> str:
     """The plan in the documented format of schemas/plan.schema.json."""
-    counts = {a: plan.count(a) for a in (NEW, BUILD, MAYBE, RESTORE, FRESH, ABSENT, REMOVE)}
+    counts = {a: plan.count(a) for a in (NEW, BUILD, MAYBE, RESTORE, CHECK, FRESH, ABSENT, REMOVE)}
     body = {
         "format_version": PLAN_FORMAT_VERSION,
         "project": project,
@@ -86,13 +88,14 @@ _CLASSDEFS = {
     NEW: "fill:#dafbe1,stroke:#1a7f37,color:#1a7f37",
     BUILD: "fill:#fff8c5,stroke:#9a6700,color:#9a6700",
     RESTORE: "fill:#fbefff,stroke:#8250df,color:#8250df",
+    CHECK: "fill:#ffeff7,stroke:#bf3989,color:#bf3989",
     MAYBE: "fill:#ddf4ff,stroke:#0969da,color:#0969da,stroke-dasharray:4 2",
     FRESH: "fill:#f6f8fa,stroke:#8c959f,color:#57606a",
     ABSENT: "fill:#f6f8fa,stroke:#8c959f,color:#57606a,stroke-dasharray:2 2",
 }
 
 
-def mermaid(graph: Graph, actions: dict[str, str] | None = None) -> str:
+def mermaid(graph: Graph, actions: Mapping[str, str] | None = None) -> str:
     """A mermaid flowchart, nodes coloured by action when actions are given."""
     ids = {a: f"n{i}" for i, a in enumerate(graph.nodes)}
     lines = ["flowchart LR"]
@@ -136,6 +139,10 @@ def why_lines(step: Step, recorded: dict[str, Any] | None) -> list[str]:
         mark = "=" if before == current else "~"
         lines.append(f"{mark} {name}")
         lines += _component_lines(before, current)
+    before = (recorded or {}).get("gates", {})
+    if before or step.gates:  # judged on the metrics, not part of the fingerprint
+        lines.append(f"{'=' if before == step.gates else '~'} gates (judged on the metrics, not fingerprinted)")
+        lines += _component_lines(before, step.gates)
     if step.missing:
         lines.append(f"  outputs not in this workspace: {', '.join(step.missing)}")
     lines += [f"  reason: {r.text()}" for r in step.reasons]

@@ -32,32 +32,33 @@ class Restorer:
         self.then = then  # what happens to a node that cannot be restored, for the warnings
 
     def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
-        """Record a built node's outputs in the DVC cache, its pointer and the run cache."""
+        """Record a built node's outputs in the DVC cache, its pointer and the run cache
+        (outputs in the order the node declares them: a renamed node restores them by role)."""
         md5s = self.store.add(step.address, outputs)
         recorded = {p: {**o, **md5s.get(p, {})} for p, o in outputs.items()}
-        hit = Hit(step.fingerprint, step.address, recorded, metrics)
+        hit = Hit(step.fingerprint, step.address, recorded, metrics, tuple(outputs))
         runcache.put(self.root, hit)
         self.store.share(hit)  # on the machine's default remote: at once, for the other clones
 
     def restore(self, step: Step, entry: Entry | None) -> Entry | None:
-        """The node's outputs put back from the cache, or None when it must be built."""
-        if entry is not None and entry.fingerprint == step.fingerprint and has_pointer(self.root, step.address):
-            # what the lock records is materialized from the cache, or the remote when not cached
-            if not self._bring_back(step.address, entry.outputs, fetch=True):
+        """The node's outputs put back as its decision says (the run-cache entry it found,
+        mapped onto the node's own paths, or what the lock records, by the node's DVC pointer);
+        None when it must be built."""
+        if step.cached is not None:
+            hit = step.cached
+            self.store.write_pointer(step.address, hit.outputs)
+            outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in hit.outputs.items()}
+            if not self._bring_back(step.address, outputs, fetch=self.pull):
                 return None
-            self.remember(step.address, entry)
-            return entry
-        hit = runcache.get(self.root, step.fingerprint)
-        remote = self.pull or self.store.location.automatic  # the default remote is on this machine
-        if hit is None and remote:
-            hit = self._remote_hit(step.fingerprint)
-        if hit is None or not runcache.is_complete(hit):
+            return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates))
+        if entry is None or entry.fingerprint != step.fingerprint or not has_pointer(self.root, step.address) \
+                or any(r.code == "outputs_moved" for r in step.reasons):
             return None
-        self.store.write_pointer(step.address, hit.outputs)
-        outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in hit.outputs.items()}
-        if not self._bring_back(step.address, outputs, fetch=remote):
+        # what the lock records is materialized from the cache, or the remote when not cached
+        if not self._bring_back(step.address, entry.outputs, fetch=True):
             return None
-        return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics)
+        self.remember(step.address, entry)
+        return entry
 
     def restore_entry(self, address: str, entry: Entry) -> bool:
         """Bring a locked node's outputs back by its pointer (fetching them with pull)."""
@@ -86,12 +87,15 @@ class Restorer:
             self.warn(f"{address}: not in the cache or on the remote ({_first_line(exc)}); {self.then}")
             return False
 
-    def _remote_hit(self, fingerprint: str) -> Hit | None:
+    def remote_hit(self, fingerprint: str) -> Hit | None:
+        """The remote's run-cache entry of a fingerprint (kept locally), or None."""
         data = self.store.fetch_run(fingerprint)
         if not data:
             return None
-        hit = Hit(fingerprint, str(data.get("address", "")), dict(data.get("outputs") or {}),
-                  dict(data.get("metrics") or {}))
+        try:
+            hit = runcache.from_dict(fingerprint, data)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
         runcache.put(self.root, hit)
         return hit
 
@@ -145,6 +149,10 @@ class StoreThread:
     def pull_data(self, paths: list[str]) -> None:
         """DVC-tracked raw data fetched into the workspace (build --pull), before anything runs."""
         self._pool.submit(self.restorer.store.pull_data, paths).result()
+
+    def remote_hit(self, fingerprint: str) -> Hit | None:
+        """Restorer.remote_hit, after every save asked for before it."""
+        return self._pool.submit(self.restorer.remote_hit, fingerprint).result()
 
     def failures(self, *, wait: bool = False) -> list[str]:
         """`address: why` for each finished save that could not store its node (waiting for all

@@ -25,10 +25,12 @@ class Hit:
     address: str
     outputs: dict[str, dict[str, Any]]  # path → {hash, size, md5}
     metrics: dict[str, Any] = field(default_factory=dict)
+    order: tuple[str, ...] = ()  # the outputs in the order the node declared them (their roles)
 
     def to_dict(self) -> dict[str, Any]:
+        order = {"order": list(self.order)} if self.order else {}
         return {"version": VERSION, "fingerprint": self.fingerprint, "address": self.address,
-                "outputs": self.outputs, "metrics": self.metrics}
+                "outputs": self.outputs, "metrics": self.metrics, **order}
 
 
 def entry_path(root: Path, fingerprint: str) -> Path:
@@ -41,9 +43,28 @@ def get(root: Path, fingerprint: str) -> Hit | None:
         data = json.loads(entry_path(root, fingerprint).read_text(encoding="utf-8"))
         if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
             return None
-        return Hit(fingerprint, str(data["address"]), dict(data["outputs"]), dict(data.get("metrics") or {}))
+        return from_dict(fingerprint, data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def from_dict(fingerprint: str, data: dict[str, Any]) -> Hit:
+    """An entry as stored (here or on the remote); KeyError/TypeError when malformed."""
+    return Hit(fingerprint, str(data["address"]), dict(data["outputs"]), dict(data.get("metrics") or {}),
+               tuple(str(p) for p in data.get("order") or ()))
+
+
+def onto(hit: Hit, declared: tuple[str, ...]) -> Hit | None:
+    """The entry with its outputs renamed to a node's declared outputs, role by role (a kind
+    declares its outputs in order), so a renamed or copied node restores into its own paths.
+    None when the outputs cannot be matched up."""
+    order = list(hit.order) or (sorted(hit.outputs) if len(hit.outputs) == 1 else [])
+    if not order and set(hit.outputs) == set(declared):
+        order = list(declared)  # an entry from before `order` was recorded: the same paths
+    if len(order) != len(declared) or set(order) != set(hit.outputs):
+        return None
+    outputs = {new: hit.outputs[old] for old, new in zip(order, declared, strict=True)}
+    return Hit(hit.fingerprint, hit.address, outputs, hit.metrics, declared)
 
 
 def put(root: Path, hit: Hit) -> None:

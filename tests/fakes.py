@@ -61,16 +61,30 @@ def _is_folder(task: Task, output: str) -> bool:
     return task.kind != "cmd" or not Path(output).suffix
 
 
+def _passing(rules: dict[str, str], baseline: dict[str, float]) -> dict[str, float]:
+    """Metrics that pass a node's gates (the build judges what a recipe reports)."""
+    from mlmake.gates import parse_gate
+
+    out = {}
+    for metric, rule in rules.items():
+        gate = parse_gate(metric, rule)
+        threshold = gate.value + (baseline.get(metric, 0.0) if gate.relative else 0.0)
+        out[metric] = threshold + {">": 1.0, "<": -1.0, "!=": 1.0}.get(gate.op, 0.0)
+    return out
+
+
 class FakeRunner:
     """A Runner that writes every declared output itself and records what ran.
 
     `content` overrides the bytes per address (e.g. a constant, to test early cutoff);
-    `fail` lists addresses that report failure instead of writing anything."""
+    `fail` lists addresses that report failure instead of writing anything;
+    `metrics` what each address reports (none by default)."""
 
     def __init__(self, content: dict[str, Callable[[Task, str], bytes]] | None = None,
-                 fail: Iterable[str] = ()) -> None:
+                 fail: Iterable[str] = (), metrics: dict[str, dict[str, Any]] | None = None) -> None:
         self.content = content or {}
         self.fail = set(fail)
+        self.metrics = metrics or {}
         self.ran: list[str] = []
         self.tasks: list[Task] = []
 
@@ -84,7 +98,8 @@ class FakeRunner:
         make = self.content.get(task.address, fake_content)
         for output, staged in task.staging.items():
             self._write(task, output, staged, make(task, output))
-        future.set_result({"ok": True, "metrics": {}})
+        metrics = self.metrics.get(task.address, _passing(task.config.get("gates") or {}, task.baseline))
+        future.set_result({"ok": True, "metrics": dict(metrics)})
         return future
 
     def _write(self, task: Task, output: str, staged: str, data: bytes) -> None:

@@ -141,6 +141,8 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     hasher.save()
     seen.update(hasher.seen)
     ctx.obj["seen"] = seen
+    for note in hasher.unrecorded_notes():  # a plan that warns is not kept (see mlmake.memo)
+        report.warn_line(note)
     return project, graph, lock, plan
 
 

@@ -84,20 +84,18 @@ def _unchecked_note(project: Any, result: Any) -> str:
 
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
     from mlmake import diff, history, runs
-    from mlmake.plan import RESTORE
+    from mlmake.plan import ABSENT, CHECK, FRESH, RESTORE
     from mlmake.prreport import pr_markdown
-    from mlmake.runcache import LocalCache
 
-    cache = LocalCache(project.root)
     current = diff.Snapshot("this branch")
     for step in result.steps:
         entry = lock.get(step.address)
-        if step.action in ("fresh", "absent") and entry:
+        if step.action in (FRESH, ABSENT, CHECK) and entry:
             current.metrics[step.address] = entry.metrics
-        elif step.action == RESTORE and (hit := cache.hit(step.fingerprint)):
-            current.metrics[step.address] = hit.metrics
+        elif step.action == RESTORE and step.cached is not None:
+            current.metrics[step.address] = step.cached.metrics
         if step.components:
-            current.configs[step.address] = dict(step.components.get("config") or {})
+            current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
     for rec in reversed(runs.history(project.root, limit=100_000)):
         if rec.status == "built":
@@ -124,7 +122,8 @@ def why(ctx: click.Context, node: str, env: str | None, params: tuple[str, ...])
     address = graph.resolve_target(node)
     step = next(s for s in result.steps if s.address == address)
     entry = lock.get(address)
-    recorded = {"fingerprint": entry.fingerprint, "components": entry.components} if entry else None
+    recorded = {"fingerprint": entry.fingerprint, "components": entry.components, "gates": entry.gates} \
+        if entry else None
     for line in render.why_lines(step, recorded):
         report.out(line)
 

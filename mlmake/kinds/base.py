@@ -44,6 +44,8 @@ class NodeDecl:
     params: dict[str, Any] = field(default_factory=dict)  # the global params it reads: name → value
     param_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → its config keys
     templates: dict[str, str] = field(default_factory=dict)  # key path → text before interpolation
+    gates: dict[str, str] = field(default_factory=dict)  # metric → rule: judged on metrics, not fingerprinted
+    lineage: bool = False  # its outputs record its name and its ancestors' fingerprints (a deploy manifest)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ time, in one folder that can be copied anywhere (a docker image included).
     store.parquet   the online store (key + inputs), when the feature set declares a key
 
 The manifest is written last and holds the hash of every other file, so a reader can
-tell a complete bundle from one caught mid-copy. Nothing in it depends on the time or
-the machine: the same inputs give the same bytes (and the build's early cutoff works)."""
+tell a complete bundle from one caught mid-copy. Nothing in it depends on the time, the
+machine or the build's history: what it records (the target's name, the fingerprints of
+everything upstream) is part of the target's fingerprint, so the same inputs give the
+same bytes. Gate verdicts are not in it: gates are judged by the build, not fingerprinted."""
 
 from __future__ import annotations
 
@@ -86,7 +88,6 @@ def describe(task: Task, model_file: str, signature: dict[str, Any]) -> dict[str
             "target": signature.get("target"), "classes": signature.get("classes"),
         },
         "metrics": summary.get("metrics") or {},
-        "gates": summary.get("gates") or {},
         "lineage": lineage(nodes, [address, *[a for a in task.upstream if a != address]]),
         "versions": {"mlmake": __version__, **{name: _version(name) for name in RUNTIME_LIBRARIES}},
     }

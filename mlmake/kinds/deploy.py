@@ -30,8 +30,8 @@ from mlmake.spec import Deploy, node_config
 
 SECTION = "deploy"
 KIND = "deploy"
-RECIPE = 1
-LIBRARIES = ("polars", "xgboost")
+RECIPE = 2  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it
+LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
 SCORES_FILE = "scores.parquet"
 FINGERPRINT_COLUMN = "model_fingerprint"
 ROW_COLUMN = "row"  # the row number, when the scored table has no key to join back on
@@ -47,6 +47,7 @@ def declare(project: Any, item: Deploy) -> NodeDecl:
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item), tuple(refs),
         code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
+        lineage=True,  # the manifest records the target's name and every upstream fingerprint
     )
 
 

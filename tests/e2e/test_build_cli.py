@@ -282,6 +282,8 @@ def test_status_and_runs_follow_the_builds(run_cli: RunCli, tmp_path: Path) -> N
     last = run_records(run_cli, root, "--limit", "1")[0]
     assert (last["node"], last["status"]) == ("models.species", "failed")
     assert "gate accuracy >= 1.01 failed: accuracy = 1.0000" in last["message"]
+    # gates are not fingerprinted: the model built before is restored and judged, not retrained,
+    # and the failed run keeps the metrics the gate judged
     assert re.search(r"  failed +models\.species +\d+\.\d\ds  accuracy=1, f1=1, mlogloss=0\.00\d+$",
                      run_cli(root, "runs", "--limit", "1").stdout)
 

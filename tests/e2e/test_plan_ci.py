@@ -117,7 +117,7 @@ def test_the_clone_plans_as_json_without_the_data(b: Path) -> None:
     jsonschema.validate(body, json.loads((REPO / "schemas/plan.schema.json").read_text()))
     assert body["has_changes"] is False
     assert {k: v for k, v in body["summary"].items() if k != "text"} == {
-        "new": 0, "build": 0, "maybe": 0, "restore": 0, "fresh": 0, "absent": 2, "remove": 0}
+        "new": 0, "build": 0, "maybe": 0, "restore": 0, "check": 0, "fresh": 0, "absent": 2, "remove": 0}
     assert [n["missing_outputs"] for n in body["nodes"]] == [["build/count.txt"], ["build/flag.txt"]]
     assert [n["restorable"] for n in body["nodes"]] == [True, True]  # their pointers are committed
 

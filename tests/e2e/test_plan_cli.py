@@ -56,6 +56,9 @@ def masked_json(stdout: str) -> str:
     for node in body["nodes"]:
         assert HEX32.match(node["fingerprint"]) or node["action"] == "remove", node
         node["fingerprint"] = "<fingerprint>" if node["fingerprint"] else ""
+        for reason in node["reasons"]:
+            if reason["code"] == "lineage":  # an upstream node's fingerprints, recorded and current
+                reason["old"], reason["new"] = "<fingerprint>", "<fingerprint>"
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
 
 

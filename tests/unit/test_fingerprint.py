@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -281,9 +282,47 @@ def test_a_dvc_pointer_gives_the_hash_without_the_data(tmp_path: Path, reads: li
     assert reads == []
 
 
-def test_the_pointer_wins_over_the_data_so_a_clone_and_a_checkout_agree(tmp_path: Path) -> None:
+ABC_MD5 = "900150983cd24fb0d6963f7d28e17f72"  # md5(b"abc")
+
+
+def test_data_that_agrees_with_its_pointer_has_the_pointers_hash_so_a_clone_and_a_checkout_agree(
+        tmp_path: Path) -> None:
+    write_files(tmp_path, {"data/x.csv": "abc", "data/x.csv.dvc": POINTER.replace("abc", ABC_MD5)})
+    hasher = Hasher(tmp_path)
+    assert hasher.source_digest("data/x.csv") == Digest(f"md5:{ABC_MD5}", 3)
+    assert hasher.unrecorded_notes() == []
+
+
+def test_data_that_differs_from_its_pointer_is_hashed_as_read_and_noted(tmp_path: Path) -> None:
     write_files(tmp_path, {"data/x.csv": "abc", "data/x.csv.dvc": POINTER})
-    assert Hasher(tmp_path).source_digest("data/x.csv") == Digest("md5:abc", 3)
+    hasher = Hasher(tmp_path)
+    assert hasher.source_digest("data/x.csv") == Digest(f"md5:{ABC_MD5}", 3)
+    assert hasher.unrecorded_notes() == ["data/x.csv differs from data/x.csv.dvc: run `mlmake data add data/x.csv`"]
+
+
+def test_a_workspace_folder_is_hashed_as_dvcs_tree_manifest(tmp_path: Path) -> None:
+    write_files(tmp_path, {"images/b/c.txt": "abc", "images/a.txt": "", "images.dvc": POINTER})
+    manifest = json.dumps([{"md5": "d41d8cd98f00b204e9800998ecf8427e", "relpath": "a.txt"},
+                           {"md5": ABC_MD5, "relpath": "b/c.txt"}], sort_keys=True).encode()
+    want = "md5:" + hashlib.md5(manifest).hexdigest() + ".dir"
+    assert Hasher(tmp_path).source_digest("images") == Digest(want, 3)
+
+
+def test_the_md5_of_workspace_data_is_remembered_by_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_files(tmp_path, {"x.csv": "abc", "x.csv.dvc": POINTER.replace("abc", ABC_MD5)})
+    old = time.time_ns() - 10_000_000_000  # not "racily clean"
+    os.utime(tmp_path / "x.csv", ns=(old, old))
+    first = Hasher(tmp_path)
+    first.source_digest("x.csv")
+    first.save()
+    calls: list[str] = []
+    real = fingerprint._md5_file
+    monkeypatch.setattr(fingerprint, "_md5_file", lambda path: calls.append(path) or real(path))
+    assert Hasher(tmp_path).source_digest("x.csv") == Digest(f"md5:{ABC_MD5}", 3)
+    assert calls == []
+    (tmp_path / "x.csv").write_text("abd")
+    assert Hasher(tmp_path).source_digest("x.csv").hash == "md5:" + hashlib.md5(b"abd").hexdigest()
+    assert calls == [str(tmp_path / "x.csv")]
 
 
 def test_a_folder_pointer_and_a_pointer_without_size(tmp_path: Path) -> None:

@@ -164,3 +164,18 @@ def test_recipe_judge_reports_each_gate() -> None:
     assert metrics.judge(gates[2:], {"logloss": 0.4}) == (
         {"logloss": {"op": "<=", "rule": "<= 0.5", "threshold": 0.5, "value": 0.4, "baseline": None,
                      "passed": True, "note": ""}}, [])
+
+
+def test_failures_judges_a_nodes_gates_on_its_metrics() -> None:
+    from mlmake.gates import failures
+
+    rules = {"auc": ">= 0.99", "accuracy": "> 0.5", "logloss": "<0.01", "f1": ">= baseline - 0.01"}
+    assert failures(rules, {"auc": 0.8, "accuracy": 0.7, "logloss": 0.4, "f1": 0.5}, {"f1": 0.6}) == [
+        "gate auc >= 0.99 failed: auc = 0.8000",
+        "gate f1 >= baseline - 0.01 failed: f1 = 0.5000, baseline 0.6000 (threshold 0.5900)",
+        "gate logloss < 0.01 failed: logloss = 0.4000"]
+    # a relative gate without a baseline is not checked; an unreadable rule or an undefined metric fails
+    assert failures({"f1": ">= baseline"}, {"f1": 0.5}, None) == []
+    assert failures({"auc": "at least 0.8", "f1": ">= 0.5"}, {}, None) == [
+        "gate on 'auc': 'at least 0.8' is not a comparison like '>= 0.8' or '>= baseline - 0.01'",
+        "gate f1 >= 0.5 failed: f1 is undefined on the held-out rows"]

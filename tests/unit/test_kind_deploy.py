@@ -303,21 +303,22 @@ build_app(Path({str(built / "build/deploy/box/bundle")!r}), log=Path({str(built 
 def test_plan_shows_deploy_targets_stale_when_their_model_changes(built: Path) -> None:
     assert "Plan: 0 to build" in run_cli(built, "plan").stdout
     result = run_cli(built, "plan", "-P", "models.churn.params.max_depth=4")
-    maybe = "upstream models.churn will rebuild; rebuilds only if its output changes"
+    # a target's manifest records its model's fingerprint, so a new one rebuilds it, whatever the model's bytes
+    lineage = "upstream models.churn fingerprint changed"
     assert result.stdout == f"""\
  = datasets.customers
  = features.customer_features
  ~ models.churn                params.max_depth 3 → 4
  = models.segment
  = models.tenure
-~? deploy.api                  {maybe}
-~? deploy.scores               {maybe}
+ ~ deploy.api                  {lineage}
+ ~ deploy.scores               {lineage}
  = deploy.segments
  = deploy.segment_api
-~? deploy.box                  {maybe}
+ ~ deploy.box                  {lineage}
  = deploy.tenure_api
 
-Plan: 1 to build, 3 to check after upstream, 7 up to date.
+Plan: 4 to build, 7 up to date.
 """
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import shutil
@@ -13,7 +14,7 @@ import pytest
 from mlmake import fingerprint
 from mlmake.errors import MlmakeError
 from mlmake.lock import read_lock
-from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, make_plan
+from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, make_plan
 from tests.fakes import FakeClock, FakeFiles, FakeRunner, actions, load, plan_of, reasons, record_build
 from tests.helpers import drop_caches
 
@@ -274,7 +275,8 @@ def test_a_moved_input_is_added_and_no_longer_read(model: Path) -> None:
 
 
 def test_a_dvc_pointer_stands_for_absent_data(make_project: MakeProject) -> None:
-    root = make_project({**MODEL_FILES, "data/customers.csv.dvc": "outs:\n- md5: abc\n  size: 3\n  path: x\n"})
+    md5 = hashlib.md5(str(MODEL_FILES["data/customers.csv"]).encode()).hexdigest()  # the pointer agrees
+    root = make_project({**MODEL_FILES, "data/customers.csv.dvc": f"outs:\n- md5: {md5}\n  size: 3\n  path: x\n"})
     record_build(root)
     os.remove(root / "data/customers.csv")
     assert not plan_of(root).has_changes
@@ -425,6 +427,110 @@ def test_reverting_an_edit_restores_instead_of_rebuilding(steps: Path) -> None:
     built = record_build(steps)
     assert (built.runner.ran, built.reporter.of("node_restored")) == ([], [("steps.d",)])
     assert not plan_of(steps).has_changes
+
+
+# --- fingerprints that differ are never fresh --------------------------------------------
+
+
+def lock_text(root: Path, old: str, new: str) -> None:
+    text = (root / "mlproject.lock").read_text()
+    assert text.count(old) == 1, old
+    (root / "mlproject.lock").write_text(text.replace(old, new))
+
+
+def test_a_fingerprint_that_differs_with_nothing_to_name_is_still_stale(steps: Path) -> None:
+    recorded = read_lock(steps).nodes["steps.d"].fingerprint
+    shutil.rmtree(steps / ".mlmake/runcache")
+    lock_text(steps, f'fingerprint: "{recorded}"', 'fingerprint: "00000000aaaa"')
+    plan = plan_of(steps)
+    assert actions(plan)["steps.d"] == BUILD
+    assert reasons(plan) == {"steps.d": [f"fingerprint changed: recorded 00000000, current {recorded[:8]}"]}
+
+
+def test_a_component_no_diff_reads_is_named_with_its_values(steps: Path) -> None:
+    # a component this planner does not diff (one a newer kind records) is compared whole
+    recorded = read_lock(steps).nodes["steps.d"].fingerprint
+    shutil.rmtree(steps / ".mlmake/runcache")
+    lock_text(steps, "  steps.d:\n", '  steps.d:\n    deps: {"data/z.csv": "abc"}\n')
+    lock_text(steps, f'fingerprint: "{recorded}"', 'fingerprint: "00000000aaaa"')
+    assert reasons(plan_of(steps)) == {"steps.d": ['fingerprint changed: deps {"data/z.csv": "abc"} → -']}
+
+
+def test_a_config_change_that_params_explain_is_named_by_the_param(steps: Path) -> None:
+    edit(steps, "depth: 6", "depth: 7")
+    assert reasons(plan_of(steps))["steps.a"] == ["params.depth 6 → 7"]
+
+
+def test_the_builder_acts_on_the_decision_it_is_given(steps: Path) -> None:
+    recorded = read_lock(steps).nodes["steps.d"].fingerprint
+    lock_text(steps, f'fingerprint: "{recorded}"', 'fingerprint: "00000000aaaa"')
+    step = next(s for s in plan_of(steps).steps if s.address == "steps.d")
+    assert step.action == RESTORE and step.cached is not None
+    built = record_build(steps)
+    assert (built.runner.ran, built.reporter.of("node_restored")) == ([], [("steps.d",)])
+    assert read_lock(steps).nodes["steps.d"].fingerprint == recorded
+
+
+# --- outputs belong to the node being built ---------------------------------------------
+
+
+def test_a_renamed_node_restores_into_its_own_paths(steps: Path) -> None:
+    before = (steps / "build/d.txt").read_bytes()
+    edit(steps, "  d:\n    cmd: [python, -c, pass]\n    deps: [data/y.csv]\n    outs: [build/d.txt]",
+         "  e:\n    cmd: [python, -c, pass]\n    deps: [data/y.csv]\n    outs: [build/d.txt]")
+    plan = plan_of(steps)
+    assert actions(plan)["steps.e"] == RESTORE and actions(plan)["steps.d"] == REMOVE
+    assert record_build(steps).runner.ran == []
+    assert (steps / "build/d.txt").read_bytes() == before
+    assert list(read_lock(steps).nodes["steps.e"].outputs) == ["build/d.txt"]
+
+
+def test_a_copied_model_restores_into_its_own_folder(model: Path) -> None:
+    edit(model, "models:\n", "models:\n  twin:\n    features: cf\n    target: churned\n    task: binary\n"
+         "    split: {seed: \"${params.seed}\"}\n    params: {max_depth: 6}\n")
+    step = next(s for s in plan_of(model).steps if s.address == "models.twin")
+    assert step.action == RESTORE and step.cached is not None
+    assert list(step.cached.outputs) == ["build/models/twin"]
+    built = record_build(model)
+    assert built.runner.ran == []
+    assert sorted(p.name for p in (model / "build/models/twin").iterdir()) == sorted(
+        p.name for p in (model / "build/models/churn").iterdir())
+    assert list(read_lock(model).nodes["models.twin"].outputs) == ["build/models/twin"]
+    assert not plan_of(model).has_changes
+
+
+def test_an_entry_recorded_for_other_paths_is_rebuilt_into_its_own(steps: Path) -> None:
+    # what an older mlmake recorded for a renamed node: another node's output paths
+    shutil.rmtree(steps / ".mlmake/runcache")
+    lock_text(steps, "      build/d.txt:\n", "      build/old.txt:\n")
+    plan = plan_of(steps)
+    assert reasons(plan)["steps.d"] == ["outputs recorded at build/old.txt, declared at build/d.txt"]
+    assert record_build(steps).runner.ran == ["steps.d"]
+    assert not plan_of(steps).has_changes
+
+
+# --- gates are judged, not fingerprinted -----------------------------------------------
+
+
+def test_a_gate_edit_is_rejudged_on_the_recorded_metrics(make_project: MakeProject) -> None:
+    model = make_project(MODEL_FILES)
+    record_build(model, runner=FakeRunner(metrics={"models.churn": {"auc": 0.9}}))
+    edit(model, "    params: {max_depth: 6}\n", "    params: {max_depth: 6}\n    gates: {auc: \">= 0.5\"}\n")
+    plan = plan_of(model)
+    step = next(s for s in plan.steps if s.address == "models.churn")
+    assert step.action == CHECK and plan.has_changes
+    assert [r.text() for r in step.reasons] == ["gate auc >= 0.5 added: re-checked, passes"]
+    assert plan.summary() == "Plan: 0 to build, 1 to re-judge on recorded metrics, 3 up to date."
+    built = record_build(model)
+    assert built.runner.ran == []
+    assert read_lock(model).nodes["models.churn"].gates == {"auc": ">= 0.5"}
+    assert not plan_of(model).has_changes
+    edit(model, 'auc: ">= 0.5"', 'auc: ">= 0.99"')
+    assert reasons(plan_of(model))["models.churn"] == [
+        "gate auc >= 0.5 → >= 0.99: re-checked, fails: auc = 0.9000"]
+    edit(model, 'auc: ">= 0.99"', 'auc: ">= baseline"')
+    assert reasons(plan_of(model))["models.churn"] == [
+        "gate auc >= 0.5 → >= baseline: re-checked by the build against its baseline"]
 
 
 # --- forced, removed, targets ----------------------------------------------------------

@@ -198,8 +198,8 @@ def test_estimate(plan: Plan, durations: dict[str, float], line: str) -> None:
 
 
 def test_gate_rows() -> None:
-    nodes = {"models.m": NodeDecl("models.m", "model", None, {"gates": {"auc": ">= baseline", "f1": "at least 0.5",
-                                                                       "rmse": "<= 2"}})}
+    nodes = {"models.m": NodeDecl("models.m", "model", None, {}, gates={"auc": ">= baseline", "f1": "at least 0.5",
+                                                                        "rmse": "<= 2"})}
     graph = Graph(nodes, {"models.m": {}}, {"models.m": ()})
     base = Snapshot("main", {"models.m": {"auc": 0.9, "rmse": True}})
     now = Snapshot("this branch", {"models.m": {"auc": 0.9, "rmse": 3}})

@@ -94,7 +94,7 @@ def test_json_plan_is_documented_and_valid() -> None:
     body = json.loads(render.plan_json(PLAN, "demo"))
     jsonschema.validate(body, plan_schema())
     assert body["format_version"] == 1 and body["project"] == "demo" and body["has_changes"] is True
-    assert body["summary"] == {"new": 1, "build": 1, "maybe": 1, "restore": 0, "fresh": 1, "absent": 1,
+    assert body["summary"] == {"new": 1, "build": 1, "maybe": 1, "restore": 0, "check": 0, "fresh": 1, "absent": 1,
                                "remove": 1, "text": PLAN.summary()}
     assert [n["address"] for n in body["nodes"]] == [s.address for s in PLAN.steps]
     assert body["nodes"][1] == {

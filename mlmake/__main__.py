@@ -43,6 +43,8 @@ def run(argv: list[str]) -> int:
         if isinstance(exc.code, str):
             sys.stderr.write(exc.code + "\n")
         return exit_code(exc)
+    finally:
+        memo.begin(None)
     return 0
 
 

@@ -24,8 +24,9 @@ from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entr
 from mlmake.paths import writable_output
 from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
+from mlmake.remotecache import Location, RemoteCache
 from mlmake.restore import Restorer, StoreThread
-from mlmake.runcache import Hit, LocalCache
+from mlmake.runcache import Hit
 from mlmake.spec import Project
 from mlmake.transfer import tracked_data
 from mlmake.workdir import BuildLock, clean_staging, failed_root, log_path, move_into_place, staging_root
@@ -98,11 +99,12 @@ def run_task(task: Task) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-class BuildCache(LocalCache):
-    """The cache a build decides with: this machine's run cache and, with --pull, the remote's."""
+class BuildCache(RemoteCache):
+    """The cache a build decides with: this machine's run cache, the machine's default remote
+    (see mlmake.remotecache) and, with --pull, the configured remote's run cache."""
 
-    def __init__(self, root: Path, store: StoreThread, *, pull: bool) -> None:
-        super().__init__(root)
+    def __init__(self, root: Path, location: Location, store: StoreThread, *, pull: bool) -> None:
+        super().__init__(root, location)
         self.store, self.pull = store, pull
 
     def hit(self, fingerprint: str) -> Hit | None:
@@ -131,9 +133,8 @@ class Builder:
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
         self.baseline = _baseline(self.root, graph, options.baseline)
         store = Store.of(project, reporter.warn)
-        remote = options.pull or store.location.automatic  # the default remote is on this machine: always
-        self.store = StoreThread(Restorer(self.root, store, self.hasher, pull=remote, warn=reporter.warn))
-        self.cache = BuildCache(self.root, self.store, pull=remote)
+        self.store = StoreThread(Restorer(self.root, store, self.hasher, pull=options.pull, warn=reporter.warn))
+        self.cache = BuildCache(self.root, store.location, self.store, pull=options.pull)
 
     def build(self) -> Outcome:
         with BuildLock(self.root):

@@ -83,7 +83,7 @@ class Seen:
 
 
 _started_ns: int | None = None
-_argv: list[str] | None = None
+_key: dict[str, Any] | None = None  # taken when the command began, as `answer` takes it
 _collecting: Seen | None = None
 
 
@@ -100,10 +100,10 @@ def note(path: str | os.PathLike[str]) -> None:
         _collecting.note(path)
 
 
-def begin(argv: list[str]) -> None:
-    """The entry point starts a command line whose plan may be kept."""
-    global _started_ns, _argv
-    _started_ns, _argv = time.time_ns(), list(argv)
+def begin(argv: list[str] | None) -> None:
+    """The entry point starts a command line whose plan may be kept (None: it ended)."""
+    global _started_ns, _key
+    _started_ns, _key = (time.time_ns(), make_key(argv)) if argv is not None else (None, None)
 
 
 def project_dir(argv: list[str]) -> str | None:
@@ -162,12 +162,12 @@ def answer(directory: str, argv: list[str], out: TextIO) -> int | None:
 
 def save(root: str, seen: Seen, code: int, text: str) -> bool:
     """Keep a computed plan for the next identical command line, when it can be trusted."""
-    if _argv is None or _started_ns is None or os.environ.get("MLMAKE_NO_MEMO"):
+    if _key is None or _started_ns is None or os.environ.get("MLMAKE_NO_MEMO"):
         return False
     _note_code(seen)
     if not _trusted(seen, _started_ns):
         return False
-    key = make_key(_argv)
+    key = _key
     body = {"version": VERSIONS[PLAN_MEMO], "key": key, "code": code, "out": text,
             "paths": sorted(seen.paths.items()), "links": sorted(seen.links.items())}
     path = record_path(root, key)

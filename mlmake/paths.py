@@ -19,6 +19,8 @@ PROTECTED = (PROJECT_FILE, LOCK_FILE, POINTERS, *STATE_DIRS)
 @functools.lru_cache(maxsize=65536)  # a large file names the same scripts and folders over and over
 def syntax_problem(path: str) -> str:
     """Why a path is not allowed as written (absolute, leaving, the whole project), or ''."""
+    if "\0" in path:
+        return f"the path {path!r} holds a NUL character"
     if os.path.isabs(path) or path.startswith("~"):
         return f"the path '{path}' must be relative to the project"
     norm = os.path.normpath(path)

@@ -152,7 +152,7 @@ class _Interpolator:
     def walk(self, value: Any, path: Path) -> Any:
         if _is_command(value, path):
             # split the template, then fill each argument: a param is one argument, whatever it holds
-            return [self.walk(arg, path + (i,)) for i, arg in enumerate(shlex.split(value))]
+            return [_to_text(self.walk(arg, path + (i,))) for i, arg in enumerate(shlex.split(value))]
         if isinstance(value, dict):
             return {k: self.walk(v, path + (k,)) for k, v in value.items()}
         if isinstance(value, list):

@@ -18,6 +18,7 @@ from mlmake import runcache
 from mlmake.errors import MlmakeError
 from mlmake.fingerprint import Hasher
 from mlmake.lock import Entry
+from mlmake.paths import writable_output
 from mlmake.plan import Step
 from mlmake.remote import Store
 from mlmake.runcache import Hit, has_pointer
@@ -48,7 +49,9 @@ class Restorer:
             hit = step.cached
             self.store.write_pointer(step.address, hit.outputs)
             outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in hit.outputs.items()}
-            if not self._bring_back(step.address, outputs, fetch=self.pull):
+            # the machine's default remote is on this machine: fetched from without being asked
+            remote = self.pull or self.store.location.automatic
+            if not self._bring_back(step.address, outputs, fetch=remote):
                 return None
             return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates))
         if entry is None or entry.fingerprint != step.fingerprint or not has_pointer(self.root, step.address) \
@@ -101,6 +104,11 @@ class Restorer:
 
     def _bring_back(self, address: str, outputs: dict[str, dict[str, Any]], *, fetch: bool) -> bool:
         """Check out, verify against the recorded hashes; a corrupted cache gets one re-fetch."""
+        for out in outputs:  # a symlink made after validate must not lead a restore outside
+            problem = writable_output(self.root, out)
+            if problem:
+                self.warn(f"{address}: {problem}; {self.then}")
+                return False
         for attempt in range(2 if fetch else 1):
             if not self._checkout(address, fetch):
                 return False
@@ -146,13 +154,13 @@ class StoreThread:
         """Restorer.restore, after every save asked for before it."""
         return self._pool.submit(self.restorer.restore, step, entry).result()
 
-    def pull_data(self, paths: list[str]) -> None:
-        """DVC-tracked raw data fetched into the workspace (build --pull), before anything runs."""
-        self._pool.submit(self.restorer.store.pull_data, paths).result()
-
     def remote_hit(self, fingerprint: str) -> Hit | None:
         """Restorer.remote_hit, after every save asked for before it."""
         return self._pool.submit(self.restorer.remote_hit, fingerprint).result()
+
+    def pull_data(self, paths: list[str]) -> None:
+        """DVC-tracked raw data fetched into the workspace (build --pull), before anything runs."""
+        self._pool.submit(self.restorer.store.pull_data, paths).result()
 
     def failures(self, *, wait: bool = False) -> list[str]:
         """`address: why` for each finished save that could not store its node (waiting for all

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +73,8 @@ def _out_path(task: Task, out: str) -> str:
 def _remove(path: str) -> None:
     # a stale output left in place could pass for one this run wrote
     if os.path.isdir(path) and not os.path.islink(path):
+        import shutil  # not at module level: planning imports this module, shutil costs it ~10 ms
+
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.remove(path)

@@ -318,3 +318,11 @@ def test_overlay_errors_point_at_the_overlay(make_project: MakeProject) -> None:
     with pytest.raises(SpecError) as info:
         load(root, "prod")
     assert {(d.span.line, d.span.col) for d in info.value.diagnostics if d.span} == {(4, 37)}
+
+
+def test_a_string_cmd_is_split_before_its_params_are_filled_in() -> None:
+    text = ("params: {n: 3, none: null, s: 'a b'}\n"
+            "steps: {s: {cmd: 'run ${params.n} ${params.none} \"x ${params.s}\" ${params.s}'}}\n")
+    data, errors = resolved(text)
+    assert errors == []
+    assert data["steps"]["s"]["cmd"] == ["run", "3", "", "x a b", "a b"]

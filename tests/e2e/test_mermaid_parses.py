@@ -44,7 +44,7 @@ DIAGRAMS = [
     "penguins-plan-build-maybe", "penguins-plan-absent", "penguins-plan-restore", "penguins-plan-remove",
     "penguins-pr-comment",
 ]
-ACTION_CLASSES = ("new", "build", "maybe", "restore", "fresh", "absent")
+ACTION_CLASSES = ("new", "build", "maybe", "restore", "check", "fresh", "absent")
 MERMAID_BLOCK = re.compile(r"^```mermaid\n(.*?)^```$", re.S | re.M)
 
 
@@ -107,8 +107,13 @@ def diagrams(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     out["penguins-plan-new"] = block(mlmake(penguins, "plan", "--format", "markdown"))
     mlmake(penguins, "build")
     out["penguins-plan-fresh"] = block(mlmake(penguins, "plan", "--format", "markdown"))
-    out["penguins-plan-build-maybe"] = block(
+    out["penguins-plan-build"] = block(
         mlmake(penguins, "plan", "--format", "markdown", "-P", "models.species.params.max_depth=2"))
+    # a contract change rebuilds the dataset; what reads it waits to see whether its table changed
+    out["penguins-plan-build-maybe"] = block(
+        mlmake(penguins, "plan", "--format", "markdown", "-P", "datasets.penguins.schema.year.max=2010"))
+    out["penguins-plan-check"] = block(
+        mlmake(penguins, "plan", "--format", "markdown", "-P", "models.species.gates.accuracy=>= 0.95"))
     if GIT:
         git(penguins, "add", "-A")
         git(penguins, "commit", "-q", "-m", "built")

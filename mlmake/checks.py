@@ -10,23 +10,13 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from mlmake.errors import Diagnostic
+from mlmake.gates import DEFAULT_METRICS, TASK_METRICS
 from mlmake.paths import Protected, Resolver, is_address, syntax_problem
 from mlmake.schema import published_schema
 from mlmake.source import Document, Path
 
 HINT = "paths are relative to the project folder"
 CODE_SUFFIXES = (".py", ".sh", ".r", ".jl", ".js", ".ts", ".rb", ".pl", ".ipynb")
-# the metrics each task computes (kinds/metrics.py computes them; a unit test holds the two equal)
-METRICS = {
-    "binary": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
-    "multiclass": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
-    "regression": ("rmse", "mae", "r2"),
-}
-DEFAULT_METRICS = {
-    "binary": ("auc", "logloss", "accuracy", "f1", "precision", "recall"),
-    "multiclass": ("mlogloss", "accuracy", "f1", "precision", "recall"),
-    "regression": ("rmse", "mae", "r2"),
-}
 SECTIONS = ("datasets", "features", "models", "steps", "deploy")
 Deps = dict[tuple[str, str], list[tuple[int, str]]]  # (section, name) → its deps that are files
 NUMBER_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
@@ -154,10 +144,10 @@ def _commands(doc: Document) -> list[Diagnostic]:
 
 def _model(doc: Document, name: str, model: dict[str, Any]) -> list[Diagnostic]:
     task = model.get("task")
-    if task not in METRICS:
+    if task not in TASK_METRICS:
         return []
     found = []
-    applies = METRICS[task]
+    applies = TASK_METRICS[task]
     for i, metric in enumerate(model.get("metrics") or []):
         if metric not in applies:
             found.append(doc.diagnostic(("models", name, "metrics", i), f"'{metric}' is not a metric of a {task} "
@@ -176,7 +166,7 @@ def _model(doc: Document, name: str, model: dict[str, Any]) -> list[Diagnostic]:
 
 
 def _gate_message(metric: str, task: str, computed: list[str]) -> str:
-    if metric not in METRICS[task]:
+    if metric not in TASK_METRICS[task]:
         return f"a gate on '{metric}', which a {task} model does not compute"
     return f"a gate on '{metric}', which this model does not compute (metrics: {', '.join(computed)})"
 

@@ -106,15 +106,22 @@ class Hasher:
         if write_cache(self.root / CACHE_FILE, body):
             self.dirty = False
 
-    def digest(self, rel: str) -> Digest:
-        """The digest of a project-relative file or folder (ABSENT if missing)."""
-        full = os.path.join(self.root, rel)
+    def _stat(self, full: str) -> os.stat_result | None:
+        """The path's stat (None when absent), noted for the plan memo either way."""
         try:
             st = os.stat(full)
         except OSError:
             self.seen.note(full, False)
-            return ABSENT
+            return None
         self.seen.note(full, key_of(st))
+        return st
+
+    def digest(self, rel: str) -> Digest:
+        """The digest of a project-relative file or folder (ABSENT if missing)."""
+        full = os.path.join(self.root, rel)
+        st = self._stat(full)
+        if st is None:
+            return ABSENT
         if os.path.isdir(full):
             return self._digest_dir(rel, full)
         return Digest(self._file_hash(rel, full, st), st.st_size)
@@ -171,12 +178,9 @@ class Hasher:
         """The hash DVC would record for a workspace path: `md5:HEX` for a file, `md5:HEX.dir`
         (the md5 of its manifest of files) for a folder; ABSENT when it is not here."""
         full = os.path.join(self.root, rel)
-        try:
-            st = os.stat(full)
-        except OSError:
-            self.seen.note(full, False)
+        st = self._stat(full)
+        if st is None:
             return ABSENT
-        self.seen.note(full, key_of(st))
         if not os.path.isdir(full):
             return Digest("md5:" + self._file_hash(rel, full, st, "md5:"), st.st_size)
         entries: list[dict[str, str]] = []

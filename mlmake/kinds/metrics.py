@@ -9,23 +9,14 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlmake.errors import NodeError
-from mlmake.gates import Gate, parse_gate
+from mlmake.gates import DEFAULT_METRICS, TASK_METRICS, Gate, parse_gate
 from mlmake.gates import judge as judge_gate
 
 if TYPE_CHECKING:
     import numpy as np
 
 EPS = 1e-15  # probabilities are clipped so a confident mistake costs a large, finite loss
-APPLIES = {
-    "binary": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
-    "multiclass": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
-    "regression": ("rmse", "mae", "r2"),
-}
-DEFAULTS = {
-    "binary": ("auc", "logloss", "accuracy", "f1", "precision", "recall"),
-    "multiclass": ("mlogloss", "accuracy", "f1", "precision", "recall"),
-    "regression": ("rmse", "mae", "r2"),
-}
+APPLIES, DEFAULTS = TASK_METRICS, DEFAULT_METRICS  # one table, shared with `validate`
 
 
 def chosen_metrics(task: str, names: list[str]) -> list[str]:

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from mlmake import checks
-from mlmake.kinds import metrics
 from mlmake.kinds.training import training_plan
-
-
-def test_the_metric_tables_are_the_recipes() -> None:
-    assert checks.METRICS == metrics.APPLIES
-    assert checks.DEFAULT_METRICS == metrics.DEFAULTS
 
 
 def test_params_extra_is_passed_to_xgboost_as_written() -> None:

@@ -54,7 +54,7 @@ def environment(base: Path) -> dict[str, str]:
     return {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(base / "xdg"), "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
             "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com", "DVC_NO_ANALYTICS": "1",
-            "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "NO_COLOR": "1", "MLMAKE_NO_REPLAY": "1"}
+            "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "NO_COLOR": "1", "MLMAKE_NO_MEMO": "1"}
 
 
 CPU: dict[str, list[float]] = {}  # contender → CPU seconds (user + sys) of its timed commands

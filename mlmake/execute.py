@@ -24,7 +24,7 @@ from mlmake.lock import LOCK_FILE, Entry, Lock, cache_lock, read_lock, with_entr
 from mlmake.paths import writable_output
 from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide, make_plan
 from mlmake.remote import Store
-from mlmake.remotecache import Location, RemoteCache
+from mlmake.remotecache import Location, RemoteCache, object_path, pointer_md5s
 from mlmake.restore import Restorer, StoreThread
 from mlmake.runcache import Hit
 from mlmake.spec import Project
@@ -177,6 +177,7 @@ class Builder:
         self.reporter.build_started(len(todo))
         if todo:
             self.store.open()
+            self._prefetch([a for a in absent if a in todo])
         running: dict[Future[dict[str, Any]], tuple[Step, Task, float]] = {}
         try:
             self._loop(todo, running)
@@ -191,6 +192,15 @@ class Builder:
         self.reporter.build_finished(self.outcome.summary(), ok)
         if not ok:
             raise BuildError(f"{len(self.outcome.failed)} node(s) failed: {', '.join(self.outcome.failed)}")
+
+    def _prefetch(self, absent: list[str]) -> None:
+        """Nodes restored by their pointers whose objects are not in the DVC cache here (a fresh
+        clone) are fetched together, while the build starts."""
+        cache = self.root / ".dvc" / "cache"
+        missing = [a for a in absent
+                   if any(not object_path(cache, md5).is_file() for md5 in pointer_md5s(self.root, a))]
+        if missing:
+            self.store.prefetch(missing)
 
     def _loop(self, todo: dict[str, Step], running: dict[Future[dict[str, Any]], tuple[Step, Task, float]]) -> None:
         stopped = False

@@ -154,6 +154,12 @@ class StoreThread:
         """Restorer.restore, after every save asked for before it."""
         return self._pool.submit(self.restorer.restore, step, entry).result()
 
+    def prefetch(self, addresses: list[str]) -> None:
+        """Fetch the objects of nodes to be restored by their pointers in one DVC call, in the
+        background (a fresh clone: one fetch, not one per node); a node's own restore fetches
+        whatever this could not."""
+        self._pool.submit(_fetch_quietly, self.restorer.store, addresses)
+
     def remote_hit(self, fingerprint: str) -> Hit | None:
         """Restorer.remote_hit, after every save asked for before it."""
         return self._pool.submit(self.restorer.remote_hit, fingerprint).result()
@@ -185,6 +191,11 @@ class StoreThread:
         finally:
             self._pool.submit(self.restorer.store.close).result()
             self._pool.shutdown()
+
+
+def _fetch_quietly(store: Store, addresses: list[str]) -> None:
+    with contextlib.suppress(MlmakeError):  # each node's restore tries again and warns
+        store.fetch(addresses, quiet=True)
 
 
 def _open_quietly(store: Store) -> None:

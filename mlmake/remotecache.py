@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlmake.runcache import VERSION, Hit, entry_path, from_dict, get, pointer_path
+from mlmake.runcache import Hit, entry_path, get, pointer_path, read_entry
 
 ENV = "MLMAKE_REMOTE"
 _MD5 = re.compile(r"^-?\s*md5: ([0-9a-f]{32}(?:\.dir)?)\s*$", re.MULTILINE)
@@ -136,13 +136,7 @@ def shared_entry_path(folder: Path, fingerprint: str) -> Path:
 
 def shared_hit(folder: Path, fingerprint: str) -> Hit | None:
     """A run-cache entry pushed to a local remote (mlmake/runcache/FINGERPRINT.json), or None."""
-    try:
-        data = json.loads(shared_entry_path(folder, fingerprint).read_text(encoding="utf-8"))
-        if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
-            return None
-        return from_dict(fingerprint, data)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    return read_entry(shared_entry_path(folder, fingerprint), fingerprint)
 
 
 def _listing(path: Path) -> list[str] | None:

@@ -39,8 +39,13 @@ def entry_path(root: Path, fingerprint: str) -> Path:
 
 def get(root: Path, fingerprint: str) -> Hit | None:
     """The local entry for a fingerprint, or None (an unreadable entry counts as none)."""
+    return read_entry(entry_path(root, fingerprint), fingerprint)
+
+
+def read_entry(path: Path, fingerprint: str) -> Hit | None:
+    """The entry stored at path (here or on a local remote), or None when absent or unreadable."""
     try:
-        data = json.loads(entry_path(root, fingerprint).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
             return None
         return from_dict(fingerprint, data)

@@ -591,13 +591,18 @@ def test_data_add_tracks_raw_data_with_a_standard_dvc_file(raw_project, env, tmp
     assert "data/raw.csv changed" in changed.stdout
 
 
-def test_push_carries_dvc_tracked_raw_data_to_a_clone(raw_project, env, tmp_path):
-    root = raw_project
+def tracked_pushed_clone(env, root, dest):
+    """The raw data put under DVC, built, committed and pushed; a clone of it at dest."""
     mlmake(env, root, "data", "add", "data/raw.csv")
     build(env, root)
     commit_all(env, root, "raw data under DVC")
     mlmake(env, root, "push")
-    c = clone(env, root, tmp_path / "C")
+    return clone(env, root, dest)
+
+
+def test_push_carries_dvc_tracked_raw_data_to_a_clone(raw_project, env, tmp_path):
+    root = raw_project
+    c = tracked_pushed_clone(env, root, tmp_path / "C")
     mlmake(env, c, "pull")
     assert (c / "data" / "raw.csv").read_bytes() == (root / "data" / "raw.csv").read_bytes()
 
@@ -795,11 +800,7 @@ def test_a_project_never_in_git_builds_without_a_word_about_it(env, tmp_path):
 
 def test_a_build_that_needs_dvc_tracked_data_not_pulled_says_so(raw_project, env, tmp_path):
     root = raw_project
-    mlmake(env, root, "data", "add", "data/raw.csv")
-    build(env, root)
-    commit_all(env, root, "raw data under DVC")
-    mlmake(env, root, "push")
-    c = clone(env, root, tmp_path / "C")
+    c = tracked_pushed_clone(env, root, tmp_path / "C")
     yaml = c / "mlproject.yaml"
     yaml.write_text(yaml.read_text(encoding="utf-8") + "    checks: [{rows: \">= 1\"}]\n", encoding="utf-8")
     done = mlmake(env, c, "build", ok=False)

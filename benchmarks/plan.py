@@ -94,7 +94,8 @@ def record_mlmake_build(root: Path) -> None:
         for out in decl.outputs:
             path = root / out
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{address} {hash_bytes(json.dumps(step.components, sort_keys=True).encode())}\n")
+            plain = json.dumps(step.components.to_plain(), sort_keys=True)
+            path.write_text(f"{address} {hash_bytes(plain.encode())}\n")
             digest = hasher.digest(out)
             outputs[out] = {"hash": digest.hash, "size": digest.size}
         lock.nodes[address] = Entry(step.fingerprint, decl.kind, step.components, outputs, {})

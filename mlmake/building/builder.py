@@ -353,7 +353,7 @@ class Builder:
         base = self.baseline.get(step.address)
         config = {**decl.config, "gates": decl.gates} if decl.gates else decl.config  # checked before it runs
         return Task(step.address, decl.kind, str(self.root), config, staging, upstream, kinds,
-                    self.threads, str(log), dict(base.metrics) if base else {})
+                    self.threads, str(log), base.scores() if base else {})
 
     def _finish(self, step: Step, task: Task, started: float, result: dict[str, Any]) -> bool:
         seconds = time.time() - started
@@ -421,10 +421,11 @@ class Builder:
     def _record(self, step: Step, status: str, started: float, seconds: float,
                 metrics: dict[str, Any], message: str) -> None:
         config = configured(step.components, step.gates)
-        inputs = {**step.components.get("inputs", {}), **step.components.get("upstream", {})}
+        inputs = step.components.sources()
+        params = config.get("params")
         rec = runs.Record(self.run_id, step.address, step.kind, step.fingerprint, status, started, seconds,
-                          [r.text() for r in step.reasons], config.get("params", {}) if isinstance(config, dict)
-                          else {}, metrics, self.commit, self.options.env, list(self.options.overrides), message,
+                          [r.text() for r in step.reasons], params if isinstance(params, dict) else {},
+                          metrics, self.commit, self.options.env, list(self.options.overrides), message,
                           config, inputs)
         runs.record(self.root, rec)
 

@@ -86,7 +86,7 @@ def _unchecked_note(project: Any, result: Any) -> str:
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
     from mlmake.outputs import diff, history
     from mlmake.outputs.prreport import pr_markdown
-    from mlmake.planning.plan import ABSENT, CHECK, FRESH, RESTORE
+    from mlmake.planning.plan import ABSENT, CHECK, FRESH, REMOVE, RESTORE
     from mlmake.state import runs
 
     current = diff.Snapshot("this branch")
@@ -96,7 +96,7 @@ def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> 
             current.metrics[step.address] = entry.metrics
         elif step.action == RESTORE and step.cached is not None:
             current.metrics[step.address] = step.cached.metrics
-        if step.components:
+        if step.action != REMOVE:  # a node to remove has no components
             current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
     for rec in reversed(runs.history(project.root, limit=100_000)):
@@ -123,10 +123,7 @@ def why(ctx: click.Context, node: str, env: str | None, params: tuple[str, ...])
     _, graph, lock, result = plan_project(ctx, env, params, ())
     address = graph.resolve_target(node)
     step = next(s for s in result.steps if s.address == address)
-    entry = lock.get(address)
-    recorded = {"fingerprint": entry.fingerprint, "components": entry.components, "gates": entry.gates} \
-        if entry else None
-    for line in render.why_lines(step, recorded):
+    for line in render.why_lines(step, lock.get(address)):
         report.out(line)
 
 

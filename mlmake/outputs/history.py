@@ -4,12 +4,14 @@ no checkout) or the metrics and params of a recorded run."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlmake.core.errors import MlmakeError
+from mlmake.core.plain import Json
 from mlmake.outputs.diff import Snapshot
 from mlmake.state import runs
+from mlmake.state.fingerprint import Components
 from mlmake.state.lock import LOCK_FILE, Lock, parse_lock, read_lock
 
 
@@ -18,9 +20,9 @@ def from_lock(lock: Lock, label: str) -> Snapshot:
                     {a: configured(e.components, e.gates) for a, e in lock.nodes.items()})
 
 
-def configured(components: dict[str, Any], gates: dict[str, str]) -> dict[str, Any]:
+def configured(components: Components, gates: Mapping[str, str]) -> dict[str, Json]:
     """A node's configuration as the user wrote it: the fingerprinted part and its gates."""
-    return {**dict(components.get("config") or {}), **({"gates": dict(gates)} if gates else {})}
+    return {**components.config, **({"gates": dict(gates)} if gates else {})}
 
 
 def lock_at(root: Path, rev: str) -> Lock:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from mlmake.core.graph import Graph
-from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Step
+from mlmake.core.plain import Json
+from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Action, Plan, Step
+from mlmake.state.lock import Entry
 
 PLAN_FORMAT_VERSION = 1
-SYMBOLS = {NEW: "+", BUILD: "~", MAYBE: "~?", RESTORE: "<", CHECK: "*", FRESH: "=", ABSENT: "=", REMOVE: "-"}
-_COLOURS = {NEW: "green", BUILD: "yellow", MAYBE: "cyan", RESTORE: "blue", CHECK: "magenta", FRESH: "",
-            ABSENT: "dim", REMOVE: "red"}
+SYMBOLS: dict[Action, str] = {NEW: "+", BUILD: "~", MAYBE: "~?", RESTORE: "<", CHECK: "*", FRESH: "=",
+                               ABSENT: "=", REMOVE: "-"}
+_COLOURS: dict[Action, str] = {NEW: "green", BUILD: "yellow", MAYBE: "cyan", RESTORE: "blue", CHECK: "magenta",
+                               FRESH: "", ABSENT: "dim", REMOVE: "red"}
 
 
 def step_note(step: Step) -> list[str]:
@@ -39,7 +41,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
 
 def plan_json(plan: Plan, project: str) -> str:
     """The plan in the documented format of schemas/plan.schema.json."""
-    counts = {a: plan.count(a) for a in (NEW, BUILD, MAYBE, RESTORE, CHECK, FRESH, ABSENT, REMOVE)}
+    counts: dict[str, Json] = {a: plan.count(a) for a in SYMBOLS}
     body = {
         "format_version": PLAN_FORMAT_VERSION,
         "project": project,
@@ -50,7 +52,7 @@ def plan_json(plan: Plan, project: str) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
-def _step_json(step: Step) -> dict[str, Any]:
+def _step_json(step: Step) -> dict[str, Json]:
     return {
         "address": step.address,
         "kind": step.kind,
@@ -84,7 +86,7 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", "<br>")
 
 
-_CLASSDEFS = {
+_CLASSDEFS: dict[Action, str] = {
     NEW: "fill:#dafbe1,stroke:#1a7f37,color:#1a7f37",
     BUILD: "fill:#fff8c5,stroke:#9a6700,color:#9a6700",
     RESTORE: "fill:#fbefff,stroke:#8250df,color:#8250df",
@@ -129,27 +131,26 @@ def graph_text(graph: Graph) -> str:
     return "\n".join(out) + "\n"
 
 
-def why_lines(step: Step, recorded: dict[str, Any] | None) -> list[str]:
+def why_lines(step: Step, recorded: Entry | None) -> list[str]:
     """Every fingerprint component, recorded and current, marking those that differ."""
     lines = [f"{step.address} ({step.kind}): {step.action}"]
-    lines.append(f"  fingerprint  recorded {(recorded or {}).get('fingerprint', '-')}  current {step.fingerprint}")
-    old = (recorded or {}).get("components", {})
+    lines.append(f"  fingerprint  recorded {recorded.fingerprint if recorded else '-'}  current {step.fingerprint}")
     for name, current in step.components.items():
-        before = old.get(name)
+        before = recorded.components.value(name) if recorded else None
         mark = "=" if before == current else "~"
         lines.append(f"{mark} {name}")
         lines += _component_lines(before, current)
-    before = (recorded or {}).get("gates", {})
-    if before or step.gates:  # judged on the metrics, not part of the fingerprint
-        lines.append(f"{'=' if before == step.gates else '~'} gates (judged on the metrics, not fingerprinted)")
-        lines += _component_lines(before, step.gates)
+    gates: dict[str, Json] = dict(recorded.gates) if recorded else {}
+    if gates or step.gates:  # judged on the metrics, not part of the fingerprint
+        lines.append(f"{'=' if gates == step.gates else '~'} gates (judged on the metrics, not fingerprinted)")
+        lines += _component_lines(gates, dict(step.gates))
     if step.missing:
         lines.append(f"  outputs not in this workspace: {', '.join(step.missing)}")
     lines += [f"  reason: {r.text()}" for r in step.reasons]
     return lines
 
 
-def _component_lines(before: Any, current: Any) -> list[str]:
+def _component_lines(before: Json, current: Json) -> list[str]:
     if isinstance(current, dict) and (before is None or isinstance(before, dict)):
         keys = sorted(set(current) | set(before or {}), key=str)
         out = []
@@ -163,6 +164,6 @@ def _component_lines(before: Any, current: Any) -> list[str]:
     return [f"    ~ {_short(before)} → {_short(current)}"]
 
 
-def _short(value: Any) -> str:
+def _short(value: Json) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= 100 else text[:97] + "..."

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from mlmake.core import gates
 from mlmake.core.graph import Graph
 from mlmake.core.kind import NodeDecl
+from mlmake.core.plain import Json
 from mlmake.planning.reasons import Reason, ReasonCode, diff, differences, explain
-from mlmake.state.hashing import Digest, hash_json, library_version
+from mlmake.state.fingerprint import Components, Lineage, fingerprint
+from mlmake.state.hashing import Digest, library_version
 from mlmake.state.lock import Entry, Lock, with_entry
 from mlmake.state.runcache import Hit, is_complete, onto
 
-__all__ = ["Action", "Reason", "ReasonCode", "Step", "Plan", "decide", "make_plan", "diff", "explain"]
+__all__ = ["Action", "Components", "Reason", "ReasonCode", "Step", "Plan", "decide", "make_plan", "diff", "explain"]
 
 Action = Literal["new", "build", "maybe", "restore", "check", "fresh", "absent", "remove"]
 NEW: Final = "new"
@@ -58,7 +60,7 @@ class NoCache:
         return False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One node's decision."""
 
@@ -67,18 +69,20 @@ class Step:
     action: Action
     reasons: tuple[Reason, ...] = ()
     fingerprint: str = ""
-    components: dict[str, Any] = field(default_factory=dict)
+    components: Components = field(default_factory=Components)  # empty for a node to remove
     missing: tuple[str, ...] = ()  # outputs up to date by the lock but absent here
     restorable: bool = False  # absent outputs have DVC pointers: pull restores them
     cached: Hit | None = None  # RESTORE: the run-cache entry, its outputs mapped onto this node's paths
     gates: dict[str, str] = field(default_factory=dict)  # the node's gates now (judged, not fingerprinted)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
+    """Every selected node's decision, in build order."""
+
     steps: tuple[Step, ...]
 
-    def count(self, *actions: str) -> int:
+    def count(self, *actions: Action) -> int:
         return sum(1 for s in self.steps if s.action in actions)
 
     @property
@@ -102,23 +106,21 @@ class Plan:
 
 
 def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files,
-               current: Mapping[str, str] | None = None) -> dict[str, Any]:
+               current: Mapping[str, str] | None = None) -> Components:
     """Everything that can change a node's output, as recorded in the lock; `current` holds
     the fingerprints already decided in this plan (the lock's stand in for the others)."""
     sources = graph.files[decl.address]
     code = set(decl.code)
-    comps = {
-        "config": decl.config,
-        "params": decl.params,
-        "recipe": decl.recipe,
-        "libraries": {name: library_version(name) for name in decl.libraries},
-        "inputs": {p: files.source_digest(p).hash for p in sources if p not in code},
-        "code": {p: files.source_digest(p).hash for p in sources if p in code},
-        "upstream": {u: _upstream_hashes(lock.get(u), outs) for u, outs in graph.uses[decl.address].items()},
-    }
-    if decl.lineage:
-        comps["lineage"] = _lineage(decl.address, graph, lock, current or {})
-    return comps
+    return Components(
+        config=decl.config,
+        params=decl.params,
+        recipe=decl.recipe,
+        libraries={name: library_version(name) for name in decl.libraries},
+        inputs={p: files.source_digest(p).hash for p in sources if p not in code},
+        code={p: files.source_digest(p).hash for p in sources if p in code},
+        upstream={u: _upstream_hashes(lock.get(u), outs) for u, outs in graph.uses[decl.address].items()},
+        lineage=_lineage(decl.address, graph, lock, current or {}) if decl.lineage else None,
+    )
 
 
 def _upstream_hashes(entry: Entry | None, outputs: tuple[str, ...]) -> dict[str, str]:
@@ -126,10 +128,10 @@ def _upstream_hashes(entry: Entry | None, outputs: tuple[str, ...]) -> dict[str,
     return {o: str(recorded.get(o, {}).get("hash", "")) for o in outputs}
 
 
-def _lineage(address: str, graph: Graph, lock: Lock, current: Mapping[str, str]) -> dict[str, Any]:
+def _lineage(address: str, graph: Graph, lock: Lock, current: Mapping[str, str]) -> Lineage:
     """A node whose outputs record its name and every ancestor's fingerprint has them as inputs."""
     ancestors = sorted(graph.closure([address], down=False) - {address})
-    return {"node": address, "upstream": {a: current.get(a) or _recorded(lock, a) for a in ancestors}}
+    return Lineage(address, {a: current.get(a) or _recorded(lock, a) for a in ancestors})
 
 
 def _recorded(lock: Lock, address: str) -> str:
@@ -147,7 +149,7 @@ def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *, cache: Cac
 def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[str], forced: bool,
            current: Mapping[str, str] | None) -> Step:
     comps = components(decl, graph, lock, files, current)
-    fp = hash_json(comps)
+    fp = fingerprint(comps)
     entry = lock.get(decl.address)
     step = Step(decl.address, decl.kind, FRESH, (), fp, comps, gates=dict(decl.gates))
     if entry is None:
@@ -164,10 +166,10 @@ def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[
     return _check_gates(_check_outputs(step, decl, entry, files), entry)
 
 
-def _changes(entry: Entry, comps: dict[str, Any], decl: NodeDecl) -> list[Reason]:
+def _changes(entry: Entry, comps: Components, decl: NodeDecl) -> list[Reason]:
     """Why fingerprints differ: named reasons, or the recorded and current fingerprints."""
     return differences(entry.components, comps, decl) or [Reason("fingerprint", "", entry.fingerprint,
-                                                                  hash_json(comps))]
+                                                                  fingerprint(comps))]
 
 
 def _with(step: Step, action: Action, *reasons: Reason) -> Step:
@@ -195,7 +197,7 @@ def _check_gates(step: Step, entry: Entry) -> Step:
     return _with(step, CHECK, *gate_reasons(entry.gates, step.gates, entry.metrics))
 
 
-def gate_reasons(old: Mapping[str, str], new: Mapping[str, str], metrics: Mapping[str, Any]) -> list[Reason]:
+def gate_reasons(old: Mapping[str, str], new: Mapping[str, str], metrics: Mapping[str, Json]) -> list[Reason]:
     """One reason per changed gate, saying how the gate now judges the recorded metrics."""
     out: list[Reason] = []
     for metric in sorted(set(old) | set(new)):
@@ -208,7 +210,7 @@ def gate_reasons(old: Mapping[str, str], new: Mapping[str, str], metrics: Mappin
     return out
 
 
-def verdict(metric: str, rule: str, metrics: Mapping[str, Any]) -> str:
+def verdict(metric: str, rule: str, metrics: Mapping[str, Json]) -> str:
     """`re-checked, passes` or why not, on recorded metrics; a relative gate needs the build's baseline."""
     try:
         gate = gates.parse_gate(metric, rule)

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from mlmake.core.kind import NodeDecl
+from mlmake.core.plain import Json
+from mlmake.state.fingerprint import Components, Lineage
 from mlmake.state.hashing import canonical
 
 ReasonCode = Literal[
@@ -20,8 +23,6 @@ ReasonCode = Literal[
     "output_missing", "output_modified", "outputs_moved", "removed", "cached",
     "gate", "gate_added", "gate_removed", "component", "fingerprint",
 ]
-# the components the finer diffs below read; any other one is compared whole
-KNOWN = ("params", "config", "recipe", "libraries", "inputs", "code", "upstream", "lineage")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +31,8 @@ class Reason:
 
     code: ReasonCode
     subject: str = ""
-    old: Any = None
-    new: Any = None
+    old: Json = None
+    new: Json = None
     note: str = ""  # a gate's verdict on the recorded metrics
 
     def text(self) -> str:
@@ -69,22 +70,26 @@ class Reason:
             "fingerprint": f"fingerprint changed: recorded {_short(self.old)}, current {_short(self.new)}",
         }.get(self.code, f"{self.code} {s}".strip())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Json]:
         note = {"note": self.note} if self.note else {}
         return {"code": self.code, "subject": self.subject, "old": self.old, "new": self.new, **note,
                 "text": self.text()}
 
 
-def differences(old: dict[str, Any], new: dict[str, Any], decl: NodeDecl) -> list[Reason]:
+def differences(old: Components, new: Components, decl: NodeDecl) -> list[Reason]:
     """Every reason between recorded and current components; never empty when they differ."""
     reasons = explain(diff(old, new, decl.kind), decl)
-    reasons += [Reason("component", name, old.get(name), new.get(name))
-                for name in sorted(set(old) | set(new)) if name not in KNOWN
-                and canonical(old.get(name)) != canonical(new.get(name))]
+    reasons += [Reason("component", name, old.value(name), new.value(name))
+                for name in sorted(set(old.extra) | set(new.extra))
+                if canonical(old.value(name)) != canonical(new.value(name))]
     if reasons:
         return reasons
-    return [Reason("component", name, old.get(name), new.get(name)) for name in KNOWN
-            if canonical(old.get(name)) != canonical(new.get(name))]
+    # what no finer diff names (a component the recorded entry lacks): the components whole
+    return [Reason("component", name, old.value(name), new.value(name)) for name in _BY_DIFF
+            if canonical(old.value(name)) != canonical(new.value(name))]
+
+
+_BY_DIFF = ("params", "config", "recipe", "libraries", "inputs", "code", "upstream", "lineage")  # diff's order
 
 
 def explain(reasons: list[Reason], decl: NodeDecl) -> list[Reason]:
@@ -96,7 +101,7 @@ def explain(reasons: list[Reason], decl: NodeDecl) -> list[Reason]:
     return [r for r in reasons if not (r.code == "config" and _explained(r, old, decl))]
 
 
-def _explained(reason: Reason, old_params: dict[str, Any], decl: NodeDecl) -> bool:
+def _explained(reason: Reason, old_params: dict[str, Json], decl: NodeDecl) -> bool:
     before, after, key = reason.old, reason.new, reason.subject
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         pairs = [(f"{key}.{i}", b, a) for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
@@ -105,7 +110,7 @@ def _explained(reason: Reason, old_params: dict[str, Any], decl: NodeDecl) -> bo
     return bool(pairs) and all(_renders(decl, k, b, a, old_params) for k, b, a in pairs)
 
 
-def _renders(decl: NodeDecl, key: str, before: Any, after: Any, old_params: dict[str, Any]) -> bool:
+def _renders(decl: NodeDecl, key: str, before: Json, after: Json, old_params: dict[str, Json]) -> bool:
     template = decl.templates.get(key)
     if template is None:
         return False
@@ -113,7 +118,7 @@ def _renders(decl: NodeDecl, key: str, before: Any, after: Any, old_params: dict
     return _render(template, then) == _text(before) and _render(template, decl.params) == _text(after)
 
 
-def _render(template: str, params: dict[str, Any]) -> str:
+def _render(template: str, params: Mapping[str, Json]) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1).strip().removeprefix("params.")
         return _text(params.get(name, match.group(0)))
@@ -121,30 +126,30 @@ def _render(template: str, params: dict[str, Any]) -> str:
     return re.sub(r"\$\{([^}]*)\}", value, template.replace("$${", "\0")).replace("\0", "${")
 
 
-def _text(value: Any) -> str:
+def _text(value: Json) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
 
 
-def diff(old: dict[str, Any], new: dict[str, Any], kind: str = "") -> list[Reason]:
+def diff(old: Components, new: Components, kind: str = "") -> list[Reason]:
     """Reasons between recorded and current components, most specific first."""
-    reasons = _diff_params(old.get("params", {}), new.get("params", {}))
-    reasons += _diff_config(old.get("config", {}), new.get("config", {}), "")
-    if old.get("recipe") != new.get("recipe"):
-        reasons.append(Reason("recipe", kind, old.get("recipe"), new.get("recipe")))
-    for name in sorted(set(old.get("libraries", {})) | set(new.get("libraries", {}))):
-        a, b = old.get("libraries", {}).get(name), new.get("libraries", {}).get(name)
+    reasons = _diff_params(old.params, new.params)
+    reasons += _diff_config(dict(old.config), dict(new.config), "")
+    if old.value("recipe") != new.value("recipe"):
+        reasons.append(Reason("recipe", kind, old.value("recipe"), new.value("recipe")))
+    for name in sorted(set(old.libraries) | set(new.libraries)):
+        a, b = old.libraries.get(name), new.libraries.get(name)
         if a != b:
             reasons.append(Reason("library", name, a, b))
-    reasons += _diff_files(old.get("inputs", {}), new.get("inputs", {}), "input")
-    reasons += _diff_files(old.get("code", {}), new.get("code", {}), "code")
-    reasons += _diff_upstream(old.get("upstream", {}), new.get("upstream", {}))
-    reasons += _diff_lineage(old.get("lineage", {}), new.get("lineage", {}))
+    reasons += _diff_files(old.inputs, new.inputs, "input")
+    reasons += _diff_files(old.code, new.code, "code")
+    reasons += _diff_upstream(old.upstream, new.upstream)
+    reasons += _diff_lineage(old.lineage, new.lineage)
     return reasons
 
 
-def _diff_params(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+def _diff_params(old: Mapping[str, Json], new: Mapping[str, Json]) -> list[Reason]:
     out = []
     for name in sorted(set(old) | set(new)):
         if name not in old:
@@ -156,7 +161,7 @@ def _diff_params(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
     return out
 
 
-def _diff_config(old: Any, new: Any, prefix: str) -> list[Reason]:
+def _diff_config(old: Json, new: Json, prefix: str) -> list[Reason]:
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[Reason] = []
         for key in sorted(set(old) | set(new), key=str):
@@ -175,7 +180,7 @@ _FILE_CODES: dict[str, tuple[ReasonCode, ReasonCode, ReasonCode]] = {
     "input": ("input", "input_added", "input_missing"), "code": ("code", "code_added", "code_missing")}
 
 
-def _diff_files(old: dict[str, str], new: dict[str, str], kind: str) -> list[Reason]:
+def _diff_files(old: Mapping[str, str], new: Mapping[str, str], kind: str) -> list[Reason]:
     changed, added, missing = _FILE_CODES[kind]
     out: list[Reason] = []
     for path in sorted(set(old) | set(new)):
@@ -190,7 +195,7 @@ def _diff_files(old: dict[str, str], new: dict[str, str], kind: str) -> list[Rea
     return out
 
 
-def _diff_upstream(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+def _diff_upstream(old: Mapping[str, Mapping[str, str]], new: Mapping[str, Mapping[str, str]]) -> list[Reason]:
     out: list[Reason] = []
     for address in sorted(set(old) | set(new)):
         if address not in old:
@@ -202,30 +207,31 @@ def _diff_upstream(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
     return out
 
 
-def _diff_lineage(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+def _diff_lineage(old: Lineage | None, new: Lineage | None) -> list[Reason]:
     """A node that records its own name and its ancestors' fingerprints (a deploy manifest)."""
     out: list[Reason] = []
-    if old.get("node") != new.get("node"):
-        out.append(Reason("config", "name", old.get("node"), new.get("node")))
-    before, after = old.get("upstream") or {}, new.get("upstream") or {}
+    before_node, after_node = old.node if old else None, new.node if new else None
+    if before_node != after_node:
+        out.append(Reason("config", "name", before_node, after_node))
+    before, after = old.upstream if old else {}, new.upstream if new else {}
     for address in sorted(set(before) | set(after)):
         if before.get(address) != after.get(address):
             out.append(Reason("lineage", address, before.get(address), after.get(address)))
     return out
 
 
-def _brief(value: Any) -> str:
+def _brief(value: Json) -> str:
     """A component's value on one short line."""
     text = _show(value) if value is not None else "-"
     return text if len(text) <= 40 and "\n" not in text else text.replace("\n", " ")[:37] + "..."
 
 
-def _short(value: Any) -> str:
+def _short(value: Json) -> str:
     """A fingerprint as its first eight characters (`-` when there is none)."""
     return str(value)[:8] if value else "-"
 
 
-def _show(value: Any) -> str:
+def _show(value: Json) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "), default=str)
@@ -239,11 +245,11 @@ def _is_code(path: str) -> bool:
     return path.endswith(_CODE)
 
 
-def _is_long(value: Any) -> bool:
+def _is_long(value: Json) -> bool:
     return isinstance(value, str) and ("\n" in value or len(value) > 80)
 
 
-def _change(subject: str, old: Any, new: Any) -> str:
+def _change(subject: str, old: Json, new: Json) -> str:
     """`params.max_depth 6 → 8`; a long or multi-line text (a query) just `sql changed`."""
     if _is_long(old) or _is_long(new):
         return f"{subject} changed"

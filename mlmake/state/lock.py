@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, MlmakeError, Span
+from mlmake.core.plain import Json
 from mlmake.core.workdir import LOCK_PARSE, VERSIONS, read_json_store, write_atomic, write_cache
+from mlmake.state.fingerprint import Components
 from mlmake.state.hashing import hash_bytes
 
 LOCK_FILE = "mlproject.lock"
@@ -24,28 +27,50 @@ _RESTORE = f"restore it from git (git checkout {LOCK_FILE})"
 _HEADER = "# Written by mlmake after each successful node. Commit it; do not edit it by hand.\n"
 
 
-@dataclass(frozen=True)
+Output = dict[str, Json]  # one output as built: {"hash", "size"}
+_FIELDS = ("fingerprint", "kind", "outputs", "metrics", "gates")  # an entry's keys beside its components
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One node as it was last built."""
 
     fingerprint: str
     kind: str
-    components: dict[str, Any]
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    components: Components
+    outputs: dict[str, Output] = field(default_factory=dict)  # declared path → its hash and size
+    metrics: dict[str, Json] = field(default_factory=dict)
     gates: dict[str, str] = field(default_factory=dict)  # the gates its metrics passed (not fingerprinted)
 
-    def to_dict(self) -> dict[str, Any]:
-        gates = {"gates": self.gates} if self.gates else {}
-        return {"fingerprint": self.fingerprint, "kind": self.kind, **self.components,
-                "outputs": self.outputs, "metrics": self.metrics, **gates}
+    def to_dict(self) -> dict[str, Json]:
+        """The entry as the lock records it: its components beside the fingerprint."""
+        gates: dict[str, Json] = {"gates": dict(self.gates)} if self.gates else {}
+        return {"fingerprint": self.fingerprint, "kind": self.kind, **self.components.to_plain(),
+                "outputs": {p: dict(o) for p, o in self.outputs.items()}, "metrics": dict(self.metrics), **gates}
+
+    def scores(self) -> dict[str, float]:
+        """Its numeric metrics (what a relative gate compares with)."""
+        return {m: float(v) for m, v in self.metrics.items() if isinstance(v, (int, float))}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Entry:
-        rest = {k: v for k, v in data.items() if k not in ("fingerprint", "kind", "outputs", "metrics", "gates")}
-        return cls(str(data["fingerprint"]), str(data.get("kind", "")), rest,
-                   dict(data.get("outputs") or {}), dict(data.get("metrics") or {}),
-                   {str(k): str(v) for k, v in (data.get("gates") or {}).items()})
+    def from_dict(cls, data: Mapping[str, Json]) -> Entry:
+        """An entry as the lock records it; ValueError/TypeError/KeyError when malformed."""
+        components = Components.from_plain({k: v for k, v in data.items() if k not in _FIELDS})
+        return cls(str(data["fingerprint"]), str(data.get("kind", "")), components,
+                   _outputs(data.get("outputs")), _mapping(data.get("metrics")),
+                   {str(k): str(v) for k, v in _mapping(data.get("gates")).items()})
+
+
+def _mapping(value: Json) -> dict[str, Json]:
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _outputs(value: Json) -> dict[str, Output]:
+    return {p: _mapping(o) for p, o in _mapping(value).items()}
 
 
 @dataclass(frozen=True)

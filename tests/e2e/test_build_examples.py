@@ -207,7 +207,7 @@ def test_a_param_override_rebuilds_only_the_model_and_what_reads_it(run_cli: Run
     assert len(lines) == len(rebuilt)
     assert result.stdout.endswith(f"Build: {len(rebuilt)} built, {len(nodes(root)) - len(rebuilt)} up to date.\n")
     assert tree(root / "build" / "features") == data
-    assert read_lock(root).nodes["models.churn_xgb"].components["config"]["params"]["max_depth"] == 2
+    assert read_lock(root).nodes["models.churn_xgb"].components.config["params"]["max_depth"] == 2
     assert plan_exit(run_cli, root, "-P", "models.churn_xgb.params.max_depth=2") == 0
     assert plan_exit(run_cli, root) == 2  # the file still says 3
 

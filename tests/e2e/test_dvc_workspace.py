@@ -86,7 +86,7 @@ def mlmake_lock_json(root: Path) -> str:
     from mlmake.state.lock import read_lock
 
     lock = read_lock(root)
-    return json.dumps({a: {"components": e.components} for a, e in lock.nodes.items()})
+    return json.dumps({a: {"components": e.components.to_plain()} for a, e in lock.nodes.items()})
 
 
 def md5(data: bytes) -> str:

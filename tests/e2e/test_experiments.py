@@ -196,8 +196,8 @@ def copy(repo: Repo, tmp_path: Path) -> Path:
 
 def test_the_fixture_built_what_it_says(repo: Repo) -> None:
     lock = read_lock(repo.root)
-    assert entry(repo.main_lock).components["config"]["params"]["max_depth"] == 2
-    assert entry(lock).components["config"]["params"]["max_depth"] == 4
+    assert entry(repo.main_lock).components.config["params"]["max_depth"] == 2
+    assert entry(lock).components.config["params"]["max_depth"] == 4
     assert git(repo.root, "branch", "--show-current") == "feature"
     assert RUN_ID.match(repo.main_run) and RUN_ID.match(repo.feature_run)
     assert 0.5 < metric(repo.main_lock, "auc") <= 1 and 0.5 < metric(lock, "auc") <= 1
@@ -464,10 +464,10 @@ def test_runs_show(repo: Repo) -> None:
     assert model["params"] == {"eta": 0.3, "max_depth": 2, "num_boost_round": 10, "seed": 1}
     assert model["metrics"] == entry(repo.main_lock).metrics
     assert model["git_commit"] == git(repo.root, "rev-parse", "HEAD~1")  # built before its lock was committed
-    assert model["inputs"] == {"datasets.customers": entry(repo.main_lock).components["upstream"][
+    assert model["inputs"] == {"datasets.customers": entry(repo.main_lock).components.upstream[
         "datasets.customers"]}
-    assert body[0]["inputs"] == {"data/customers.csv": entry(repo.main_lock, "datasets.customers").components[
-        "inputs"]["data/customers.csv"]}
+    assert body[0]["inputs"] == {"data/customers.csv": entry(repo.main_lock, "datasets.customers").components
+        .inputs["data/customers.csv"]}
     text = cli(repo.root, "runs", "show", repo.feature_run).stdout.splitlines()
     assert text[0] == f"run {repo.feature_run}  commit {repo.main_commit}  env -  overrides -"
     assert "    param  max_depth = 4" in text

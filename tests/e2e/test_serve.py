@@ -137,8 +137,8 @@ def test_health_and_metadata_report_the_model_built(churn: tuple[Path, Service])
     meta = service.client.get("/metadata").json()
     assert meta["fingerprint"] == expected and meta["deploy"] == "churn_api"
     assert meta["metrics"] == json.loads((root / "build/models/churn_xgb/metrics.json").read_text())["metrics"]
-    assert meta["lineage"]["data"] == read_lock(root).nodes["datasets.customers"].components["upstream"][
-        "steps.generate"] | read_lock(root).nodes["datasets.events"].components["upstream"]["steps.generate"]
+    assert meta["lineage"]["data"] == read_lock(root).nodes["datasets.customers"].components.upstream[
+        "steps.generate"] | read_lock(root).nodes["datasets.events"].components.upstream["steps.generate"]
     assert meta["store"]["key"] == ["customer_id"] and meta["store"]["rows"] == 1000
     assert [i["name"] for i in meta["inputs"]] == INPUTS
     assert meta["input_schema"]["properties"]["plan"]["anyOf"][0] == {"enum": ["basic", "pro"]}

@@ -132,7 +132,7 @@ def test_the_manifest_records_the_lineage_from_the_lock(built: Path) -> None:
         entry = lock.nodes[address]
         assert node == {"kind": entry.kind, "fingerprint": entry.fingerprint,
                         "outputs": {p: o["hash"] for p, o in entry.outputs.items()}}
-    assert manifest["lineage"]["data"] == lock.nodes["datasets.customers"].components["inputs"]
+    assert manifest["lineage"]["data"] == lock.nodes["datasets.customers"].components.inputs
     assert list(manifest["lineage"]["data"]) == ["data/customers.csv"]
     assert manifest["metrics"] == read(built / "build/models/churn/metrics.json")["metrics"]
     assert manifest["versions"]["mlmake"] == __version__

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mlmake.core import source
 from mlmake.core.errors import MlmakeError
 from mlmake.core.source import load_text
+from mlmake.state.fingerprint import Components
 from mlmake.state.hashing import hash_bytes
 from mlmake.state.lock import LOCK_FILE, Entry, Lock, dump_yaml, read_lock, with_entry, write_lock
 from tests.helpers import write_files
@@ -21,13 +22,15 @@ from tests.helpers import write_files
 CACHE = ".mlmake/cache/lock.json"
 
 A = Entry("f" * 32, "cmd",
-          {"config": {"cmd": ["python", "-c", "pass"], "deps": ["data/x.csv"], "outs": ["build/a.txt"]},
-           "recipe": 1, "libraries": {}, "inputs": {}, "code": {"data/x.csv": "1" * 32}, "upstream": {}},
+          Components.from_plain(
+              {"config": {"cmd": ["python", "-c", "pass"], "deps": ["data/x.csv"], "outs": ["build/a.txt"]},
+               "recipe": 1, "libraries": {}, "inputs": {}, "code": {"data/x.csv": "1" * 32}, "upstream": {}}),
           {"build/a.txt": {"hash": "2" * 32, "size": 10}})
 B = Entry("e" * 32, "model",
-          {"config": {"params": {"max_depth": 6, "eta": 0.1, "missing": None, "flag": True}, "gates": {}},
-           "recipe": 1, "libraries": {"xgboost": "2.1.0"}, "inputs": {}, "code": {},
-           "upstream": {"steps.a": {"build/a.txt": "2" * 32}}},
+          Components.from_plain(
+              {"config": {"params": {"max_depth": 6, "eta": 0.1, "missing": None, "flag": True}, "gates": {}},
+               "recipe": 1, "libraries": {"xgboost": "2.1.0"}, "inputs": {}, "code": {},
+               "upstream": {"steps.a": {"build/a.txt": "2" * 32}}}),
           {"build/models/m": {"hash": "dir:" + "3" * 32, "size": 123}}, {"auc": 0.91, "rows": 100})
 
 EXPECTED_B = """\
@@ -83,7 +86,7 @@ def test_the_file_is_versioned_sorted_and_block_style(tmp_path: Path) -> None:
 def test_the_bytes_do_not_depend_on_insertion_order_or_place(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     write_lock(tmp_path / "x", Lock({"steps.a": A, "models.m": B}))
-    shuffled = Entry(B.fingerprint, B.kind, dict(reversed(list(B.components.items()))),
+    shuffled = Entry(B.fingerprint, B.kind, Components.from_plain(dict(reversed(list(B.components.items())))),
                      B.outputs, dict(reversed(list(B.metrics.items()))))
     (tmp_path / "y").mkdir()
     write_lock(tmp_path / "y", Lock({"models.m": shuffled, "steps.a": A}))
@@ -109,7 +112,7 @@ def test_with_entry_returns_a_new_lock(tmp_path: Path) -> None:
 
 def test_entry_dict_round_trip() -> None:
     assert Entry.from_dict(B.to_dict()) == B
-    assert Entry.from_dict({"fingerprint": "x"}) == Entry("x", "", {}, {}, {})
+    assert Entry.from_dict({"fingerprint": "x"}) == Entry("x", "", Components.from_plain({}), {}, {})
 
 
 # --- the JSON cache ------------------------------------------------------------------

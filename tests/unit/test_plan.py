@@ -614,7 +614,7 @@ def test_planning_reads_the_file_system_only_through_files(steps: Path) -> None:
     lock = read_lock(steps)
     recorded: dict[str, str] = {}
     for entry in lock.nodes.values():
-        recorded.update(entry.components["code"])
+        recorded.update(entry.components.code)
         recorded.update({out: o["hash"] for out, o in entry.outputs.items()})
     assert not make_plan(graph, lock, FakeFiles(recorded)).has_changes
     plan = make_plan(graph, lock, FakeFiles({**recorded, "data/y.csv": "changed"}))

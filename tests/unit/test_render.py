@@ -11,6 +11,8 @@ import jsonschema
 from mlmake.core.schema import data_dir
 from mlmake.outputs import render
 from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step
+from mlmake.state.fingerprint import Components
+from mlmake.state.lock import Entry
 from tests.fakes import load
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]
@@ -217,9 +219,9 @@ def test_graph_as_text_mermaid_and_dot(make_project: MakeProject) -> None:
 
 def test_why_marks_the_components_that_differ() -> None:
     step = Step("models.m", "model", BUILD, (Reason("config", "params.max_depth", 6, 8),), "new-fp",
-                {"config": {"params": {"max_depth": 8}}, "recipe": 1, "inputs": {}})
-    recorded = {"fingerprint": "old-fp", "components": {"config": {"params": {"max_depth": 6}}, "recipe": 1,
-                                                        "inputs": {}}}
+                Components.from_plain({"config": {"params": {"max_depth": 8}}, "recipe": 1, "inputs": {}}))
+    recorded = Entry("old-fp", "model", Components.from_plain({"config": {"params": {"max_depth": 6}}, "recipe": 1,
+                                                               "inputs": {}}))
     assert render.why_lines(step, recorded) == [
         "models.m (model): build",
         "  fingerprint  recorded old-fp  current new-fp",
@@ -233,7 +235,8 @@ def test_why_marks_the_components_that_differ() -> None:
 
 
 def test_why_of_a_node_never_built_and_of_an_absent_one() -> None:
-    step = Step("steps.a", "cmd", NEW, (Reason("new"),), "fp", {"recipe": 1, "code": {"x.py": "h" * 200}})
+    step = Step("steps.a", "cmd", NEW, (Reason("new"),), "fp",
+                Components.from_plain({"recipe": 1, "code": {"x.py": "h" * 200}}))
     assert render.why_lines(step, None) == [
         "steps.a (cmd): new",
         "  fingerprint  recorded -  current fp",
@@ -243,8 +246,8 @@ def test_why_of_a_node_never_built_and_of_an_absent_one() -> None:
         "    ~ x.py: - → " + "h" * 97 + "...",
         "  reason: new node",
     ]
-    absent = Step("steps.a", "cmd", ABSENT, (), "fp", {}, ("build/a.txt",))
-    assert render.why_lines(absent, {"fingerprint": "fp", "components": {}})[-1] == \
+    absent = Step("steps.a", "cmd", ABSENT, (), "fp", Components(), ("build/a.txt",))
+    assert render.why_lines(absent, Entry("fp", "cmd", Components.from_plain({})))[-1] == \
         "  outputs not in this workspace: build/a.txt"
 
 

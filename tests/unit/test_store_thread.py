@@ -10,6 +10,7 @@ import pytest
 from mlmake.planning.plan import Step
 from mlmake.remote.dvcstore import RemoteError
 from mlmake.remote.restore import Restorer, StoreThread
+from mlmake.state.fingerprint import Components
 from mlmake.state.lock import Entry
 
 
@@ -63,7 +64,7 @@ def test_saves_run_in_order_on_one_other_thread_and_a_restore_waits_for_them() -
     assert store.failures() == []  # both still held back: nothing to report yet, nothing waited for
     assert [c[0] for c in fake.calls] == ["open"]
     fake.gate.set()
-    entry = Entry("f" * 64, "cmd", {}, {}, {})
+    entry = Entry("f" * 64, "cmd", Components(), {}, {})
     assert store.restore(step("steps.c"), entry) is entry
     assert [(verb, address) for verb, address, _ in fake.calls] == [
         ("open", ""), ("save", "steps.a"), ("save", "steps.b"), ("restore", "steps.c")]

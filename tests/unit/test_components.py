@@ -1,0 +1,68 @@
+"""mlmake/state/fingerprint.py: typed fingerprint components, and the lock's plain form of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlmake.core.errors import MlmakeError
+from mlmake.state.fingerprint import Components, Lineage, fingerprint
+from mlmake.state.lock import LOCK_FILE, Entry, Lock, read_lock, render_lock
+
+FULL = Components(config={"x": [1, "a", None, True, 1.5]}, params={"seed": 7}, recipe=2,
+                  libraries={"polars": "1.0"}, inputs={"data/x.csv": "ab"}, code={"x.py": ""},
+                  upstream={"steps.a": {"build/a": "cd"}}, lineage=Lineage("deploy.d", {"steps.a": "ef"}))
+
+
+def test_the_fingerprint_is_the_hash_of_the_plain_form_as_before() -> None:
+    # the value mlmake gave this 8-key dict before the components were typed: existing locks stay fresh
+    assert fingerprint(FULL) == "6f615e06e08476f6f434c9b235921148"
+    assert list(FULL.to_plain()) == ["config", "params", "recipe", "libraries", "inputs", "code", "upstream",
+                                     "lineage"]
+
+
+def test_plain_form_round_trips() -> None:
+    assert Components.from_plain(FULL.to_plain()) == FULL
+    assert Components.from_plain(FULL.to_plain()).to_plain() == FULL.to_plain()
+
+
+def test_a_recorded_entry_keeps_what_this_mlmake_does_not_make_and_lacks_what_it_lacked() -> None:
+    # an older lock without `params`, a newer one with a component this mlmake does not know
+    plain = {"config": {}, "recipe": 1, "libraries": {}, "inputs": {}, "code": {}, "upstream": {}, "extra": [1]}
+    comps = Components.from_plain(plain)
+    assert comps.to_plain() == plain
+    assert comps.value("params") is None and comps.value("extra") == [1] and comps.value("lineage") is None
+    assert comps.params == {} and comps.unrecorded == frozenset({"params"})
+
+
+def test_a_run_record_reads_the_inputs_and_upstream_hashes() -> None:
+    assert FULL.sources() == {"data/x.csv": "ab", "steps.a": {"build/a": "cd"}}
+
+
+@pytest.mark.parametrize("component, value, why", [
+    ("recipe", '"one"', "recipe: expected a number, got str"),
+    ("config", "[1, 2]", "config: expected a mapping, got list"),
+    ("inputs", "{data/x.csv: 5}", "inputs: expected a mapping of strings"),
+    ("lineage", "{upstream: {}}", "lineage: expected a mapping with a node"),
+])
+def test_a_component_of_the_wrong_shape_is_a_malformed_lock(tmp_path: Path, component: str, value: str,
+                                                             why: str) -> None:
+    (tmp_path / LOCK_FILE).write_text(f"lock_version: 1\nnodes:\n  steps.a:\n    fingerprint: \"f\"\n"
+                                      f"    kind: \"cmd\"\n    {component}: {value}\n", encoding="utf-8")
+    with pytest.raises(MlmakeError) as caught:
+        read_lock(tmp_path)
+    assert str(caught.value) == f"{LOCK_FILE} has a malformed entry ({why}); restore it from git " \
+                                f"(git checkout {LOCK_FILE})"
+
+
+def test_an_entry_is_written_back_byte_for_byte(tmp_path: Path) -> None:
+    text = ("# Written by mlmake after each successful node. Commit it; do not edit it by hand.\n"
+            "lock_version: 1\nnodes:\n  steps.a:\n    code: {}\n    config:\n      cmd:\n        - \"true\"\n"
+            "    extra: 3\n    fingerprint: \"f\"\n    inputs: {}\n    kind: \"cmd\"\n    metrics: {}\n"
+            "    outputs: {}\n    recipe: 1\n    upstream: {}\n")
+    (tmp_path / LOCK_FILE).write_text(text, encoding="utf-8")
+    lock = read_lock(tmp_path)
+    assert render_lock(Lock(dict(lock.nodes))) == text
+    assert lock.nodes["steps.a"] == Entry("f", "cmd", Components.from_plain(
+        {"config": {"cmd": ["true"]}, "recipe": 1, "inputs": {}, "code": {}, "upstream": {}, "extra": 3}))

@@ -14,7 +14,7 @@ from typing import Any
 from mlmake.core import codedeps, registry
 from mlmake.core.errors import Diagnostic, MlmakeError, SpecError, did_you_mean
 from mlmake.core.kind import NodeDecl, Ref
-from mlmake.core.source import Document
+from mlmake.core.source import Document, NodeParams
 from mlmake.core.spec import Project
 
 
@@ -76,16 +76,14 @@ class Graph:
 def build_graph(project: Project) -> Graph:
     """Declare every node and connect them; raise SpecError listing every problem."""
     decls: dict[str, NodeDecl] = {}
-    params_used = project.doc.uses if project.doc else {}
+    node_params = project.doc.node_params if project.doc else {}
     with codedeps.session(project.root):  # nodes that run the same code read and parse it once
         for section, module in registry.registry().items():
             for item in getattr(project, section).values():
                 decl = module.declare(project, item)
-                used = dict(params_used.get(decl.address, {}))
-                templates = used.pop("", {})
-                decls[decl.address] = replace(decl, params={p: u["value"] for p, u in used.items()},
-                                              param_keys={p: tuple(u["keys"]) for p, u in used.items()},
-                                              templates=templates)
+                used = node_params.get(decl.address, NodeParams())
+                decls[decl.address] = replace(decl, params=used.param_values(), param_keys=used.param_keys(),
+                                              templates=dict(used.templates))
     errors: list[Diagnostic] = []
     located = _Locator(project.doc)
     owners = _output_owners(decls, errors, located)

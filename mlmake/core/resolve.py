@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, Span, SpecError, did_you_mean
-from mlmake.core.source import Document, Path, format_path, load_text
+from mlmake.core.source import Document, NodeParams, ParamUse, Path, format_path, load_text
 
 SECTIONS = ("params", "remote", "datasets", "features", "models", "steps", "deploy")
 _REF = re.compile(r"\$\{([^}]*)\}")
@@ -65,7 +65,8 @@ def resolve(
     for ov in overrides:
         if ov.path[0] != "params":
             _set(data, ov, errors, spans, create=False)
-    return replace(doc, data=data, value_spans=spans, key_spans=key_spans, uses=resolver.uses), errors
+    return replace(doc, data=data, value_spans=spans, key_spans=key_spans,
+                   node_params=resolver.node_params()), errors
 
 
 def _apply_env(data: dict[str, Any], env: str, errors: list[Diagnostic],
@@ -145,9 +146,18 @@ class _Interpolator:
         self.doc = doc
         self.params = params
         self.errors = errors
-        # node address → param name → its value and the node's keys it was written into;
-        # under the name "" the node's templates by key path (`cmd.3` → "--rows=${params.rows}")
-        self.uses: dict[str, dict[str, Any]] = {}
+        # node address → param name → its value and the node's keys it was written into
+        self.uses: dict[str, dict[str, tuple[Any, list[str]]]] = {}
+        # node address → its templates by key path (`cmd.3` → "--rows=${params.rows}")
+        self.templates: dict[str, dict[str, str]] = {}
+
+    def node_params(self) -> dict[str, NodeParams]:
+        """What each node that reads a param or holds a template reads."""
+        out: dict[str, NodeParams] = {}
+        for address in dict.fromkeys([*self.uses, *self.templates]):
+            params = {name: ParamUse(value, tuple(keys)) for name, (value, keys) in self.uses.get(address, {}).items()}
+            out[address] = NodeParams(params, self.templates.get(address, {}))
+        return out
 
     def walk(self, value: Any, path: Path) -> Any:
         if _is_command(value, path):
@@ -159,7 +169,7 @@ class _Interpolator:
             return [self.walk(v, path + (i,)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
             if len(path) > 2:  # the template, to explain later which changes a param made
-                templates = self.uses.setdefault(f"{path[0]}.{path[1]}", {}).setdefault("", {})
+                templates = self.templates.setdefault(f"{path[0]}.{path[1]}", {})
                 templates[".".join(str(p) for p in path[2:])] = value
             return self.interpolate(value, path)
         return value
@@ -195,9 +205,9 @@ class _Interpolator:
             return
         address = f"{path[0]}.{path[1]}"
         key = ".".join(str(p) for p in path[2:] if not isinstance(p, int))
-        use = self.uses.setdefault(address, {}).setdefault(name, {"value": value, "keys": []})
-        if key not in use["keys"]:
-            use["keys"].append(key)
+        _, keys = self.uses.setdefault(address, {}).setdefault(name, (value, []))
+        if key not in keys:
+            keys.append(key)
 
 
 def _is_command(value: Any, path: Path) -> bool:

@@ -7,11 +7,13 @@ and every key and value keeps its line and column.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, Span, SpecError
+from mlmake.core.plain import Json
 
 Path = tuple[str | int, ...]
 
@@ -23,6 +25,31 @@ ALIAS_BUDGET = 10_000  # nodes an alias may expand to, in all
 MAX_DEPTH = 64  # levels of nesting (a value inside a mapping inside a mapping…); documented in the README
 
 
+@dataclass(frozen=True, slots=True)
+class ParamUse:
+    """A global param a node reads: its value and the node's keys it is written into."""
+
+    value: Json
+    keys: tuple[str, ...]  # dotted key paths inside the item (`params.max_depth`), list indexes left out
+
+
+@dataclass(frozen=True, slots=True)
+class NodeParams:
+    """What one node reads from `params:`, and its text before interpolation (to explain later
+    which of its changes a param made)."""
+
+    params: Mapping[str, ParamUse] = field(default_factory=dict)
+    templates: Mapping[str, str] = field(default_factory=dict)  # key path (`cmd.3`) → text with `${params.x}`
+
+    def param_values(self) -> dict[str, Json]:
+        """Each param it reads → its value."""
+        return {name: use.value for name, use in self.params.items()}
+
+    def param_keys(self) -> dict[str, tuple[str, ...]]:
+        """Each param it reads → the keys it is written into."""
+        return {name: use.keys for name, use in self.params.items()}
+
+
 @dataclass(frozen=True)
 class Document:
     """Plain data (dict/list/scalars) with the spans of its keys and values."""
@@ -32,8 +59,7 @@ class Document:
     lines: tuple[str, ...]
     key_spans: dict[Path, Span] = field(default_factory=dict)
     value_spans: dict[Path, Span] = field(default_factory=dict)
-    # after resolve: node address → param → {"value", "keys"} (which params a node reads)
-    uses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    node_params: dict[str, NodeParams] = field(default_factory=dict)  # after resolve: node address → its params
 
     def span(self, path: Path, *, key: bool = False) -> Span | None:
         """The span of a path's key (or value); for an absent path, its nearest parent's."""

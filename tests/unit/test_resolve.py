@@ -11,7 +11,7 @@ import pytest
 
 from mlmake.core.errors import Span, SpecError
 from mlmake.core.resolve import Override, parse_override, resolve
-from mlmake.core.source import load_text
+from mlmake.core.source import NodeParams, ParamUse, load_text
 from tests.helpers import VALID, errors_of, load
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]
@@ -326,3 +326,20 @@ def test_a_string_cmd_is_split_before_its_params_are_filled_in() -> None:
     data, errors = resolved(text)
     assert errors == []
     assert data["steps"]["s"]["cmd"] == ["run", "3", "", "x a b", "a b"]
+
+
+def test_each_node_records_the_params_it_reads_and_its_templates() -> None:
+    text = ("params: {n: 3, s: 'a b', cols: [x, y]}\n"
+            "steps: {s: {cmd: 'run ${params.n} --s=${params.s}', outs: ['${params.s}.txt', '${params.s}.csv']}}\n"
+            "models: {m: {drop: '${params.cols}', params: {depth: '${params.n}'}}, plain: {target: y}}\n")
+    doc, errors = resolve(load_text(text, F))
+    assert errors == []
+    assert doc.node_params == {
+        "steps.s": NodeParams({"n": ParamUse(3, ("cmd",)), "s": ParamUse("a b", ("cmd", "outs"))},
+                              {"cmd.1": "${params.n}", "cmd.2": "--s=${params.s}", "outs.0": "${params.s}.txt",
+                               "outs.1": "${params.s}.csv"}),
+        "models.m": NodeParams({"cols": ParamUse(["x", "y"], ("drop",)), "n": ParamUse(3, ("params.depth",))},
+                               {"drop": "${params.cols}", "params.depth": "${params.n}"}),
+    }
+    assert doc.node_params["steps.s"].param_values() == {"n": 3, "s": "a b"}
+    assert doc.node_params["steps.s"].param_keys() == {"n": ("cmd",), "s": ("cmd", "outs")}

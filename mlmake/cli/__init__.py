@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -13,6 +14,16 @@ from mlmake import __version__
 from mlmake.core import terminal
 from mlmake.core.errors import MlmakeError
 from mlmake.outputs import report
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from mlmake.core.graph import Graph
+    from mlmake.core.spec import Project
+    from mlmake.planning.plan import Plan
+    from mlmake.remote.dvcstore import Store
+    from mlmake.state.lock import Lock
+    from mlmake.state.remotecache import RemoteCache
+
+Command = TypeVar("Command", bound=Callable[..., Any])  # a click command function, as a decorator returns it
 
 EXIT_INTERNAL = 3
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `git log | head`
@@ -88,24 +99,24 @@ def cli(ctx: click.Context, directory: str) -> None:
     ctx.obj = {"root": directory}
 
 
-def env_option(f: Any) -> Any:
+def env_option(f: Command) -> Command:
     return click.option("--env", "env", metavar="NAME", help="Apply the environment overlay NAME.")(f)
 
 
-def param_option(f: Any) -> Any:
+def param_option(f: Command) -> Command:
     return click.option("-P", "params", multiple=True, metavar="KEY=VALUE",
                         help="Override a param (seed=7) or any key (models.m.params.max_depth=8).")(f)
 
 
-def targets_argument(f: Any) -> Any:
+def targets_argument(f: Command) -> Command:
     return click.argument("targets", nargs=-1, metavar="[TARGET]...")(f)
 
 
-def downstream_option(f: Any) -> Any:
+def downstream_option(f: Command) -> Command:
     return click.option("--downstream", is_flag=True, help="Also every node downstream of the targets.")(f)
 
 
-def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = ()) -> Any:
+def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = ()) -> tuple[Project, Graph]:
     """The project and its graph, every problem reported at once."""
     from mlmake.core.graph import build_graph
     from mlmake.core.resolve import parse_override
@@ -117,7 +128,7 @@ def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = (
 
 
 def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], targets: tuple[str, ...],
-             force: bool = False, downstream: bool = False) -> Any:
+             force: bool = False, downstream: bool = False) -> tuple[Project, Graph, Lock, Plan]:
     """Load the project and plan it against the lock and the workspace. What the plan read is
     left in ctx.obj["seen"] (see mlmake.core.memo): each file is noted before it is read."""
     from mlmake.core import memo
@@ -148,7 +159,7 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     return project, graph, lock, plan
 
 
-def remote_cache(project: Any, note: Any = None) -> Any:
+def remote_cache(project: Project, note: Callable[[Path], None] | None = None) -> RemoteCache:
     """What plan may promise about restoring: checked by stat on a local remote; each path it
     reads or stats is handed to note first (the plan memo's Seen.note)."""
     from mlmake.state.remotecache import RemoteCache, locate
@@ -158,7 +169,7 @@ def remote_cache(project: Any, note: Any = None) -> Any:
     return RemoteCache(project.root, location, note)
 
 
-def open_store(project: Any) -> Any:
+def open_store(project: Project) -> Store:
     from mlmake.remote.dvcstore import Store
 
     return Store.of(project, terminal.warn_line)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +14,9 @@ from mlmake.cli import (
 from mlmake.core import terminal
 from mlmake.core.errors import MlmakeError
 from mlmake.outputs import report
+
+if TYPE_CHECKING:
+    from mlmake.state.runs import Record
 
 
 @cli.group(name="runs", invoke_without_command=True)
@@ -55,7 +58,7 @@ def runs_cmd(ctx: click.Context, node: str | None, sort_by: str | None, ascendin
         report.out(_run_line(r))
 
 
-def _run_line(r: Any) -> str:
+def _run_line(r: Record) -> str:
     import time as _time
 
     when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(r.started))
@@ -98,7 +101,7 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
             report.out(f"    error  {r.message.splitlines()[0]}")
 
 
-def _diff_command(what: str) -> Any:
+def _diff_command(what: str) -> click.Command:
     @click.command("diff")
     @click.argument("ref", default="HEAD", metavar="[REV|RUN]")
     @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +19,12 @@ from mlmake.cli import (
 from mlmake.core import memo, terminal
 from mlmake.core.errors import MlmakeError
 from mlmake.outputs import report
+
+if TYPE_CHECKING:
+    from mlmake.core.graph import Graph
+    from mlmake.core.spec import Project
+    from mlmake.planning.plan import Plan
+    from mlmake.state.lock import Lock
 
 
 @cli.command()
@@ -75,7 +81,7 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
         sys.exit(code)
 
 
-def _unchecked_note(project: Any, result: Any) -> str:
+def _unchecked_note(project: Project, result: Plan) -> str:
     """A cloud remote is not read by plan: "restorable" is the pointers' word, and it says so."""
     cache = remote_cache(project)
     if cache.checked or not any(s.restorable for s in result.steps):
@@ -83,7 +89,7 @@ def _unchecked_note(project: Any, result: Any) -> str:
     return f"(restorable: not checked offline against remote 'mlmake' ({cache.location.url}); `mlmake pull` tells)\n"
 
 
-def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
+def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: str) -> str:
     from mlmake.outputs import diff, history
     from mlmake.outputs.prreport import pr_markdown
     from mlmake.planning.plan import ABSENT, CHECK, FRESH, REMOVE, RESTORE

@@ -4,8 +4,11 @@ workspace's lock, a git revision's lock, a recorded run), as text, JSON or markd
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeGuard
+
+from mlmake.core.plain import Json
 
 DIFF_FORMAT_VERSION = 1
 
@@ -15,8 +18,8 @@ class Snapshot:
     """Per node: the metrics and the configuration recorded at some point."""
 
     label: str
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Json]] = field(default_factory=dict)
+    configs: dict[str, dict[str, Json]] = field(default_factory=dict)
     partial: bool = False  # a run: it knows only the nodes it built, so compare only those
     note: str = ""  # why it holds nothing (a revision without a lock), said beside the table
 
@@ -25,8 +28,8 @@ class Snapshot:
 class Delta:
     node: str
     key: str
-    old: Any
-    new: Any
+    old: Json
+    new: Json
 
     @property
     def change(self) -> float | None:
@@ -37,14 +40,14 @@ class Delta:
     @property
     def relative(self) -> float | None:
         change = self.change
-        return change / abs(float(self.old)) if change is not None and self.old else None
+        return change / abs(float(self.old)) if change is not None and _is_number(self.old) and self.old else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Json]:
         return {"node": self.node, "key": self.key, "old": self.old, "new": self.new,
                 "change": self.change, "relative": self.relative}
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Json) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -70,7 +73,7 @@ def param_deltas(old: Snapshot, new: Snapshot, *, every: bool = False) -> list[D
     return out
 
 
-def _nodes(old: Snapshot, new: Snapshot, a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def _nodes(old: Snapshot, new: Snapshot, a: Mapping[str, object], b: Mapping[str, object]) -> list[str]:
     if old.partial:
         return sorted(a)
     if new.partial:
@@ -78,8 +81,9 @@ def _nodes(old: Snapshot, new: Snapshot, a: dict[str, Any], b: dict[str, Any]) -
     return sorted(set(a) | set(b))
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def flatten(config: Mapping[str, Json], prefix: str = "") -> dict[str, Json]:
+    """A nested configuration as dotted keys (`params.max_depth`); an empty mapping stays one value."""
+    out: dict[str, Json] = {}
     for key, value in config.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict) and value:
@@ -89,7 +93,7 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def show(value: Any) -> str:
+def show(value: Json) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -4,10 +4,9 @@ estimated build time from the run history."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlmake.core import gates
 from mlmake.core.graph import Graph
+from mlmake.core.plain import Json
 from mlmake.outputs import diff
 from mlmake.outputs.render import plan_markdown
 from mlmake.planning.plan import BUILD, MAYBE, NEW, Plan
@@ -76,5 +75,5 @@ def _gate_row(address: str, metric: str, text: str, base: diff.Snapshot, current
     return (f"| `{address}` | `{gate}` | {diff.show(value)} | {diff.show(baseline)} | {verdict_text} |")
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Json) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mlmake.core.errors import Diagnostic, MlmakeError, Span
 from mlmake.core.plain import Json
@@ -104,7 +103,7 @@ def parse_lock(raw: bytes, where: str) -> Lock:
     return _to_lock(parse_lock_data(raw, where))
 
 
-def _cached(root: Path, raw: bytes) -> dict[str, Any] | None:
+def _cached(root: Path, raw: bytes) -> dict[str, Json] | None:
     cached = read_json_store(root / _CACHE, _CACHE, _warn)
     if cached is not None and cached.get("key") == hash_bytes(raw):
         data = cached.get("data")
@@ -118,7 +117,7 @@ def _warn(message: str) -> None:
     terminal.warn_line(message)
 
 
-def parse_lock_data(raw: bytes, where: str) -> dict[str, Any]:
+def parse_lock_data(raw: bytes, where: str) -> dict[str, Json]:
     """The lock's data, checked to be a lock: every problem is an error naming its line."""
     from mlmake.core.errors import SpecError
     from mlmake.core.source import load_text
@@ -163,7 +162,7 @@ def _check_depth(text: str, where: str) -> None:
 _Problem = tuple[tuple[str | int, ...], str]
 
 
-def _shape_problems(data: dict[str, Any]) -> list[_Problem]:
+def _shape_problems(data: dict[str, Json]) -> list[_Problem]:
     nodes = data.get("nodes")
     if nodes is None:
         return []
@@ -181,27 +180,30 @@ def _shape_problems(data: dict[str, Any]) -> list[_Problem]:
             value = entry.get(key)
             if value is not None and not isinstance(value, dict):
                 found.append((here + (key,), f"expected a mapping, got {_kind(value)}"))
-        for out, info in (entry.get("outputs") or {}).items() if isinstance(entry.get("outputs"), dict) else ():
+        outputs = entry.get("outputs")
+        for out, info in outputs.items() if isinstance(outputs, dict) else ():
             if not isinstance(info, dict):
                 found.append((here + ("outputs", out), f"expected a mapping, got {_kind(info)}"))
     return found
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Json) -> str:
     names = {str: "a string", list: "a list", dict: "a mapping", bool: "a boolean", int: "a number",
              float: "a number", type(None): "nothing"}
     return names.get(type(value), type(value).__name__)
 
 
-def _write_cache(root: Path, raw: bytes, data: dict[str, Any]) -> None:
+def _write_cache(root: Path, raw: bytes, data: dict[str, Json]) -> None:
     body = {"version": VERSIONS[_CACHE], "key": hash_bytes(raw), "data": data}
     write_cache(root / _CACHE, json.dumps(body))
 
 
-def _to_lock(data: dict[str, Any]) -> Lock:
+def _to_lock(data: dict[str, Json]) -> Lock:
     nodes = data.get("nodes") or {}
     try:
-        return Lock({str(a): Entry.from_dict(e) for a, e in nodes.items()})
+        if not isinstance(nodes, dict):
+            raise TypeError("nodes is not a mapping")
+        return Lock({str(a): Entry.from_dict(_mapping(e)) for a, e in nodes.items()})
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise MlmakeError(f"{LOCK_FILE} has a malformed entry ({exc}); {_RESTORE}") from None
 
@@ -229,7 +231,7 @@ def write_lock(root: Path, lock: Lock, *, cache: bool = True) -> None:
 def cache_lock(root: Path, lock: Lock, text: str | None = None) -> None:
     """Refresh the JSON copy of the lock that spares the next read a YAML parse."""
     text = render_lock(lock) if text is None else text
-    body = {"lock_version": LOCK_VERSION, "nodes": {a: e.to_dict() for a, e in lock.nodes.items()}}
+    body: dict[str, Json] = {"lock_version": LOCK_VERSION, "nodes": {a: e.to_dict() for a, e in lock.nodes.items()}}
     _write_cache(root, text.encode("utf-8"), body)
 
 
@@ -251,12 +253,12 @@ _RESERVED = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"}
 _UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
 
 
-def dump_yaml(value: Any) -> str:
+def dump_yaml(value: dict[str, Json] | list[Json]) -> str:
     """YAML for JSON-like data; every string is double-quoted, every mapping sorted."""
     return "".join(_lines(value, 0))
 
 
-def _scalar(value: Any) -> str:
+def _scalar(value: Json) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -276,12 +278,12 @@ def _quote(text: str) -> str:
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
-def _key(key: Any) -> str:
+def _key(key: str | int) -> str:
     text = str(key)
     return text if _PLAIN_KEY.match(text) and text.lower() not in _RESERVED else _quote(text)
 
 
-def _lines(value: Any, indent: int) -> list[str]:
+def _lines(value: dict[str, Json] | list[Json], indent: int) -> list[str]:
     pad = " " * indent
     out: list[str] = []
     if isinstance(value, dict):
@@ -303,7 +305,7 @@ def _lines(value: Any, indent: int) -> list[str]:
     return out
 
 
-def _inline(value: Any) -> str:
+def _inline(value: Json) -> str:
     if isinstance(value, dict):
         return "{}"
     if isinstance(value, list):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.kind import Result, Task
 from mlmake.kinds.model.metrics import chosen_metrics, compute, parse_gates, slice_metrics
-from mlmake.kinds.model.training import Fit, importance, matrix, predict, train, training_plan
+from mlmake.kinds.model.training import Fit, importance, matrix, predict, train, training_setup
 from mlmake.ml.design import (
     Input,
     Target,
@@ -63,7 +63,7 @@ def run(task: Task) -> Result:
     names = chosen_metrics(kind, [str(m) for m in config.get("metrics") or []])
     parse_gates(dict(config.get("gates") or {}), names)
     data = _prepare(task)
-    plan = training_plan(dict(config.get("params") or {}), kind, len(data.target.classes), task.threads,
+    plan = training_setup(dict(config.get("params") or {}), kind, len(data.target.classes), task.threads,
                          int((config.get("split") or {}).get("seed", 0)))
     threads = int(plan.params["nthread"])
     log_line(task.log, f"training {plan.rounds} rounds with nthread {threads} on {len(data.train)} rows")

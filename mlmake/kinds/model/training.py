@@ -24,7 +24,7 @@ TRAIN_EVERY = 100  # the training set is scored this often (and at the last roun
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class TrainingSetup:
     """The booster parameters and the loop around them."""
 
     params: dict[str, Any]
@@ -39,7 +39,7 @@ class Fit:
     objective: str
 
 
-def training_plan(given: dict[str, Any], task: str, n_classes: int, threads: int, seed: int) -> Plan:
+def training_setup(given: dict[str, Any], task: str, n_classes: int, threads: int, seed: int) -> TrainingSetup:
     """The params for xgboost.train; num_boost_round and early_stopping_rounds taken out."""
     # params.extra is the escape hatch: other xgboost parameters, passed through as written
     extra: dict[str, Any] = given["extra"] if isinstance(given.get("extra"), dict) else {}
@@ -57,7 +57,7 @@ def training_plan(given: dict[str, Any], task: str, n_classes: int, threads: int
     # a declared nthread is the user's to pin (say 1 per model, so that -j 2 runs two trainings on
     # two cores side by side); otherwise the builder's share of the cores: cores // jobs
     params["nthread"] = _count(params["nthread"], "nthread") if "nthread" in params else max(1, threads)
-    return Plan(params, rounds, None if early is None else _count(early, "early_stopping_rounds"))
+    return TrainingSetup(params, rounds, None if early is None else _count(early, "early_stopping_rounds"))
 
 
 def _count(value: Any, name: str) -> int:
@@ -87,7 +87,7 @@ def matrix(x: np.ndarray, y: np.ndarray, inputs: list[Input], threads: int) -> A
                        enable_categorical=True, nthread=max(1, threads))
 
 
-def train(plan: Plan, train_set: Any, test_set: Any, log: str) -> Fit:
+def train(plan: TrainingSetup, train_set: Any, test_set: Any, log: str) -> Fit:
     """Train; with early stopping, keep only the trees up to the best round on the held-out set."""
     import xgboost as xgb
 

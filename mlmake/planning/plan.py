@@ -274,4 +274,5 @@ def _hit(step: Step, decl: NodeDecl, cache: Cache) -> Hit | None:
 
 def _restored_entry(step: Step, hit: Hit) -> Entry:
     outputs = {p: {"hash": o.get("hash", ""), "size": o.get("size", 0)} for p, o in hit.outputs.items()}
-    return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates))
+    return Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components, outputs=outputs,
+                 metrics=hit.metrics, gates=dict(step.gates))

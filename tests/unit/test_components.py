@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlmake.core.errors import MlmakeError
+from mlmake.core.plain import Json
 from mlmake.state.fingerprint import Components, Lineage, fingerprint
+from mlmake.state.hashing import hash_json
 from mlmake.state.lock import LOCK_FILE, Entry, Lock, read_lock, render_lock
 
 FULL = Components(config={"x": [1, "a", None, True, 1.5]}, params={"seed": 7}, recipe=2,
@@ -66,3 +70,28 @@ def test_an_entry_is_written_back_byte_for_byte(tmp_path: Path) -> None:
     assert render_lock(Lock(dict(lock.nodes))) == text
     assert lock.nodes["steps.a"] == Entry("f", "cmd", Components.from_plain(
         {"config": {"cmd": ["true"]}, "recipe": 1, "inputs": {}, "code": {}, "upstream": {}, "extra": 3}))
+
+
+_TEXT = st.text(max_size=6)
+_HASHES = st.dictionaries(_TEXT, _TEXT, max_size=3)
+_PLAIN = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT,
+                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+                      max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=st.dictionaries(_TEXT, _PLAIN, max_size=3), params=st.dictionaries(_TEXT, _PLAIN, max_size=3),
+       recipe=st.integers(0, 9), libraries=_HASHES, inputs=_HASHES, code=_HASHES,
+       upstream=st.dictionaries(_TEXT, _HASHES, max_size=2),
+       lineage=st.none() | st.builds(Lineage, _TEXT, _HASHES))
+def test_any_components_round_trip_and_hash_their_plain_form(config: dict[str, Json], params: dict[str, Json],
+                                                            recipe: int, libraries: dict[str, str],
+                                                            inputs: dict[str, str], code: dict[str, str],
+                                                            upstream: dict[str, dict[str, str]],
+                                                            lineage: Lineage | None) -> None:
+    comps = Components(config, params, recipe, libraries, inputs, code, upstream, lineage)
+    plain = comps.to_plain()
+    assert Components.from_plain(plain) == comps
+    assert fingerprint(comps) == hash_json(plain)
+    assert set(plain) == {"config", "params", "recipe", "libraries", "inputs", "code", "upstream"} | (
+        {"lineage"} if lineage else set())

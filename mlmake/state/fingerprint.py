@@ -84,11 +84,11 @@ class Components:
 
     @classmethod
     def from_plain(cls, data: Mapping[str, Json]) -> Components:
-        """Components as a lock entry records them; ValueError naming a component of the wrong shape."""
+        """Components as a lock entry records them; ComponentError for one of the wrong shape."""
         unrecorded = frozenset(n for n in NAMES if n not in data and n != "lineage")
         extra = {k: v for k, v in data.items() if k not in NAMES}
-        return cls(_mapping(data, "config"), _mapping(data, "params"), _recipe(data.get("recipe", 0)),
-                   _texts(data, "libraries"), _texts(data, "inputs"), _texts(data, "code"), _upstream(data),
+        return cls(_mapping(data, ("config",)), _mapping(data, ("params",)), _recipe(data.get("recipe", 0)),
+                   _texts(data, ("libraries",)), _texts(data, ("inputs",)), _texts(data, ("code",)), _upstream(data),
                    _lineage(data.get("lineage")), extra, unrecorded)
 
 
@@ -97,37 +97,45 @@ def fingerprint(components: Components) -> str:
     return hash_json(components.to_plain())
 
 
-def _mapping(data: Mapping[str, Json], name: str) -> dict[str, Json]:
-    value = data.get(name, {})
+class ComponentError(ValueError):
+    """A recorded component of the wrong shape (a hand-edited lock): where, and what was expected."""
+
+    def __init__(self, path: tuple[str, ...], expected: str, value: Json) -> None:
+        super().__init__(f"{'.'.join(path)}: expected {expected}")
+        self.path, self.expected, self.value = path, expected, value
+
+
+def _mapping(data: Mapping[str, Json], path: tuple[str, ...]) -> dict[str, Json]:
+    value = data.get(path[-1], {})
     if not isinstance(value, dict):
-        raise ValueError(f"{name}: expected a mapping, got {type(value).__name__}")
+        raise ComponentError(path, "a mapping", value)
     return value
 
 
-def _texts(data: Mapping[str, Json], name: str) -> dict[str, str]:
-    value = _mapping(data, name)
-    if not all(isinstance(v, str) for v in value.values()):
-        raise ValueError(f"{name}: expected a mapping of strings")
+def _texts(data: Mapping[str, Json], path: tuple[str, ...]) -> dict[str, str]:
+    value = _mapping(data, path)
+    for key, text in value.items():
+        if not isinstance(text, str):
+            raise ComponentError(path + (key,), "a string", text)
     return {k: str(v) for k, v in value.items()}
 
 
 def _recipe(value: Json) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"recipe: expected a number, got {type(value).__name__}")
+        raise ComponentError(("recipe",), "a number", value)
     return value
 
 
 def _upstream(data: Mapping[str, Json]) -> dict[str, Mapping[str, str]]:
-    value = _mapping(data, "upstream")
-    out: dict[str, Mapping[str, str]] = {}
-    for address in value:
-        out[address] = _texts(value, address)
-    return out
+    value = _mapping(data, ("upstream",))
+    return {address: _texts(value, ("upstream", address)) for address in value}
 
 
 def _lineage(value: Json) -> Lineage | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or not isinstance(value.get("node"), str):
-        raise ValueError("lineage: expected a mapping with a node")
-    return Lineage(str(value["node"]), _texts(value, "upstream"))
+    if not isinstance(value, dict):
+        raise ComponentError(("lineage",), "a mapping", value)
+    if not isinstance(value.get("node"), str):
+        raise ComponentError(("lineage", "node"), "a string", value.get("node"))
+    return Lineage(str(value["node"]), _texts(value, ("lineage", "upstream")))

@@ -15,7 +15,7 @@ from pathlib import Path
 from mlmake.core.errors import Diagnostic, MlmakeError, Span
 from mlmake.core.plain import Json
 from mlmake.core.workdir import LOCK_PARSE, VERSIONS, read_json_store, write_atomic, write_cache
-from mlmake.state.fingerprint import Components
+from mlmake.state.fingerprint import ComponentError, Components
 from mlmake.state.hashing import hash_bytes
 
 LOCK_FILE = "mlproject.lock"
@@ -184,6 +184,10 @@ def _shape_problems(data: dict[str, Json]) -> list[_Problem]:
         for out, info in outputs.items() if isinstance(outputs, dict) else ():
             if not isinstance(info, dict):
                 found.append((here + ("outputs", out), f"expected a mapping, got {_kind(info)}"))
+        try:
+            Components.from_plain({k: v for k, v in entry.items() if k not in _FIELDS})
+        except ComponentError as exc:
+            found.append((here + exc.path, f"expected {exc.expected}, got {_kind(exc.value)}"))
     return found
 
 

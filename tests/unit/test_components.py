@@ -44,20 +44,23 @@ def test_a_run_record_reads_the_inputs_and_upstream_hashes() -> None:
     assert FULL.sources() == {"data/x.csv": "ab", "steps.a": {"build/a": "cd"}}
 
 
-@pytest.mark.parametrize("component, value, why", [
-    ("recipe", '"one"', "recipe: expected a number, got str"),
-    ("config", "[1, 2]", "config: expected a mapping, got list"),
-    ("inputs", "{data/x.csv: 5}", "inputs: expected a mapping of strings"),
-    ("lineage", "{upstream: {}}", "lineage: expected a mapping with a node"),
+@pytest.mark.parametrize("component, value, where, why", [
+    ("recipe", '"one"', "6:13: nodes.steps.a.recipe", "expected a number, got a string"),
+    ("config", "[1, 2]", "6:13: nodes.steps.a.config", "expected a mapping, got a list"),
+    ("inputs", "{data/x.csv: 5}", "6:26: nodes.steps.a.inputs.data/x.csv", "expected a string, got a number"),
+    ("upstream", "{steps.b: [x]}", "6:25: nodes.steps.a.upstream.steps.b", "expected a mapping, got a list"),
+    ("lineage", "{upstream: {}}", "6:14: nodes.steps.a.lineage.node", "expected a string, got nothing"),
 ])
-def test_a_component_of_the_wrong_shape_is_a_malformed_lock(tmp_path: Path, component: str, value: str,
-                                                             why: str) -> None:
+def test_a_component_of_the_wrong_shape_is_a_located_error(tmp_path: Path, component: str, value: str,
+                                                            where: str, why: str) -> None:
+    line = f"    {component}: {value}"
     (tmp_path / LOCK_FILE).write_text(f"lock_version: 1\nnodes:\n  steps.a:\n    fingerprint: \"f\"\n"
-                                      f"    kind: \"cmd\"\n    {component}: {value}\n", encoding="utf-8")
+                                      f"    kind: \"cmd\"\n{line}\n", encoding="utf-8")
     with pytest.raises(MlmakeError) as caught:
         read_lock(tmp_path)
-    assert str(caught.value) == f"{LOCK_FILE} has a malformed entry ({why}); restore it from git " \
-                                f"(git checkout {LOCK_FILE})"
+    col = int(where.split(":")[1])
+    assert str(caught.value) == (f"{LOCK_FILE} is malformed:\n{LOCK_FILE}:{where}: {why}\n  {line}\n"
+                                 f"  {' ' * (col - 1)}^\nhint: restore it from git (git checkout {LOCK_FILE})")
 
 
 def test_an_entry_is_written_back_byte_for_byte(tmp_path: Path) -> None:

@@ -132,7 +132,8 @@ def test_the_schema_names_every_reason_code_the_planner_can_give() -> None:
 
 def test_markdown_plan(make_project: MakeProject) -> None:
     _, graph = load(make_project({"mlproject.yaml": GRAPH_YAML}))
-    plan = Plan((Step("steps.a", "cmd", FRESH), Step("steps.b", "cmd", BUILD, (Reason("config", "x", "a|b", "<c>"),)),
+    plan = Plan((Step("steps.a", "cmd", FRESH),
+                 Step("steps.b", "cmd", BUILD, (Reason("config", "x", "a|b", "<c>"),)),
                  Step("steps.c", "cmd", MAYBE, (Reason("upstream_pending", "steps.b"),))))
     assert render.plan_markdown(plan, graph, "demo") == """\
 ### mlmake plan: `demo`

@@ -78,12 +78,13 @@ def build_graph(project: Project) -> Graph:
     decls: dict[str, NodeDecl] = {}
     node_params = project.doc.node_params if project.doc else {}
     with codedeps.session(project.root):  # nodes that run the same code read and parse it once
-        for section, module in registry.registry().items():
-            for item in getattr(project, section).values():
-                decl = module.declare(project, item)
-                used = node_params.get(decl.address, NodeParams())
-                decls[decl.address] = replace(decl, params=used.param_values(), param_keys=used.param_keys(),
-                                              templates=dict(used.templates))
+        known = registry.registry()
+        for address, kind_name in project.kinds.items():
+            section, _, name = address.partition(".")
+            decl = known.by_name(kind_name).declare(project, project.section(section)[name])
+            used = node_params.get(decl.address, NodeParams())
+            decls[decl.address] = replace(decl, params=used.param_values(), param_keys=used.param_keys(),
+                                          templates=dict(used.templates))
     errors: list[Diagnostic] = []
     located = _Locator(project.doc)
     owners = _output_owners(decls, errors, located)
@@ -183,14 +184,10 @@ def _resolve_ref(ref: Ref, decls: dict[str, NodeDecl], referrer: str) -> str | N
     return next((a for a in found if a != referrer), found[0] if found else None)
 
 
-_WORDS = {"datasets": "dataset", "features": "feature set", "models": "model", "steps": "step",
-          "deploy": "deploy target"}
-
-
 def _unknown(ref: Ref) -> str:
     if not ref.sections:
         return f"unknown node '{ref.name}'"
-    what = " or ".join(_WORDS[s] for s in ref.sections)
+    what = " or ".join(registry.registry().word(s) for s in ref.sections)
     return f"unknown {what} '{ref.name}'"
 
 

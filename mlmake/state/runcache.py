@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlmake.core.plain import Json
 from mlmake.core.workdir import RUNCACHE, VERSIONS, write_atomic
 
 DIR = RUNCACHE
@@ -23,8 +24,8 @@ class Hit:
 
     fingerprint: str
     address: str
-    outputs: dict[str, dict[str, Any]]  # path → {hash, size, md5}
-    metrics: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Json]]  # path → {hash, size, md5}
+    metrics: dict[str, Json] = field(default_factory=dict)
     order: tuple[str, ...] = ()  # the outputs in the order the node declared them (their roles)
 
     def to_dict(self) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def record_mlmake_build(root: Path) -> None:
             path.write_text(f"{address} {hash_bytes(plain.encode())}\n")
             digest = hasher.digest(out)
             outputs[out] = {"hash": digest.hash, "size": digest.size}
-        lock.nodes[address] = Entry(step.fingerprint, decl.kind, step.components, outputs, {})
+        lock.nodes[address] = Entry(fingerprint=step.fingerprint, kind=decl.kind, components=step.components,
+                                    outputs=outputs)
     write_lock(root, lock)
     hasher.save()
 

@@ -48,10 +48,7 @@ class Components:
 
     def to_plain(self) -> dict[str, Json]:
         """The components as the lock records them, in `NAMES` order."""
-        out: dict[str, Json] = {}
-        for name, value in self.items():
-            out[name] = value
-        return out
+        return dict(self.items())
 
     def items(self) -> Iterator[tuple[str, Json]]:
         """(name, plain value) of every recorded component, `NAMES` first."""
@@ -66,11 +63,7 @@ class Components:
 
     def value(self, name: str) -> Json:
         """One component's plain value; None when it is not recorded."""
-        if name in self.extra:
-            return self.extra[name]
-        if name not in NAMES or name in self.unrecorded or (name == "lineage" and self.lineage is None):
-            return None
-        return self._plain(name)
+        return self.to_plain().get(name)
 
     def _plain(self, name: str) -> Json:
         if name == "recipe":
@@ -87,9 +80,10 @@ class Components:
         """Components as a lock entry records them; ComponentError for one of the wrong shape."""
         unrecorded = frozenset(n for n in NAMES if n not in data and n != "lineage")
         extra = {k: v for k, v in data.items() if k not in NAMES}
-        return cls(_mapping(data, ("config",)), _mapping(data, ("params",)), _recipe(data.get("recipe", 0)),
-                   _texts(data, ("libraries",)), _texts(data, ("inputs",)), _texts(data, ("code",)), _upstream(data),
-                   _lineage(data.get("lineage")), extra, unrecorded)
+        return cls(config=_mapping(data, ("config",)), params=_mapping(data, ("params",)),
+                   recipe=_recipe(data.get("recipe", 0)), libraries=_texts(data, ("libraries",)),
+                   inputs=_texts(data, ("inputs",)), code=_texts(data, ("code",)), upstream=_upstream(data),
+                   lineage=_lineage(data.get("lineage")), extra=extra, unrecorded=unrecorded)
 
 
 def fingerprint(components: Components) -> str:

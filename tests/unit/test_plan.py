@@ -625,7 +625,8 @@ def test_planning_reads_the_file_system_only_through_files(steps: Path) -> None:
 
 def test_the_plan_lists_nodes_in_build_order_then_removals() -> None:
     plan = Plan((Step("a", "cmd", NEW), Step("b", "cmd", BUILD), Step("c", "cmd", MAYBE),
-                 Step("d", "cmd", FRESH), Step("e", "cmd", ABSENT, missing=("x",)), Step("f", "cmd", REMOVE)))
+                 Step("d", "cmd", FRESH), Step("e", "cmd", ABSENT, missing=("x",)),
+                 Step("f", "cmd", REMOVE)))
     assert plan.count(NEW, BUILD) == 2
     assert plan.summary() == "Plan: 2 to build, 1 to check after upstream, 2 up to date (1 not in this workspace), " \
                              "1 to remove."

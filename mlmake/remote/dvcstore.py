@@ -396,3 +396,17 @@ def _git_top(root: Path) -> Path | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def pipeline_status(root: Path) -> dict[str, Any]:
+    """`dvc status` of the dvc.yaml pipeline in ROOT: each stage that is not up to date, with
+    what changed ({} when everything is). Reads only: nothing is initialised or written."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with _quiet(logging.CRITICAL), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()), Repo(str(root), uninitialized=False) as repo:
+            return dict(repo.status())
+    except (DvcException, OSError) as exc:
+        raise RemoteError(f"dvc status failed in {root}: {exc}") from None

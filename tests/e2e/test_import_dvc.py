@@ -1,0 +1,204 @@
+"""`mlmake import dvc` on three dvc.yaml shapes from DVC's documentation (a linear pipeline,
+`foreach` over a list, `matrix`): each built with `dvc repro`, imported, validated, planned
+(the stages `dvc status` calls stale and no others), built with `mlmake build` and compared
+with what `dvc repro` writes. Real git, DVC and mlmake processes; tiny scripts and data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dvc"
+PARAMS_NOTE = ("the step depends on the whole of params.yaml (the command reads it itself; DVC compares only the "
+               "named keys, mlmake the file)")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")  # DVC's `python` is ours
+    return {**os.environ, "PATH": path, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
+            "DVC_SITE_CACHE_DIR": str(home / "dvc-site"), "DVC_NO_ANALYTICS": "1", "NO_COLOR": "1"}
+
+
+def run(env: dict[str, str], root: Path, *argv: str) -> str:
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{argv}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def dvc(env: dict[str, str], root: Path, *args: str) -> str:
+    return run(env, root, sys.executable, "-m", "dvc", *args)
+
+
+def built_by_dvc(tmp_path: Path, env: dict[str, str], fixture: str, data: tuple[str, ...] = ()) -> Path:
+    """The fixture in a git repository, its data under DVC, built with `dvc repro`."""
+    root = tmp_path / fixture
+    shutil.copytree(FIXTURES / fixture, root)
+    run(env, root, "git", "init", "-q")
+    dvc(env, root, "init", "-q")
+    if data:
+        dvc(env, root, "add", "-q", *data)
+    dvc(env, root, "repro", "-q")
+    return root
+
+
+def dvc_stale(env: dict[str, str], root: Path) -> set[str]:
+    """The pipeline stages `dvc status` calls stale (not the .dvc files of raw data)."""
+    return {s for s in json.loads(dvc(env, root, "status", "--json")) if not s.endswith(".dvc")}
+
+
+def mlmake_stale(root: Path) -> set[str]:
+    result = run_cli(root, "plan", "--format", "json")
+    steps = json.loads(result.stdout)["nodes"]
+    return {s["address"] for s in steps if s["action"] in ("new", "build")}
+
+
+def outputs(root: Path, paths: tuple[str, ...]) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for rel in paths:
+        path = root / rel
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file():
+                found[f.relative_to(root).as_posix()] = f.read_bytes()
+    return found
+
+
+def imported(root: Path, stdout: str) -> None:
+    """Imported, valid, and nothing to do: DVC called everything up to date."""
+    result = run_cli(root, "import", "dvc")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == stdout
+    assert run_cli(root, "validate").exit_code == 0
+    plan = run_cli(root, "plan")
+    assert plan.stdout.splitlines()[-1].startswith("Plan: 0 to build"), plan.stdout
+
+
+def rebuilt_like_dvc(env: dict[str, str], root: Path, outs: tuple[str, ...]) -> None:
+    """`mlmake build` here, `dvc repro` on a copy: the same bytes; then mlmake has nothing to do.
+    (A copy: once mlmake has built, its artifact pointers track the outputs dvc.yaml names, and
+    DVC refuses a pipeline whose outputs are tracked twice.)"""
+    copy = root.parent / f"{root.name}-dvc"
+    shutil.copytree(root, copy, symlinks=True)
+    dvc(env, copy, "repro", "-q")
+    assert run_cli(root, "build").exit_code == 0
+    assert outputs(root, outs) == outputs(copy, outs)
+    assert run_cli(root, "plan").stdout.splitlines()[-1].startswith("Plan: 0 to build")
+    assert dvc_stale(env, copy) == set()
+
+
+LINEAR_OUTS = ("data/prepared", "data/features", "model.pkl", "eval/plots", "eval/metrics.json")
+LINEAR_IMPORT = f"""\
+  prepare → steps.prepare
+  featurize → steps.featurize
+  train → steps.train
+  evaluate → steps.evaluate
+converted with a difference:
+  dvc.yaml:8:5: stages.prepare.params: prepare.seed, prepare.split of params.yaml: {PARAMS_NOTE}
+  dvc.yaml:18:5: stages.featurize.params: featurize.max_features, featurize.ngrams of params.yaml: {PARAMS_NOTE}
+  dvc.yaml:28:5: stages.train.params: train.min_split, train.n_est, train.seed of params.yaml: {PARAMS_NOTE}
+  dvc.yaml:42:9: stages.evaluate.outs[0].eval/plots.cache: mlmake keeps every output in its cache (DVC left this one to git)
+  dvc.yaml:45:9: stages.evaluate.metrics[0].eval/metrics.json.cache: mlmake keeps every output in its cache (DVC left this one to git)
+not converted:
+  dvc.yaml:46:1: plots: top-level `plots` is not converted (mlmake has no equivalent section)
+wrote mlproject.yaml: 4 steps; recorded 4 up to date as DVC sees them, 0 stale
+"""
+
+
+def test_linear_pipeline_round_trip(tmp_path: Path, env: dict[str, str]) -> None:
+    root = built_by_dvc(tmp_path, env, "linear", ("data/data.xml",))
+    imported(root, LINEAR_IMPORT)
+    assert (root / "mlproject.yaml").read_text().split("\nsteps:\n")[1].startswith("""\
+  prepare:
+    cmd: [python, src/prepare.py, data/data.xml]
+    deps: [data/data.xml, src/prepare.py, params.yaml]
+    outs: [data/prepared]
+""")
+    # a DVC-tracked raw file changes (and is added again): DVC and mlmake name the same stale stage
+    with (root / "data" / "data.xml").open("a") as f:
+        f.write('<row Id="6" Body="a sixth post"/>\n')
+    dvc(env, root, "add", "-q", "data/data.xml")
+    assert dvc_stale(env, root) == {"prepare"}
+    assert mlmake_stale(root) == {"steps.prepare"}
+    plan = run_cli(root, "plan").stdout
+    assert " ~ steps.prepare    data/data.xml changed\n" in plan
+    assert "Plan: 1 to build, 3 to check after upstream, 0 up to date." in plan
+    rebuilt_like_dvc(env, root, LINEAR_OUTS)
+
+
+def test_linear_code_change_is_stale_in_both(tmp_path: Path, env: dict[str, str]) -> None:
+    root = built_by_dvc(tmp_path, env, "linear", ("data/data.xml",))
+    imported(root, LINEAR_IMPORT)
+    with (root / "src" / "train.py").open("a") as f:
+        f.write("# tuned\n")
+    assert dvc_stale(env, root) == {"train"}
+    assert mlmake_stale(root) == {"steps.train"}
+    assert " ~ steps.train      code src/train.py changed\n" in run_cli(root, "plan").stdout
+
+
+def test_a_param_change_rebuilds_every_step_reading_the_file(tmp_path: Path, env: dict[str, str]) -> None:
+    """The documented difference: DVC compares named keys, the imported steps the whole params file."""
+    root = built_by_dvc(tmp_path, env, "linear", ("data/data.xml",))
+    imported(root, LINEAR_IMPORT)
+    text = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(text.replace("n_est: 50", "n_est: 60"))
+    assert dvc_stale(env, root) == {"train"}
+    assert mlmake_stale(root) == {"steps.prepare", "steps.featurize", "steps.train"}
+    rebuilt_like_dvc(env, root, LINEAR_OUTS)
+
+
+FOREACH_IMPORT = """\
+  cleanups@raw1 → steps.cleanups-raw1
+  cleanups@labels1 → steps.cleanups-labels1
+  cleanups@raw2 → steps.cleanups-raw2
+  train@0 → steps.train-0
+  train@1 → steps.train-1
+wrote mlproject.yaml: 5 steps; recorded 5 up to date as DVC sees them, 0 stale
+"""
+
+
+def test_foreach_over_a_list_round_trip(tmp_path: Path, env: dict[str, str]) -> None:
+    root = built_by_dvc(tmp_path, env, "foreach")
+    imported(root, FOREACH_IMPORT)
+    text = (root / "mlproject.yaml").read_text()
+    assert "\nparams: {seed: 7}\n" in text
+    assert "    cmd: [python, train.py, '10', '15', --seed, '${params.seed}']\n" in text
+    (root / "raw2.txt").write_text("RAW2 changed\n")
+    assert dvc_stale(env, root) == {"cleanups@raw2"}
+    assert mlmake_stale(root) == {"steps.cleanups-raw2"}
+    rebuilt_like_dvc(env, root, ("raw1.cln", "labels1.cln", "raw2.cln", "model-3.txt", "model-10.txt"))
+    # a templated value, now an mlmake param: the same stages stale as DVC's on params.yaml
+    (root / "mlproject.yaml").write_text(text.replace("params: {seed: 7}", "params: {seed: 8}"))
+    assert mlmake_stale(root) == {"steps.train-0", "steps.train-1"}
+    copy = root.parent / f"{root.name}-dvc"
+    (copy / "params.yaml").write_text("seed: 8\n")
+    assert dvc_stale(env, copy) == {"train@0", "train@1"}
+
+
+MATRIX_IMPORT = """\
+  train@cnn-feature1 → steps.train-cnn-feature1
+  train@cnn-feature2 → steps.train-cnn-feature2
+  train@xgb-feature1 → steps.train-xgb-feature1
+  train@xgb-feature2 → steps.train-xgb-feature2
+wrote mlproject.yaml: 4 steps; recorded 4 up to date as DVC sees them, 0 stale
+"""
+
+
+def test_matrix_round_trip(tmp_path: Path, env: dict[str, str]) -> None:
+    root = built_by_dvc(tmp_path, env, "matrix")
+    imported(root, MATRIX_IMPORT)
+    (root / "feature2.csv").write_text("x\n1\n2\n3\n")
+    assert dvc_stale(env, root) == {"train@cnn-feature2", "train@xgb-feature2"}
+    assert mlmake_stale(root) == {"steps.train-cnn-feature2", "steps.train-xgb-feature2"}
+    rebuilt_like_dvc(env, root, ("cnn-feature1.pkl", "cnn-feature2.pkl", "xgb-feature1.pkl", "xgb-feature2.pkl"))

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mlmake.cli import cli, project_root
+from mlmake.core.errors import MlmakeError
 from mlmake.outputs import report
 
 
@@ -35,7 +36,7 @@ def dvc(ctx: click.Context, directory: str, force: bool) -> None:
 
     root = (project_root(ctx) / directory).resolve()
     if not root.is_dir():
-        raise click.BadParameter(f"{directory}: no such directory", param_hint="DIR")
+        raise MlmakeError(f"{directory}: no such directory")
     done = import_dvc(Path(root), force=force)
     conv = done.conversion
     for stage, step in conv.names.items():
@@ -51,5 +52,6 @@ def dvc(ctx: click.Context, directory: str, force: bool) -> None:
     if done.status_problem:
         report.out(f"DVC's state not adopted ({done.status_problem}): every step is new")
     adoption = done.adoption
-    report.out(f"wrote mlproject.yaml: {len(conv.names)} steps; recorded {len(adoption.fresh)} up to date as "
+    steps = f"{len(conv.names)} step{'s' if len(conv.names) != 1 else ''}"
+    report.out(f"wrote mlproject.yaml: {steps}; recorded {len(adoption.fresh)} up to date as "
                f"DVC sees them, {len(adoption.stale)} stale", "green")

@@ -64,8 +64,13 @@ def convert(reading: Reading) -> Conversion:
         for ref in stage.params_used:
             head = ref.split(".", 1)[0].split("[", 1)[0]
             out.params[head] = reading.context[head]
-    out.skipped = reading.notes + out.skipped
+    out.skipped = sorted(reading.notes + out.skipped, key=_place)
+    out.changed.sort(key=_place)
     return out
+
+
+def _place(note: Note) -> tuple[int, int]:
+    return (note.span.line, note.span.col) if note.span else (0, 0)
 
 
 def step_name(stage: str) -> str:
@@ -193,7 +198,7 @@ def _params_files(reading: Reading, stage: Stage, out: Conversion, wdir: str) ->
     for entry in stage.data.get("params") or []:
         if isinstance(entry, dict):
             for file, keys in entry.items():
-                named.setdefault(str(file), []).extend(str(k) for k in keys or ["(all)"])
+                named.setdefault(str(file), []).extend(str(k) for k in keys or ["every key"])
         else:
             named.setdefault(PARAMS_FILE, []).append(str(entry))
     for file, keys in named.items():

@@ -404,6 +404,8 @@ def pipeline_status(root: Path) -> dict[str, Any]:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    if not (root / ".dvc").is_dir():
+        raise RemoteError(f"no DVC repository in {root} (no .dvc folder)")
     try:
         with _quiet(logging.CRITICAL), contextlib.redirect_stdout(io.StringIO()), \
                 contextlib.redirect_stderr(io.StringIO()), Repo(str(root), uninitialized=False) as repo:

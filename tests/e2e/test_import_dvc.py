@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,6 +99,7 @@ def rebuilt_like_dvc(env: dict[str, str], root: Path, outs: tuple[str, ...]) -> 
     assert dvc_stale(env, copy) == set()
 
 
+CACHED = "mlmake keeps every output in its cache (DVC left this one to git)"
 LINEAR_OUTS = ("data/prepared", "data/features", "model.pkl", "eval/plots", "eval/metrics.json")
 LINEAR_IMPORT = f"""\
   prepare → steps.prepare
@@ -108,8 +110,8 @@ converted with a difference:
   dvc.yaml:8:5: stages.prepare.params: prepare.seed, prepare.split of params.yaml: {PARAMS_NOTE}
   dvc.yaml:18:5: stages.featurize.params: featurize.max_features, featurize.ngrams of params.yaml: {PARAMS_NOTE}
   dvc.yaml:28:5: stages.train.params: train.min_split, train.n_est, train.seed of params.yaml: {PARAMS_NOTE}
-  dvc.yaml:42:9: stages.evaluate.outs[0].eval/plots.cache: mlmake keeps every output in its cache (DVC left this one to git)
-  dvc.yaml:45:9: stages.evaluate.metrics[0].eval/metrics.json.cache: mlmake keeps every output in its cache (DVC left this one to git)
+  dvc.yaml:42:9: stages.evaluate.outs[0].eval/plots.cache: {CACHED}
+  dvc.yaml:45:9: stages.evaluate.metrics[0].eval/metrics.json.cache: {CACHED}
 not converted:
   dvc.yaml:46:1: plots: top-level `plots` is not converted (mlmake has no equivalent section)
 wrote mlproject.yaml: 4 steps; recorded 4 up to date as DVC sees them, 0 stale
@@ -202,3 +204,117 @@ def test_matrix_round_trip(tmp_path: Path, env: dict[str, str]) -> None:
     assert dvc_stale(env, root) == {"train@cnn-feature2", "train@xgb-feature2"}
     assert mlmake_stale(root) == {"steps.train-cnn-feature2", "steps.train-xgb-feature2"}
     rebuilt_like_dvc(env, root, ("cnn-feature1.pkl", "cnn-feature2.pkl", "xgb-feature1.pkl", "xgb-feature2.pkl"))
+
+
+UNCONVERTIBLE = """\
+vars:
+  - threshold: 3
+stages:
+  fetch:
+    cmd: curl -o data.csv https://example.com/data.csv && touch done
+    outs: [data.csv]
+  split:
+    cmd:
+      - python split.py
+      - python check.py
+  clean:
+    cmd: python clean.py --min ${threshold}
+    wdir: sub
+    desc: Drop short rows
+    frozen: true
+    always_changed: true
+    meta: {owner: ana}
+    deps:
+      - ../raw.csv
+      - https://example.com/extra.csv
+    params:
+      - clean.min
+      - config.yaml:
+    outs:
+      - clean.csv:
+          persist: true
+          remote: s3
+  broken:
+    cmd: python x.py ${nowhere}
+"""
+DIFFERENT = "the command reads it itself; DVC compares only the named keys, mlmake the file"
+
+
+def test_what_does_not_convert_is_listed_where_it_is(make_project: Any) -> None:
+    root = make_project({"dvc.yaml": UNCONVERTIBLE, "params.yaml": "clean: {min: 1}\n", "raw.csv": "a\n",
+                         "sub/clean.py": ""})
+    result = run_cli(root, "import", "dvc")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"""\
+  clean → steps.clean
+converted with a difference:
+  dvc.yaml:13:5: stages.clean.wdir: mlmake runs commands at the project root, DVC ran this one in sub: \
+deps and outs were rebased onto sub/, the command was kept as written (make its relative paths start at the root)
+  dvc.yaml:21:5: stages.clean.params: clean.min of params.yaml: the step depends on the whole of sub/params.yaml \
+({DIFFERENT})
+  dvc.yaml:21:5: stages.clean.params: every key of config.yaml: the step depends on the whole of sub/config.yaml \
+({DIFFERENT})
+  dvc.yaml:26:11: stages.clean.outs[0].clean.csv.persist: mlmake removes an output before its command runs \
+(DVC kept this one)
+not converted:
+  dvc.yaml:5:5: stages.fetch.cmd: stage fetch not converted: the command uses shell syntax (&&); mlmake runs \
+commands without a shell: put it in a script, or write cmd: [sh, -c, '...'] on purpose
+  dvc.yaml:8:5: stages.split.cmd: stage split not converted: 2 commands, which DVC runs one after another in a \
+shell; mlmake runs one command per step: put them in a script
+  dvc.yaml:15:5: stages.clean.frozen: frozen stages are not converted: the step is imported and rebuilds when \
+stale (build other targets, or remove the step, to keep it as it is)
+  dvc.yaml:16:5: stages.clean.always_changed: mlmake reruns a step only when its fingerprint changes \
+(run `mlmake build --force steps.clean` to rerun it)
+  dvc.yaml:17:5: stages.clean.meta: free-form metadata has no place in mlproject.yaml
+  dvc.yaml:20:9: stages.clean.deps[1]: https://example.com/extra.csv: a URL dependency is not converted \
+(download it into the project with `dvc import-url`)
+  dvc.yaml:27:11: stages.clean.outs[0].clean.csv.remote: `remote` is not converted (mlmake has no such output option)
+  dvc.yaml:28:3: stages.broken: stage not converted: '${{nowhere}}' is not defined (not in params.yaml nor in vars)
+DVC's state not adopted (no DVC repository in {root} (no .dvc folder)): every step is new
+wrote mlproject.yaml: 1 step; recorded 0 up to date as DVC sees them, 1 stale
+"""
+    assert (root / "mlproject.yaml").read_text().split("\nproject: ")[1].split("\n", 1)[1] == """\
+params: {threshold: 3}
+steps:
+  clean:
+    cmd: [python, clean.py, --min, '${params.threshold}']
+    description: Drop short rows
+    deps: [raw.csv, sub/params.yaml, sub/config.yaml]
+    outs: [sub/clean.csv]
+"""
+
+
+def test_an_existing_project_file_is_kept_without_force(make_project: Any) -> None:
+    root = make_project({"dvc.yaml": "stages:\n  a:\n    cmd: python a.py\n", "mlproject.yaml": "mine\n"})
+    result = run_cli(root, "import", "dvc")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"error: mlproject.yaml already exists in {root}; pass --force to overwrite it " \
+                            "(and its mlproject.lock)\n"
+    assert (root / "mlproject.yaml").read_text() == "mine\n"
+    assert run_cli(root, "import", "dvc", "--force").exit_code == 0
+    assert "  a:\n    cmd: [python, a.py]\n" in (root / "mlproject.yaml").read_text()
+
+
+@pytest.mark.parametrize(("text", "stderr"), [
+    ("stages:\n  a:\n    cmd: [python\n",
+     "dvc.yaml:4:1: invalid YAML: expected ',' or ']', but got '<stream end>'\n1 error found\n"),
+    ("stages: [1]\n",
+     "dvc.yaml:1:9: stages: expected a mapping of stages\n  stages: [1]\n          ^\n1 error found\n"),
+    ("stages:\n  a:\n    cmd: ls | wc -l\n",
+     "error: nothing in dvc.yaml could be converted; mlproject.yaml not written:\n"
+     "dvc.yaml:3:5: stages.a.cmd: stage a not converted: the command uses shell syntax (|); mlmake runs commands "
+     "without a shell: put it in a script, or write cmd: [sh, -c, '...'] on purpose\n"),
+])
+def test_a_broken_or_empty_pipeline_is_a_located_error(make_project: Any, text: str, stderr: str) -> None:
+    root = make_project({"dvc.yaml": text})
+    result = run_cli(root, "import", "dvc")
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", stderr)
+    assert not (root / "mlproject.yaml").exists()
+
+
+def test_no_pipeline_here(make_project: Any) -> None:
+    root = make_project({"x.txt": ""})
+    result = run_cli(root, "import", "dvc")
+    assert (result.exit_code, result.stderr) == (1, f"error: no dvc.yaml in {root}\n")
+    result = run_cli(root, "import", "dvc", "missing")
+    assert (result.exit_code, result.stderr) == (1, "error: missing: no such directory\n")

@@ -318,3 +318,42 @@ def test_no_pipeline_here(make_project: Any) -> None:
     assert (result.exit_code, result.stderr) == (1, f"error: no dvc.yaml in {root}\n")
     result = run_cli(root, "import", "dvc", "missing")
     assert (result.exit_code, result.stderr) == (1, "error: missing: no such directory\n")
+
+
+NAMING = """\
+vars:
+  - regions: {us: {lr: 1}, eu-west: {lr: 2}}
+stages:
+  fit:
+    foreach: ${regions}
+    do:
+      cmd: python fit.py ${key} ${item.lr}
+      outs: ["fit-${key}.txt"]
+  grid:
+    matrix:
+      scaled: [true, false]
+      lr: [0.1]
+      opts: [{a: 1}]
+    cmd: python grid.py ${item.scaled} ${item.lr} ${item.opts.a}
+    outs: ["grid-${item.scaled}-${item.lr}.txt"]
+"""
+
+
+def test_names_are_dvcs_own(tmp_path: Path, env: dict[str, str]) -> None:
+    """foreach over a mapping from vars, and a matrix of booleans, numbers and a mapping: the
+    stages are those `dvc stage list` names, each with its command written out."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "dvc.yaml").write_text(NAMING)
+    run(env, root, "git", "init", "-q")
+    dvc(env, root, "init", "-q")
+    listed = [line.split()[0] for line in dvc(env, root, "stage", "list").splitlines()]
+    assert listed == ["fit@us", "fit@eu-west", "grid@true-0.1-opts0", "grid@false-0.1-opts0"]
+    result = run_cli(root, "import", "dvc")
+    assert result.stdout.splitlines()[:4] == [
+        "  fit@us → steps.fit-us", "  fit@eu-west → steps.fit-eu-west",
+        "  grid@true-0.1-opts0 → steps.grid-true-0_1-opts0", "  grid@false-0.1-opts0 → steps.grid-false-0_1-opts0"]
+    steps = (root / "mlproject.yaml").read_text().split("\nsteps:\n")[1]
+    assert [line.strip() for line in steps.splitlines() if "cmd:" in line] == [
+        "cmd: [python, fit.py, us, '1']", "cmd: [python, fit.py, eu-west, '2']",
+        "cmd: [python, grid.py, 'true', '0.1', '1']", "cmd: [python, grid.py, 'false', '0.1', '1']"]

@@ -132,7 +132,7 @@ def _expand(reading: Reading, group: str, definition: dict[str, Any]) -> list[St
                     for k, local in _matrix_items(reading.context, definition["matrix"])]
         return [_stage(reading, group, where, definition, {})]
     except Unresolved as exc:
-        reading.note(where, f"stage not converted: {exc}")
+        reading.note(where, f"stage {group} not converted: {exc}")
         return []
 
 
@@ -203,7 +203,10 @@ def _reference(inner: str, local: Mapping[str, Any], context: Mapping[str, Any],
     value = _lookup(context, ref)
     if "[" in ref:  # mlmake's references have no indexing: the value is written in
         return _scalar_text(value, ref)
-    _scalar_text(value, ref)
+    text = _scalar_text(value, ref)
+    if isinstance(value, str) and (text != text.strip() or any(c in text for c in " \t\n'\"")):
+        raise Unresolved(f"'${{{ref}}}' holds spaces or quotes: DVC's shell splits it into several arguments, "
+                         "mlmake passes a param as one")
     used.append(ref)
     return "${params." + ref + "}"
 

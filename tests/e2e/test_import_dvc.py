@@ -269,7 +269,8 @@ stale (build other targets, or remove the step, to keep it as it is)
   dvc.yaml:20:9: stages.clean.deps[1]: https://example.com/extra.csv: a URL dependency is not converted \
 (download it into the project with `dvc import-url`)
   dvc.yaml:27:11: stages.clean.outs[0].clean.csv.remote: `remote` is not converted (mlmake has no such output option)
-  dvc.yaml:28:3: stages.broken: stage not converted: '${{nowhere}}' is not defined (not in params.yaml nor in vars)
+  dvc.yaml:28:3: stages.broken: stage broken not converted: '${{nowhere}}' is not defined \
+(not in params.yaml nor in vars)
 DVC's state not adopted (no DVC repository in {root} (no .dvc folder)): every step is new
 wrote mlproject.yaml: 1 step; recorded 0 up to date as DVC sees them, 1 stale
 """

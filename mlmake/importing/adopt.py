@@ -2,10 +2,10 @@
 as a build would record it (its current fingerprint and output hashes), without running it,
 so `mlmake plan` right after the import calls stale exactly what DVC did.
 
-A stage DVC calls stale only because named deps changed is recorded too, with those deps
-marked as changed (its outputs' hashes kept, so its readers wait for it and stop there when
-it writes the same bytes again, as with `dvc repro`); any other stale stage gets no entry
-and is a new node."""
+A stage DVC calls stale only because named deps or outputs changed is recorded too, with
+those marked as changed (its other outputs' hashes kept, so its readers wait for it and stop
+there when it writes the same bytes again, as with `dvc repro`); any other stale stage gets
+no entry and is a new node."""
 
 from __future__ import annotations
 
@@ -47,35 +47,44 @@ def adopt(root: Path, names: Mapping[str, str], status: Mapping[str, Any]) -> Ad
             done.stale.append(address)
             continue
         recorded = {o: {"hash": d.hash, "size": d.size} for o, d in outputs.items()}
-        components, fingerprint = step.components, step.fingerprint
+        entry = Entry(step.fingerprint, decl.kind, step.components, recorded)
         if stage in status:
             done.stale.append(address)
-            marked = _changed(root, step.components, status[stage])
+            marked = _marked(root, entry, status[stage])
             if marked is None:
                 continue
-            components, fingerprint = marked, hash_json(marked)
+            entry = marked
         else:
             done.fresh.append(address)
-        lock = with_entry(lock, address, Entry(fingerprint, decl.kind, components, recorded))
+        lock = with_entry(lock, address, entry)
     hasher.save()
     write_lock(root, lock)
     return done
 
 
-def _changed(root: Path, components: dict[str, Any], changes: Any) -> dict[str, Any] | None:
-    """The components with the deps DVC calls changed marked so; None when DVC names anything else."""
-    paths: list[str] = []
+def _marked(root: Path, entry: Entry, changes: Any) -> Entry | None:
+    """The entry with the deps and outputs DVC calls changed marked so (plan then names them);
+    None when DVC names anything else (a changed command, a deleted output, a new stage)."""
+    deps: list[str] = []
+    outs: list[str] = []
     for change in changes if isinstance(changes, list) else [changes]:
-        if not isinstance(change, dict) or set(change) != {"changed deps"}:
+        if not isinstance(change, dict) or not set(change) <= {"changed deps", "changed outs"}:
             return None
-        paths += [_relative(root, p) for p in change["changed deps"]]
-    files = {**components.get("inputs", {}), **components.get("code", {})}
-    if not paths or any(p not in files for p in paths):
+        deps += [_relative(root, p) for p in change.get("changed deps", {})]
+        if any(v != "modified" for v in change.get("changed outs", {}).values()):
+            return None
+        outs += [_relative(root, p) for p in change.get("changed outs", {})]
+    comps = entry.components
+    marked = {part: dict(comps.get(part, {})) for part in ("inputs", "code")}
+    if any(p not in marked["inputs"] and p not in marked["code"] for p in deps) or \
+            any(p not in entry.outputs for p in outs):
         return None
-    marked = {part: dict(components.get(part, {})) for part in ("inputs", "code")}
-    for p in paths:
+    for p in deps:
         marked["inputs" if p in marked["inputs"] else "code"][p] = CHANGED
-    return {**components, **marked}
+    outputs = {o: {**info, "hash": CHANGED} if o in outs else info for o, info in entry.outputs.items()}
+    components = {**comps, **marked}
+    fingerprint = hash_json(components) if deps else entry.fingerprint
+    return Entry(fingerprint, entry.kind, components, outputs)
 
 
 def _relative(root: Path, path: str) -> str:

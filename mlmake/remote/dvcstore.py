@@ -409,6 +409,15 @@ def pipeline_status(root: Path) -> dict[str, Any]:
     try:
         with _quiet(logging.CRITICAL), contextlib.redirect_stdout(io.StringIO()), \
                 contextlib.redirect_stderr(io.StringIO()), Repo(str(root), uninitialized=False) as repo:
-            return dict(repo.status())
+            found = dict(repo.status())
     except (DvcException, OSError) as exc:
         raise RemoteError(f"dvc status failed in {root}: {exc}") from None
+    return {_stage_name(root, key): value for key, value in found.items()}
+
+
+def _stage_name(root: Path, key: str) -> str:
+    """DVC addresses a stage from the working directory (`sub/dvc.yaml:train`); ROOT's own by name."""
+    file, sep, name = key.rpartition(":")
+    if sep and os.path.abspath(file) == os.path.abspath(root / "dvc.yaml"):
+        return name
+    return key

@@ -76,14 +76,15 @@ def outputs(root: Path, paths: tuple[str, ...]) -> dict[str, bytes]:
     return found
 
 
-def imported(root: Path, stdout: str) -> None:
-    """Imported, valid, and nothing to do: DVC called everything up to date."""
+def imported(root: Path, stdout: str, *, fresh: bool = True) -> None:
+    """Imported, valid, and (fresh) nothing to do: DVC called everything up to date."""
     result = run_cli(root, "import", "dvc")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == stdout
     assert run_cli(root, "validate").exit_code == 0
-    plan = run_cli(root, "plan")
-    assert plan.stdout.splitlines()[-1].startswith("Plan: 0 to build"), plan.stdout
+    if fresh:
+        plan = run_cli(root, "plan")
+        assert plan.stdout.splitlines()[-1].startswith("Plan: 0 to build"), plan.stdout
 
 
 def rebuilt_like_dvc(env: dict[str, str], root: Path, outs: tuple[str, ...]) -> None:
@@ -149,6 +150,17 @@ def test_linear_code_change_is_stale_in_both(tmp_path: Path, env: dict[str, str]
     assert " ~ steps.train      code src/train.py changed\n" in run_cli(root, "plan").stdout
 
 
+def test_an_output_edited_by_hand_is_stale_in_both(tmp_path: Path, env: dict[str, str]) -> None:
+    root = built_by_dvc(tmp_path, env, "linear", ("data/data.xml",))
+    (root / "model.pkl").write_text("edited\n")
+    imported(root, LINEAR_IMPORT.replace("recorded 4 up to date as DVC sees them, 0 stale",
+                                         "recorded 2 up to date as DVC sees them, 2 stale"), fresh=False)
+    assert dvc_stale(env, root) == {"train", "evaluate"}
+    assert mlmake_stale(root) == {"steps.train", "steps.evaluate"}
+    assert " ~ steps.train      output model.pkl modified since it was built\n" in run_cli(root, "plan").stdout
+    rebuilt_like_dvc(env, root, LINEAR_OUTS)
+
+
 def test_a_param_change_rebuilds_every_step_reading_the_file(tmp_path: Path, env: dict[str, str]) -> None:
     """The documented difference: DVC compares named keys, the imported steps the whole params file."""
     root = built_by_dvc(tmp_path, env, "linear", ("data/data.xml",))
@@ -186,6 +198,19 @@ def test_foreach_over_a_list_round_trip(tmp_path: Path, env: dict[str, str]) -> 
     copy = root.parent / f"{root.name}-dvc"
     (copy / "params.yaml").write_text("seed: 8\n")
     assert dvc_stale(env, copy) == {"train@0", "train@1"}
+
+
+def test_a_stage_stale_at_import_is_stale_after_it(tmp_path: Path, env: dict[str, str]) -> None:
+    """DVC's "changed deps" adopted: the dep is named, the stage's readers wait for it."""
+    root = built_by_dvc(tmp_path, env, "foreach")
+    (root / "raw1.txt").write_text("RAW1 changed\n")
+    imported(root, FOREACH_IMPORT.replace("recorded 5 up to date as DVC sees them, 0 stale",
+                                          "recorded 4 up to date as DVC sees them, 1 stale"), fresh=False)
+    assert dvc_stale(env, root) == {"cleanups@raw1"}
+    assert mlmake_stale(root) == {"steps.cleanups-raw1"}
+    plan = run_cli(root, "plan").stdout
+    assert " ~ steps.cleanups-raw1     raw1.txt changed\n" in plan
+    assert "Plan: 1 to build, 2 to check after upstream, 2 up to date." in plan
 
 
 MATRIX_IMPORT = """\

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mlmake.core.graph import build_graph
+from mlmake.core.plain import Json
 from mlmake.core.spec import load_project
 from mlmake.planning.plan import decide
-from mlmake.state.hashing import Hasher, hash_json
+from mlmake.state.fingerprint import fingerprint
+from mlmake.state.hashing import Hasher
 from mlmake.state.lock import Entry, Lock, with_entry, write_lock
 
 CHANGED = "changed in the DVC workspace"  # the recorded hash of a dep DVC called changed
@@ -46,7 +48,7 @@ def adopt(root: Path, names: Mapping[str, str], status: Mapping[str, Any]) -> Ad
         if not all(d.exists for d in outputs.values()):
             done.stale.append(address)
             continue
-        recorded = {o: {"hash": d.hash, "size": d.size} for o, d in outputs.items()}
+        recorded: dict[str, dict[str, Json]] = {o: {"hash": d.hash, "size": d.size} for o, d in outputs.items()}
         entry = Entry(step.fingerprint, decl.kind, step.components, recorded)
         if stage in status:
             done.stale.append(address)
@@ -74,17 +76,14 @@ def _marked(root: Path, entry: Entry, changes: Any) -> Entry | None:
         if any(v != "modified" for v in change.get("changed outs", {}).values()):
             return None
         outs += [_relative(root, p) for p in change.get("changed outs", {})]
-    comps = entry.components
-    marked = {part: dict(comps.get(part, {})) for part in ("inputs", "code")}
-    if any(p not in marked["inputs"] and p not in marked["code"] for p in deps) or \
-            any(p not in entry.outputs for p in outs):
+    inputs, code = dict(entry.components.inputs), dict(entry.components.code)
+    if any(p not in inputs and p not in code for p in deps) or any(p not in entry.outputs for p in outs):
         return None
     for p in deps:
-        marked["inputs" if p in marked["inputs"] else "code"][p] = CHANGED
+        (inputs if p in inputs else code)[p] = CHANGED
     outputs = {o: {**info, "hash": CHANGED} if o in outs else info for o, info in entry.outputs.items()}
-    components = {**comps, **marked}
-    fingerprint = hash_json(components) if deps else entry.fingerprint
-    return Entry(fingerprint, entry.kind, components, outputs)
+    components = replace(entry.components, inputs=inputs, code=code)
+    return Entry(fingerprint(components) if deps else entry.fingerprint, entry.kind, components, outputs)
 
 
 def _relative(root: Path, path: str) -> str:

@@ -234,7 +234,7 @@ def setup(work: Path, rows: int) -> Path:
     shutil.copytree(ROOT / "examples" / "churn", project, ignore=shutil.ignore_patterns("build", ".mlmake", "*.lock"))
     seconds, _ = mlmake(project, "build", "steps.generate", "-P", f"rows={rows}")
     print(f"setup: generated {rows:,} customers in {seconds:.1f}s (not timed below)")
-    from mlmake.spec import load_project
+    from mlmake.core.spec import load_project
 
     sql = load_project(project, None, ()).features["customer_features"].sql
     if not sql:

@@ -79,11 +79,11 @@ def write_project(root: Path, n: int) -> None:
 
 def record_mlmake_build(root: Path) -> None:
     """Write every output and the lock exactly as Builder records a successful build."""
-    from mlmake.fingerprint import Hasher, hash_bytes
-    from mlmake.graph import build_graph
-    from mlmake.lock import Entry, Lock, write_lock
-    from mlmake.plan import decide
-    from mlmake.spec import load_project
+    from mlmake.core.graph import build_graph
+    from mlmake.core.spec import load_project
+    from mlmake.planning.plan import decide
+    from mlmake.state.hashing import Hasher, hash_bytes
+    from mlmake.state.lock import Entry, Lock, write_lock
 
     graph = build_graph(load_project(root))
     hasher = Hasher(root)

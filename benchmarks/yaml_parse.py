@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlmake import source
+from mlmake.core import source
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = {

@@ -1,5 +1,5 @@
 """The `mlmake` command (and `python -m mlmake`): a repeated `plan` whose inputs did not
-change is answered from the last plan the state model kept (see mlmake.memo), before the
+change is answered from the last plan the state model kept (see mlmake.core.memo), before the
 rest of mlmake is imported; everything else goes to the CLI.
 
 When the command is done the process ends at once (os._exit after flushing the standard
@@ -27,7 +27,7 @@ def main() -> None:
 
 def run(argv: list[str]) -> int:
     """One command line, answered or run; its exit status."""
-    from mlmake import memo
+    from mlmake.core import memo
 
     folder = memo.project_dir(argv)
     if folder is not None:
@@ -59,7 +59,7 @@ CLOSED_PIPE = 141  # 128 + SIGPIPE, as the CLI reports a reader that went away
 
 
 def _end(code: int) -> None:
-    from mlmake.report import is_closed
+    from mlmake.core.terminal import is_closed
 
     # Python reports no error when a write to a pipe is cut short by its reader leaving (the
     # kernel takes part of it, then the rest is dropped): ask the pipe itself

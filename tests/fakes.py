@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlmake.fingerprint import ABSENT, Digest, canonical, hash_bytes
-from mlmake.kinds.base import Task
-from mlmake.spec import is_address
+from mlmake.core.kind import Task
+from mlmake.core.spec import is_address
+from mlmake.state.hashing import ABSENT, Digest, canonical, hash_bytes
 
 FAKE_FILE = "part-0"  # what FakeRunner writes inside a folder output
 
@@ -63,7 +63,7 @@ def _is_folder(task: Task, output: str) -> bool:
 
 def _passing(rules: dict[str, str], baseline: dict[str, float]) -> dict[str, float]:
     """Metrics that pass a node's gates (the build judges what a recipe reports)."""
-    from mlmake.gates import parse_gate
+    from mlmake.core.gates import parse_gate
 
     out = {}
     for metric, rule in rules.items():
@@ -193,9 +193,9 @@ class FakeFiles:
 
 def load(root: Path, params: Iterable[str] = (), env: str | None = None) -> tuple[Any, Any]:
     """The project and graph as the CLI loads them."""
-    from mlmake.graph import build_graph
-    from mlmake.resolve import parse_override
-    from mlmake.spec import load_project
+    from mlmake.core.graph import build_graph
+    from mlmake.core.resolve import parse_override
+    from mlmake.core.spec import load_project
 
     project = load_project(root, env, tuple(parse_override(p) for p in params))
     return project, build_graph(project)
@@ -204,10 +204,10 @@ def load(root: Path, params: Iterable[str] = (), env: str | None = None) -> tupl
 def plan_of(root: Path, targets: Iterable[str] = (), params: Iterable[str] = (), *,
             force: bool = False, downstream: bool = False) -> Any:
     """What `mlmake plan` computes, as a Plan (the same cache of earlier builds included)."""
-    from mlmake.fingerprint import Hasher
-    from mlmake.lock import read_lock
-    from mlmake.plan import make_plan
-    from mlmake.runcache import LocalCache
+    from mlmake.planning.plan import make_plan
+    from mlmake.state.hashing import Hasher
+    from mlmake.state.lock import read_lock
+    from mlmake.state.runcache import LocalCache
 
     _, graph = load(root, params)
     hasher = Hasher(root)
@@ -228,7 +228,7 @@ def record_build(root: Path, targets: Iterable[str] = (), params: Iterable[str] 
                  runner: FakeRunner | None = None, force: bool = False, keep_going: bool = False,
                  downstream: bool = False) -> Recorded:
     """`mlmake build` through the real Builder, with FakeRunner doing the work."""
-    from mlmake.execute import Builder, Options
+    from mlmake.building.builder import Builder, Options
 
     project, graph = load(root, params)
     runner = runner or FakeRunner()

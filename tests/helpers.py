@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner, Result
 
-from mlmake.errors import SpecError
+from mlmake.core.errors import SpecError
 
 if TYPE_CHECKING:
-    from mlmake.graph import Graph
-    from mlmake.spec import Project
+    from mlmake.core.graph import Graph
+    from mlmake.core.spec import Project
 
 # A minimal valid project: 1 dataset, 1 feature set (sql), 1 model, 1 step.
 # Tests quote its line numbers in expected messages: append, don't reflow.
@@ -128,9 +128,9 @@ def run_cli(root: Path | str, *args: str) -> Result:
 
 def load(root: Path, env: str | None = None, params: tuple[str, ...] = ()) -> tuple[Project, Graph]:
     """What `mlmake validate` does: parse -P, load, resolve, check, build the graph."""
-    from mlmake.graph import build_graph
-    from mlmake.resolve import parse_override
-    from mlmake.spec import load_project
+    from mlmake.core.graph import build_graph
+    from mlmake.core.resolve import parse_override
+    from mlmake.core.spec import load_project
 
     project = load_project(root, env, tuple(parse_override(p) for p in params))
     return project, build_graph(project)

@@ -9,8 +9,10 @@ from typing import Any, NoReturn
 
 import click
 
-from mlmake import __version__, report
-from mlmake.errors import MlmakeError
+from mlmake import __version__
+from mlmake.core import terminal
+from mlmake.core.errors import MlmakeError
+from mlmake.outputs import report
 
 EXIT_INTERNAL = 3
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `git log | head`
@@ -31,10 +33,10 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            if isinstance(exc, BrokenPipeError) and report.is_closed(sys.stdout):
+            if isinstance(exc, BrokenPipeError) and terminal.is_closed(sys.stdout):
                 stop_quietly()
 
-            from mlmake.workdir import environment_failure
+            from mlmake.core.workdir import environment_failure
 
             message = environment_failure(exc)  # the machine's state, not a bug: exit 1 with a fix
             if message is not None:
@@ -55,9 +57,9 @@ def stop_quietly() -> NoReturn:
 
     Exit 141 (a shell's code for a pipe writer ended by SIGPIPE), not 0: the command did not
     finish, and a `build | head` may have stopped mid-build."""
-    report.discard(sys.stdout)
-    if report.is_closed(sys.stderr):  # `mlmake build 2>&1 | head -1`
-        report.discard(sys.stderr)
+    terminal.discard(sys.stdout)
+    if terminal.is_closed(sys.stderr):  # `mlmake build 2>&1 | head -1`
+        terminal.discard(sys.stderr)
     sys.exit(EXIT_CLOSED_PIPE)
 
 
@@ -105,9 +107,9 @@ def downstream_option(f: Any) -> Any:
 
 def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = ()) -> Any:
     """The project and its graph, every problem reported at once."""
-    from mlmake.graph import build_graph
-    from mlmake.resolve import parse_override
-    from mlmake.spec import load_project
+    from mlmake.core.graph import build_graph
+    from mlmake.core.resolve import parse_override
+    from mlmake.core.spec import load_project
 
     overrides = tuple(parse_override(p) for p in params)
     project = load_project(project_root(ctx), env, overrides)
@@ -117,13 +119,13 @@ def load(ctx: click.Context, env: str | None = None, params: tuple[str, ...] = (
 def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], targets: tuple[str, ...],
              force: bool = False, downstream: bool = False) -> Any:
     """Load the project and plan it against the lock and the workspace. What the plan read is
-    left in ctx.obj["seen"] (see mlmake.memo): each file is noted before it is read."""
-    from mlmake import memo
-    from mlmake.fingerprint import Hasher
-    from mlmake.lock import LOCK_FILE, read_lock
-    from mlmake.memo import Seen
-    from mlmake.plan import make_plan
-    from mlmake.spec import PROJECT_FILE
+    left in ctx.obj["seen"] (see mlmake.core.memo): each file is noted before it is read."""
+    from mlmake.core import memo
+    from mlmake.core.memo import Seen
+    from mlmake.core.spec import PROJECT_FILE
+    from mlmake.planning.plan import make_plan
+    from mlmake.state.hashing import Hasher
+    from mlmake.state.lock import LOCK_FILE, read_lock
 
     seen = Seen()
     root = project_root(ctx)
@@ -141,15 +143,15 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     hasher.save()
     seen.update(hasher.seen)
     ctx.obj["seen"] = seen
-    for note in hasher.unrecorded_notes():  # a plan that warns is not kept (see mlmake.memo)
-        report.warn_line(note)
+    for note in hasher.unrecorded_notes():  # a plan that warns is not kept (see mlmake.core.memo)
+        terminal.warn_line(note)
     return project, graph, lock, plan
 
 
 def remote_cache(project: Any, note: Any = None) -> Any:
     """What plan may promise about restoring: checked by stat on a local remote; each path it
     reads or stats is handed to note first (the plan memo's Seen.note)."""
-    from mlmake.remotecache import RemoteCache, locate
+    from mlmake.state.remotecache import RemoteCache, locate
 
     remote = project.remote
     location = locate(project.root, remote.url if remote else None, remote.options if remote else None)
@@ -157,9 +159,9 @@ def remote_cache(project: Any, note: Any = None) -> Any:
 
 
 def open_store(project: Any) -> Any:
-    from mlmake.remote import Store
+    from mlmake.remote.dvcstore import Store
 
-    return Store.of(project, report.warn_line)
+    return Store.of(project, terminal.warn_line)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from mlmake import report
 from mlmake.cli import (
     cli,
     downstream_option,
@@ -17,6 +16,7 @@ from mlmake.cli import (
     project_root,
     targets_argument,
 )
+from mlmake.outputs import report
 
 
 @cli.command()
@@ -46,10 +46,10 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
       mlmake build -P models.churn.params.max_depth=8 --env dev
       mlmake build --check-determinism features.customer_features
     """
-    from mlmake.execute import Builder, Options
-    from mlmake.init import ensure_gitignore
-    from mlmake.kinds.tables import checking_determinism
-    from mlmake.runners import make_runner
+    from mlmake.building.builder import Builder, Options
+    from mlmake.building.runners import make_runner
+    from mlmake.core.init import ensure_gitignore
+    from mlmake.ml.tables import checking_determinism
 
     project, graph = load(ctx, env, params)
     if ensure_gitignore(project.root):

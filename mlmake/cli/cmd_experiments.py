@@ -7,12 +7,13 @@ from typing import Any
 
 import click
 
-from mlmake import report
 from mlmake.cli import (
     cli,
     project_root,
 )
-from mlmake.errors import MlmakeError
+from mlmake.core import terminal
+from mlmake.core.errors import MlmakeError
+from mlmake.outputs import report
 
 
 @cli.group(name="runs", invoke_without_command=True)
@@ -37,7 +38,7 @@ def runs_cmd(ctx: click.Context, node: str | None, sort_by: str | None, ascendin
     import dataclasses
     import json
 
-    from mlmake import runs
+    from mlmake.state import runs
 
     records = runs.history(project_root(ctx), node, limit if not sort_by else 100_000)
     if sort_by:
@@ -76,7 +77,7 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     import dataclasses
     import json
 
-    from mlmake import runs
+    from mlmake.state import runs
 
     records = runs.by_run(project_root(ctx), run_id)
     if not records:
@@ -105,8 +106,8 @@ def _diff_command(what: str) -> Any:
     @click.option("--all", "every", is_flag=True, help="Include unchanged values.")
     @click.pass_context
     def command(ctx: click.Context, ref: str, fmt: str, every: bool) -> None:
-        from mlmake import diff, history
-        from mlmake.spec import find_project_file
+        from mlmake.core.spec import find_project_file
+        from mlmake.outputs import diff, history
 
         root = project_root(ctx)
         find_project_file(root)
@@ -114,7 +115,7 @@ def _diff_command(what: str) -> Any:
         new = history.workspace(root)
         for note in (old.note, new.note):
             if note:
-                report.warn_line(note)
+                terminal.warn_line(note)
         pick = diff.metric_deltas if what == "metrics" else diff.param_deltas
         deltas = pick(old, new, every=every)
         if fmt == "json":

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from mlmake import memo, report
 from mlmake.cli import (
     cli,
     downstream_option,
@@ -17,7 +16,9 @@ from mlmake.cli import (
     remote_cache,
     targets_argument,
 )
-from mlmake.errors import MlmakeError
+from mlmake.core import memo, terminal
+from mlmake.core.errors import MlmakeError
+from mlmake.outputs import report
 
 
 @cli.command()
@@ -46,14 +47,14 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
       mlmake plan --format markdown --base origin/main > comment.md
       mlmake plan --detailed-exitcode   # 0 nothing to do, 2 changes, 1 error
     """
-    from mlmake import render
+    from mlmake.outputs import render
 
-    warned = report.warnings_written()
+    warned = terminal.warnings_written()
     project, graph, lock, result = plan_project(ctx, env, params, targets, force, downstream)
     if base and fmt != "markdown":
         raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
     code = 2 if detailed_exitcode and result.has_changes else 0
-    if fmt == "text" and report.is_terminal(sys.stdout):
+    if fmt == "text" and terminal.is_terminal(sys.stdout):
         for line, style in render.plan_lines(result):
             report.out(line, style)
         if note := _unchecked_note(project, result):
@@ -68,7 +69,7 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
         else:
             text = "".join(f"{line}\n" for line, _ in render.plan_lines(result)) + _unchecked_note(project, result)
         sys.stdout.write(text)
-        if not base and report.warnings_written() == warned:  # --base reads git history: never kept
+        if not base and terminal.warnings_written() == warned:  # --base reads git history: never kept
             memo.save(str(project.root), ctx.obj["seen"], code, text)
     if code:
         sys.exit(code)
@@ -83,9 +84,10 @@ def _unchecked_note(project: Any, result: Any) -> str:
 
 
 def _pr_comment(project: Any, graph: Any, lock: Any, result: Any, base: str) -> str:
-    from mlmake import diff, history, runs
-    from mlmake.plan import ABSENT, CHECK, FRESH, RESTORE
-    from mlmake.prreport import pr_markdown
+    from mlmake.outputs import diff, history
+    from mlmake.outputs.prreport import pr_markdown
+    from mlmake.planning.plan import ABSENT, CHECK, FRESH, RESTORE
+    from mlmake.state import runs
 
     current = diff.Snapshot("this branch")
     for step in result.steps:
@@ -116,7 +118,7 @@ def why(ctx: click.Context, node: str, env: str | None, params: tuple[str, ...])
     Example:
       mlmake why models.churn_xgb
     """
-    from mlmake import render
+    from mlmake.outputs import render
 
     _, graph, lock, result = plan_project(ctx, env, params, ())
     address = graph.resolve_target(node)
@@ -142,7 +144,7 @@ def status(ctx: click.Context, env: str | None, params: tuple[str, ...], as_json
     """
     import json
 
-    from mlmake import runs
+    from mlmake.state import runs
 
     project, _, _, result = plan_project(ctx, env, params, ())
     last = {r.node: r for r in reversed(runs.history(project.root, limit=100_000))}

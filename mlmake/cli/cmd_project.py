@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from mlmake import report
 from mlmake.cli import (
     cli,
     env_option,
@@ -16,6 +15,7 @@ from mlmake.cli import (
     param_option,
     project_root,
 )
+from mlmake.outputs import report
 
 
 @cli.command()
@@ -47,7 +47,7 @@ def schema() -> None:
     Example:
       mlmake schema > mlproject.schema.json
     """
-    from mlmake.schema import data_dir
+    from mlmake.core.schema import data_dir
 
     sys.stdout.write((data_dir() / "schemas" / "mlproject.schema.json").read_text(encoding="utf-8"))
 
@@ -65,13 +65,13 @@ def init(ctx: click.Context, directory: str, template: str, list_: bool, force: 
     Example:
       mlmake init my-project --template regression
     """
-    from mlmake import init as init_mod
+    from mlmake.core import init as init_mod
 
     if list_:
         for name, summary in init_mod.templates().items():
             report.out(f"{name:12} {summary}")
         return
-    from mlmake.spec import load_project
+    from mlmake.core.spec import load_project
 
     target = (project_root(ctx) / directory).resolve()
     written = init_mod.create(target, template, force=force)
@@ -113,7 +113,7 @@ def graph(ctx: click.Context, fmt: str, env: str | None, params: tuple[str, ...]
       mlmake graph
       mlmake graph --format dot | dot -Tsvg > graph.svg
     """
-    from mlmake import render
+    from mlmake.outputs import render
 
     _, g = load(ctx, env, params)
     text = {"text": render.graph_text, "mermaid": render.mermaid, "dot": render.dot}[fmt](g)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from mlmake import report
 from mlmake.cli import (
     cli,
     env_option,
@@ -13,8 +12,10 @@ from mlmake.cli import (
     project_root,
     targets_argument,
 )
-from mlmake.errors import MlmakeError
-from mlmake.workdir import BuildLock
+from mlmake.core import terminal
+from mlmake.core.errors import MlmakeError
+from mlmake.core.workdir import BuildLock
+from mlmake.outputs import report
 
 
 @cli.command()
@@ -29,13 +30,13 @@ def push(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
       mlmake push
       mlmake push models.churn --env prod
     """
-    from mlmake import transfer
+    from mlmake.remote import transfer
 
     project, graph = load(ctx, env)
     store = open_store(project)
     try:
         with BuildLock(project.root):  # it may write pointers and run-cache entries
-            files, nodes = transfer.push(project.root, graph, targets, store, report.warn_line)
+            files, nodes = transfer.push(project.root, graph, targets, store, terminal.warn_line)
     finally:
         store.close()
     report.out(f"pushed {files} file(s) for {nodes} node(s) to remote 'mlmake' ({store.url})", "green")
@@ -53,13 +54,13 @@ def pull(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
       mlmake pull
       mlmake pull models.churn
     """
-    from mlmake import transfer
+    from mlmake.remote import transfer
 
     project, graph = load(ctx, env)
     store = open_store(project)
     try:
         with BuildLock(project.root):  # it writes the workspace: never beside a build
-            restored, missing = transfer.pull(project.root, graph, targets, store, report.warn_line)
+            restored, missing = transfer.pull(project.root, graph, targets, store, terminal.warn_line)
     finally:
         store.close()
     report.out(f"pulled {len(restored)} node(s) from remote 'mlmake' ({store.url})", "green")
@@ -82,7 +83,7 @@ def data_add(ctx: click.Context, paths: tuple[str, ...]) -> None:
     Example:
       mlmake data add data/customers.csv data/events.csv
     """
-    from mlmake.spec import load_project, path_problem
+    from mlmake.core.spec import load_project, path_problem
 
     root = project_root(ctx)
     for p in paths:

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mlmake.errors import MlmakeError
+from mlmake.core.errors import MlmakeError
 
 TOKEN_ENV = "MLMAKE_SERVE_TOKEN"
 

@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlmake import __version__
-from mlmake.kinds.rows import MAX_PROBLEMS, Problem
+from mlmake.ml.rows import MAX_PROBLEMS, Problem
 from mlmake.serve.body import parse
 from mlmake.serve.live import Live
 from mlmake.serve.log import PredictionLog

@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any
 
-from mlmake.kinds.rows import MAX_PROBLEMS, Loc, Problem
+from mlmake.ml.rows import MAX_PROBLEMS, Loc, Problem
 from mlmake.serve.predictor import Rejected
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlmake.errors import MlmakeError
-from mlmake.kinds.bundle import BUNDLE_FORMAT, MANIFEST_FILE, STORE_FILE
-from mlmake.kinds.design import inputs_from_signature
-from mlmake.kinds.rows import RowEncoder
-from mlmake.kinds.scoring import MODEL_FILE, SIGNATURE_FILE, Scorer, predict
+from mlmake.core.errors import MlmakeError
+from mlmake.ml.bundle import BUNDLE_FORMAT, MANIFEST_FILE, STORE_FILE
+from mlmake.ml.design import inputs_from_signature
+from mlmake.ml.rows import RowEncoder
+from mlmake.ml.scoring import MODEL_FILE, SIGNATURE_FILE, Scorer, predict
 from mlmake.serve.store import OnlineStore, load_store
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlmake.kinds.rows import Loc, Problem
-from mlmake.kinds.scoring import predict, prediction_arrays, prediction_record
+from mlmake.ml.rows import Loc, Problem
+from mlmake.ml.scoring import predict, prediction_arrays, prediction_record
 
 if TYPE_CHECKING:
     import numpy as np

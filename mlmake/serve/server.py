@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlmake.errors import MlmakeError, did_you_mean
+from mlmake.core.errors import MlmakeError, did_you_mean
 from mlmake.serve.app import MAX_BODY_BYTES
 
 TOKEN_ENV = "MLMAKE_SERVE_TOKEN"
@@ -33,7 +33,7 @@ def serve(root: Path, deploy: str, host: str = "127.0.0.1", port: int = 8000, *,
 
 def bundle_folder(root: Path, deploy: str) -> Path:
     """The bundle of an http (or docker) deploy target; MlmakeError saying what to do if none."""
-    from mlmake.spec import load_project
+    from mlmake.core.spec import load_project
 
     project = load_project(root, None, ())
     name = deploy.removeprefix("deploy.")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlmake.kinds.design import Input, design_matrix
-from mlmake.kinds.tables import dtype_name
+from mlmake.ml.design import Input, design_matrix
+from mlmake.ml.tables import dtype_name
 
 if TYPE_CHECKING:
     import numpy as np

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from mlmake.lock import read_lock
+from mlmake.state.lock import read_lock
 from tests.helpers import build, run_records
 from tests.helpers import copy_example as copy_clean
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from mlmake.lock import read_lock
+from mlmake.state.lock import read_lock
 from tests.helpers import build, run_records
 from tests.helpers import copy_example as copy_clean
 

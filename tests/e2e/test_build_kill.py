@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from mlmake.lock import read_lock
+from mlmake.state.lock import read_lock
 from tests.helpers import build, copy_example, run_records
 
 REPO = Path(__file__).resolve().parents[2]

@@ -286,7 +286,7 @@ def test_the_comment_gets_the_marker_and_fits(comment: Any) -> None:
 
 
 def test_the_workflow_marker_is_the_one_mlmake_writes(workflow: dict[str, Any]) -> None:
-    from mlmake.prreport import MARKER as written
+    from mlmake.outputs.prreport import MARKER as written
 
     assert written == MARKER
     assert f'const marker = "{MARKER}";' in step(workflow, "plan", "Post or update")["with"]["script"]

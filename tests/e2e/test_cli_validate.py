@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 
 from mlmake import __version__
-from mlmake.schema import data_dir
+from mlmake.core.schema import data_dir
 from tests.helpers import VALID
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]

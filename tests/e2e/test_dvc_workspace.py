@@ -83,7 +83,7 @@ def recorded_input(root: Path, address: str, path: str) -> str:
 
 
 def mlmake_lock_json(root: Path) -> str:
-    from mlmake.lock import read_lock
+    from mlmake.state.lock import read_lock
 
     lock = read_lock(root)
     return json.dumps({a: {"components": e.components} for a, e in lock.nodes.items()})
@@ -149,7 +149,7 @@ def test_a_dvc_tracked_folder_is_hashed_as_dvc_hashes_it(project: Path, env: dic
 
 
 def age(root: Path) -> None:
-    """Every file and folder's mtime a minute back, so a plan may be kept (mlmake.memo)."""
+    """Every file and folder's mtime a minute back, so a plan may be kept (mlmake.core.memo)."""
     old = time.time() - 60
     for folder, dirs, files in os.walk(root):
         if ".git" not in Path(folder).parts:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
-from mlmake.lock import Entry, Lock, parse_lock, read_lock
+from mlmake.state.lock import Entry, Lock, parse_lock, read_lock
 from tests.helpers import run_cli
 
 GIT_ENV = {

@@ -845,7 +845,7 @@ def test_a_local_dvc_failure_is_not_called_a_remote_failure(raw_project, env):
 
 @pytest.mark.parametrize("argv", [("pull",), ("push",), ("data", "add", "data/raw.csv"), ("build",)])
 def test_commands_that_write_the_workspace_wait_for_no_one(raw_project, env, argv):
-    from mlmake.workdir import BuildLock
+    from mlmake.core.workdir import BuildLock
 
     before = workspace(raw_project)
     with BuildLock(raw_project):

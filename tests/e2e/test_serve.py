@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlmake.errors import MlmakeError
-from mlmake.lock import read_lock
+from mlmake.core.errors import MlmakeError
 from mlmake.serve.server import bundle_folder
+from mlmake.state.lock import read_lock
 from tests.helpers import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from mlmake.lock import read_lock
+from mlmake.state.lock import read_lock
 from tests.helpers import build
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from mlmake import workdir
+from mlmake.core import workdir
 
 RunCli = Callable[..., Result]
 WRITE = "import sys, pathlib; pathlib.Path(sys.argv[1]).write_text(pathlib.Path(sys.argv[2]).read_text() + sys.argv[3])"
@@ -181,7 +181,7 @@ def test_a_full_disk_when_the_lock_is_written_keeps_the_old_lock(built: Path, ru
 
 def test_a_full_disk_when_the_run_is_recorded_is_an_error_with_a_fix(built: Path, run_cli: RunCli,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlmake import runs
+    from mlmake.state import runs
 
     def full(path: Path) -> sqlite3.Connection:
         raise sqlite3.OperationalError("database or disk is full")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from mlmake import source
+from mlmake.core import source
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]
 RunCli = Callable[..., Result]

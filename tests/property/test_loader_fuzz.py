@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 import mlmake
-from mlmake.errors import Diagnostic, MlmakeError, SpecError
-from mlmake.source import load_text
+from mlmake.core.errors import Diagnostic, MlmakeError, SpecError
+from mlmake.core.source import load_text
 from tests.helpers import VALID, load, write_files
 
 FILE = "mlproject.yaml"

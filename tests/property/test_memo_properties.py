@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlmake import memo
 from mlmake.__main__ import run
-from mlmake.fingerprint import CACHE_FILE
+from mlmake.core import memo
+from mlmake.state.hashing import CACHE_FILE
 from tests.fakes import record_build
 from tests.helpers import scratch, write_files
 

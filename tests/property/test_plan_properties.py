@@ -19,10 +19,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlmake.fingerprint import hash_bytes
-from mlmake.graph import to_networkx
-from mlmake.lock import LOCK_FILE
-from mlmake.plan import BUILD, FRESH, MAYBE, NEW, RESTORE, Plan, Reason, Step
+from mlmake.core.graph import to_networkx
+from mlmake.planning.plan import BUILD, FRESH, MAYBE, NEW, RESTORE, Plan, Reason, Step
+from mlmake.state.hashing import hash_bytes
+from mlmake.state.lock import LOCK_FILE
 from tests.fakes import FakeClock, load, plan_of, record_build
 from tests.helpers import scratch, write_files
 

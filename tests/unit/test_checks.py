@@ -1,8 +1,8 @@
-"""mlmake.checks agrees with the recipes it checks for."""
+"""mlmake.core.checks agrees with the recipes it checks for."""
 
 from __future__ import annotations
 
-from mlmake.kinds.training import training_plan
+from mlmake.kinds.model.training import training_plan
 
 
 def test_params_extra_is_passed_to_xgboost_as_written() -> None:

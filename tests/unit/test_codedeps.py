@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmake.codedeps import Workspace, python_files, script_files
+from mlmake.core.codedeps import Workspace, python_files, script_files
 
 
 class Files:

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from mlmake.diff import Delta, Snapshot, as_json, as_markdown, as_text, flatten, metric_deltas, param_deltas, show
+from mlmake.outputs.diff import (
+    Delta,
+    Snapshot,
+    as_json,
+    as_markdown,
+    as_text,
+    flatten,
+    metric_deltas,
+    param_deltas,
+    show,
+)
 
 OLD = Snapshot(
     "main",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmake import fingerprint
-from mlmake.fingerprint import ABSENT, CACHE_FILE, Digest, Hasher, canonical, dvc_pointer, hash_bytes, hash_json
+from mlmake.state import hashing as fingerprint
+from mlmake.state.hashing import ABSENT, CACHE_FILE, Digest, Hasher, canonical, dvc_pointer, hash_bytes, hash_json
 from tests.fakes import FakeClock
 from tests.helpers import write_files
 

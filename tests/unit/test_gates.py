@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mlmake.errors import NodeError
-from mlmake.gates import Gate, Verdict, judge, parse_gate, show_number
-from mlmake.kinds import metrics
+from mlmake.core.errors import NodeError
+from mlmake.core.gates import Gate, Verdict, judge, parse_gate, show_number
+from mlmake.kinds.model import metrics
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "mlproject.schema.json")
                     .read_text(encoding="utf-8"))
@@ -167,7 +167,7 @@ def test_recipe_judge_reports_each_gate() -> None:
 
 
 def test_failures_judges_a_nodes_gates_on_its_metrics() -> None:
-    from mlmake.gates import failures
+    from mlmake.core.gates import failures
 
     rules = {"auc": ">= 0.99", "accuracy": "> 0.5", "logloss": "<0.01", "f1": ">= baseline - 0.01"}
     assert failures(rules, {"auc": 0.8, "accuracy": 0.7, "logloss": 0.4, "f1": 0.5}, {"f1": 0.6}) == [

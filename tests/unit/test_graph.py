@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mlmake.errors import MlmakeError, Span, SpecError
-from mlmake.graph import Graph, build_graph, to_networkx
-from mlmake.spec import load_project
+from mlmake.core.errors import MlmakeError, Span, SpecError
+from mlmake.core.graph import Graph, build_graph, to_networkx
+from mlmake.core.spec import load_project
 from tests.helpers import VALID, errors_of, load
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]

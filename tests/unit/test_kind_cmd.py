@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from mlmake.errors import NodeError
+from mlmake.core.errors import NodeError
+from mlmake.core.kind import Result, Task
 from mlmake.kinds import cmd
-from mlmake.kinds.base import Result, Task
 
 WRITE = """
 import sys, pathlib

@@ -9,9 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from mlmake.errors import NodeError
+from mlmake.core.errors import NodeError
+from mlmake.core.kind import Task
 from mlmake.kinds import dataset
-from mlmake.kinds.base import Task
 
 OUT = "build/datasets/customers"
 CSV = """\

@@ -21,14 +21,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlmake import __version__
-from mlmake.errors import NodeError
+from mlmake.core.errors import NodeError
+from mlmake.core.kind import Task
 from mlmake.kinds import deploy
-from mlmake.kinds.base import Task
-from mlmake.kinds.bundle import hash_file
-from mlmake.kinds.design import Input, design_matrix, inputs_from_signature
-from mlmake.kinds.docker import pins, render
-from mlmake.kinds.rows import RowEncoder
-from mlmake.lock import read_lock
+from mlmake.kinds.deploy.docker import pins, render
+from mlmake.ml.bundle import hash_file
+from mlmake.ml.design import Input, design_matrix, inputs_from_signature
+from mlmake.ml.rows import RowEncoder
+from mlmake.state.lock import read_lock
 from tests.helpers import run_cli, write_files
 
 PROJECT = """\
@@ -258,7 +258,7 @@ def test_the_wheel_holds_mlmake_with_a_valid_record(built: Path) -> None:
     wheel = built / f"build/deploy/box/wheels/mlmake-{__version__}-py3-none-any.whl"
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        assert "mlmake/serve/app.py" in names and "mlmake/kinds/rows.py" in names
+        assert "mlmake/serve/app.py" in names and "mlmake/ml/rows.py" in names
         assert not [n for n in names if "__pycache__" in n]
         record = archive.read(f"mlmake-{__version__}.dist-info/RECORD").decode().splitlines()
         for line in record:

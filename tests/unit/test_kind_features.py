@@ -10,9 +10,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from mlmake.errors import NodeError
+from mlmake.core.errors import NodeError
+from mlmake.core.kind import Task
 from mlmake.kinds import features
-from mlmake.kinds.base import Task
 
 CUSTOMERS = {"customer_id": [3, 1, 2], "plan": ["pro", "basic", "pro"]}
 EVENTS = {"id": [10, 11, 12, 13], "customer_id": [1, 1, 3, 3], "amount": [5.0, 7.0, 1.0, 2.0]}

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 import xgboost as xgb
 
-from mlmake.errors import NodeError
+from mlmake.core.errors import NodeError
+from mlmake.core.kind import Result, Task
 from mlmake.kinds import model
-from mlmake.kinds.base import Result, Task
-from mlmake.kinds.design import design_matrix, feature_types, inputs_from_signature, split_rows
-from mlmake.kinds.metrics import compute, slice_metrics
+from mlmake.kinds.model.metrics import compute, slice_metrics
+from mlmake.ml.design import design_matrix, feature_types, inputs_from_signature, split_rows
 
 N = 400
 TABLE = "build/features/customers"

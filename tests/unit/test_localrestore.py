@@ -12,13 +12,13 @@ from typing import Any, cast
 
 import pytest
 
-from mlmake.errors import MlmakeError
-from mlmake.fingerprint import Hasher
-from mlmake.localrestore import LocalRestore, Refused
-from mlmake.lock import Entry
-from mlmake.remote import Store
-from mlmake.remotecache import Location
-from mlmake.restore import Restorer
+from mlmake.core.errors import MlmakeError
+from mlmake.remote.dvcstore import Store
+from mlmake.remote.localrestore import LocalRestore, Refused
+from mlmake.remote.restore import Restorer
+from mlmake.state.hashing import Hasher
+from mlmake.state.lock import Entry
+from mlmake.state.remotecache import Location
 
 ADDRESS = "models.m"
 FOLDER = {"b.txt": b"bee\n", "a/x.txt": b"ex\n" * 1000, "a/c/y.txt": b"why\n", "z/w.txt": b"", "a.txt": b"A\n"}

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmake import source
-from mlmake.errors import MlmakeError
-from mlmake.fingerprint import hash_bytes
-from mlmake.lock import LOCK_FILE, Entry, Lock, dump_yaml, read_lock, with_entry, write_lock
-from mlmake.source import load_text
+from mlmake.core import source
+from mlmake.core.errors import MlmakeError
+from mlmake.core.source import load_text
+from mlmake.state.hashing import hash_bytes
+from mlmake.state.lock import LOCK_FILE, Entry, Lock, dump_yaml, read_lock, with_entry, write_lock
 from tests.helpers import write_files
 
 CACHE = ".mlmake/cache/lock.json"

@@ -1,4 +1,4 @@
-"""mlmake.memo: a plan is kept with what the state model saw it read, and answers again only
+"""mlmake.core.memo: a plan is kept with what the state model saw it read, and answers again only
 while every one of those paths is as it was; it refuses whenever it cannot be sure."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmake import memo
 from mlmake.__main__ import run
+from mlmake.core import memo
 from tests.fakes import record_build
 
 OLD_NS = time.time_ns() - 60 * 1_000_000_000

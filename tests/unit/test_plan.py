@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlmake import fingerprint
-from mlmake.errors import MlmakeError
-from mlmake.lock import read_lock
-from mlmake.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, make_plan
+from mlmake.core.errors import MlmakeError
+from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, make_plan
+from mlmake.state import hashing as fingerprint
+from mlmake.state.lock import read_lock
 from tests.fakes import FakeClock, FakeFiles, FakeRunner, actions, load, plan_of, reasons, record_build
 from tests.helpers import drop_caches
 
@@ -220,7 +220,7 @@ def test_a_recipe_bump_rebuilds_the_kind(steps: Path, monkeypatch: pytest.Monkey
 def test_a_library_upgrade_rebuilds_what_uses_it(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     polars = fingerprint.library_version("polars")
     xgboost = fingerprint.library_version("xgboost")
-    monkeypatch.setattr("mlmake.plan.library_version", lambda name: "99.0" if name == "xgboost" else {
+    monkeypatch.setattr("mlmake.planning.plan.library_version", lambda name: "99.0" if name == "xgboost" else {
         "polars": polars}.get(name, "missing"))
     plan = plan_of(model)
     assert reasons(plan) == {"models.churn": [f"xgboost {xgboost} → 99.0"],

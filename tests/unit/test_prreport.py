@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from mlmake import prreport
-from mlmake.diff import Snapshot
-from mlmake.graph import Graph
-from mlmake.kinds.base import NodeDecl
-from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step
+from mlmake.core.graph import Graph
+from mlmake.core.kind import NodeDecl
+from mlmake.outputs import prreport
+from mlmake.outputs.diff import Snapshot
+from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step
 from tests.fakes import load
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]

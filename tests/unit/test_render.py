@@ -8,9 +8,9 @@ from pathlib import Path
 
 import jsonschema
 
-from mlmake import render
-from mlmake.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step
-from mlmake.schema import data_dir
+from mlmake.core.schema import data_dir
+from mlmake.outputs import render
+from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step
 from tests.fakes import load
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]
@@ -119,7 +119,7 @@ def test_json_plan_of_nothing_to_do() -> None:
 def test_the_schema_names_every_reason_code_the_planner_can_give() -> None:
     import inspect
 
-    from mlmake import plan
+    from mlmake.planning import plan
 
     codes = set(plan_schema()["properties"]["nodes"]["items"]["properties"]["reasons"]["items"]  # type: ignore[index]
                 ["properties"]["code"]["enum"])

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from mlmake.errors import Span, SpecError
-from mlmake.resolve import Override, parse_override, resolve
-from mlmake.source import load_text
+from mlmake.core.errors import Span, SpecError
+from mlmake.core.resolve import Override, parse_override, resolve
+from mlmake.core.source import load_text
 from tests.helpers import VALID, errors_of, load
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from mlmake import schema
-from mlmake.source import load_text
+from mlmake.core import schema
+from mlmake.core.source import load_text
 from tests.helpers import VALID, errors_of
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]

@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from mlmake.errors import Span, SpecError
-from mlmake.source import ALIAS_BUDGET, format_path, load_text
+from mlmake.core.errors import Span, SpecError
+from mlmake.core.source import ALIAS_BUDGET, format_path, load_text
 
 F = "mlproject.yaml"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmake import source
+from mlmake.core import source
 from tests.helpers import VALID
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmake.errors import MlmakeError, Span, SpecError
-from mlmake.spec import (
+from mlmake.core.errors import MlmakeError, Span, SpecError
+from mlmake.core.spec import (
     Check,
     Column,
     Remote,

@@ -7,10 +7,10 @@ from typing import Any, cast
 
 import pytest
 
-from mlmake.lock import Entry
-from mlmake.plan import Step
-from mlmake.remote import RemoteError
-from mlmake.restore import Restorer, StoreThread
+from mlmake.planning.plan import Step
+from mlmake.remote.dvcstore import RemoteError
+from mlmake.remote.restore import Restorer, StoreThread
+from mlmake.state.lock import Entry
 
 
 class FakeStore:

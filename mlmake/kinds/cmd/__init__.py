@@ -1,0 +1,159 @@
+"""steps.NAME: any command with declared deps and outs, run without a shell."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from mlmake.core.errors import NodeError
+from mlmake.core.kind import NodeDecl, Ref, Result, Task, code_files
+from mlmake.core.paths import writable_output
+from mlmake.core.spec import Step, is_address, node_config
+
+SECTION = "steps"
+KIND = "cmd"
+RECIPE = 1
+LIBRARIES: tuple[str, ...] = ()
+TAIL_LINES = 20
+STOP_GRACE_S = 5.0
+WAIT_SLICE_S = 0.2
+
+
+def declare(project: Any, item: Step) -> NodeDecl:
+    root = getattr(project, "root", None)
+    refs = tuple(Ref(d, (SECTION, item.name, "deps", i)) for i, d in enumerate(item.deps) if is_address(d, root))
+    files = tuple(d for d in item.deps if not is_address(d, root))
+    return NodeDecl(
+        f"{SECTION}.{item.name}", KIND, item.span, node_config(item), refs,
+        code=code_files(project, (), files, item.cmd), outputs=item.outs, recipe=RECIPE, libraries=LIBRARIES,
+    )
+
+
+def run(task: Task) -> Result:
+    """Clear the declared outputs, run the command without a shell, check the outputs appeared."""
+    argv = [str(a) for a in task.config["cmd"]]
+    if not argv:
+        raise NodeError("the command is empty")
+    outs = {o: _out_path(task, o) for o in task.config.get("outs") or []}
+    for path in outs.values():
+        _remove(path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with _output(task.log) as sink:
+        sink.write(f"$ {_show(argv)}\n".encode())
+        sink.flush()
+        start = sink.tell()
+        code = _execute(_resolve(argv), task.root, sink)
+        if code:
+            raise NodeError(f"{_exit(code)}: {_show(argv)}{_tail(sink, start, task.log)}")
+    missing = [o for o, path in outs.items() if not os.path.lexists(path)]
+    if missing:
+        raise NodeError("; ".join(f"declared output '{o}' was not written" for o in missing))
+    return Result()
+
+
+def _out_path(task: Task, out: str) -> str:
+    """The absolute path of a declared output; refused unless strictly inside the project."""
+    norm = os.path.normpath(out)
+    if os.path.isabs(norm) or norm == "." or norm == ".." or norm.startswith(".." + os.sep):
+        # deleting it before the run could take the project with it
+        raise NodeError(f"declared output '{out}' is not a path inside the project")
+    problem = writable_output(task.root, out)  # checked again now: a symlink may have appeared since validate
+    if problem:
+        raise NodeError(problem)
+    return task.staging.get(out) or os.path.join(task.root, norm)
+
+
+def _remove(path: str) -> None:
+    # a stale output left in place could pass for one this run wrote
+    if os.path.isdir(path) and not os.path.islink(path):
+        import shutil  # not at module level: planning imports this module, shutil costs it ~10 ms
+
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _show(argv: list[str]) -> str:
+    """The command on one line, quoted as a shell would need it."""
+    return shlex.join(argv).replace("\n", "\\n")
+
+
+def _resolve(argv: list[str]) -> list[str]:
+    """`python` means the interpreter mlmake runs on, so a step sees the same packages."""
+    return [sys.executable, *argv[1:]] if argv[0] == "python" else argv
+
+
+@contextlib.contextmanager
+def _output(log: str) -> Iterator[BinaryIO]:
+    """The node's log, appended to; without one, a temporary file that only feeds error messages."""
+    if log:
+        with open(log, "a+b") as fh:
+            yield fh
+    else:
+        with tempfile.TemporaryFile() as fh:
+            yield fh
+
+
+def _execute(argv: list[str], cwd: str, sink: BinaryIO) -> int:
+    try:
+        child = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                 preexec_fn=_default_signals)
+    except FileNotFoundError:
+        raise NodeError(f"command not found: '{argv[0]}'") from None
+    except PermissionError:
+        raise NodeError(f"command is not executable: '{argv[0]}'") from None
+    except OSError as exc:
+        raise NodeError(f"cannot run '{argv[0]}': {exc.strerror or exc}") from None
+    try:
+        return _wait(child)
+    except KeyboardInterrupt:
+        _stop(child)
+        raise
+
+
+def _default_signals() -> None:
+    # a pool worker ignores SIGINT (its parent decides); the command it starts must not inherit that
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _wait(child: subprocess.Popen[bytes]) -> int:
+    # polars installs a SIGINT handler with SA_RESTART, so a plain blocking wait() would not
+    # see Ctrl-C until the child exits; waiting in short slices lets Python raise it at once
+    while True:
+        try:
+            return child.wait(timeout=WAIT_SLICE_S)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """Ask the child to stop; kill it if it has not after a grace period."""
+    child.terminate()
+    try:
+        child.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _exit(code: int) -> str:
+    return f"command killed by signal {-code}" if code < 0 else f"command failed with exit code {code}"
+
+
+def _tail(sink: BinaryIO, start: int, log: str) -> str:
+    """The last lines this run wrote, to show with the failure."""
+    sink.flush()
+    sink.seek(start)
+    lines = sink.read().decode("utf-8", errors="replace").splitlines()[-TAIL_LINES:]
+    if not lines:
+        return ""
+    where = f" (full output in {log})" if log else ""
+    return f"\nlast {len(lines)} lines of output{where}:\n" + "\n".join(f"  {line}" for line in lines)

@@ -1,0 +1,133 @@
+"""The dataset recipe: read a raw table, check its contract, write a parquet snapshot (see dataset.py)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from mlmake.core.errors import NodeError, did_you_mean
+from mlmake.core.gates import show_number
+from mlmake.core.kind import TABLE_FILE, Result, Task
+from mlmake.kinds.dataset.contract import check_columns, delimiter_problem, read_types
+from mlmake.ml.tables import (
+    collect,
+    columns_of,
+    first_line,
+    holds,
+    log_line,
+    output_dir,
+    parse_comparison,
+    write_json,
+    write_parquet,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+CONTRACT_FILE = "contract.json"
+INFER_ROWS = 10_000  # rows read to guess the types of undeclared columns
+
+
+def run(task: Task) -> Result:
+    """Read the file, check its contract, write data.parquet and contract.json."""
+    config = task.config
+    schema: dict[str, dict[str, Any]] = config.get("schema") or {}
+    raw = _read(task.root, config, schema)
+    frame, problems = _check(raw, schema)
+    checks, failed = _table_checks(frame.height, config.get("checks") or [])
+    problems += failed
+    if problems:
+        raise NodeError(_report(config["path"], problems))
+    out = output_dir(task)
+    write_parquet(frame, os.path.join(out, TABLE_FILE))
+    write_json(os.path.join(out, CONTRACT_FILE), _contract(config, frame, schema, checks))
+    log_line(task.log, f"{config['path']}: {frame.height} rows, {frame.width} columns, contract holds")
+    return Result(metrics={"rows": frame.height, "columns": frame.width})
+
+
+def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame:
+    """The raw table. Declared number and bool columns of a CSV file are read as such; when one
+    of them does not parse, and for the other declared columns of text formats, they are read as
+    text, so that the contract casts them and names the values that do not convert."""
+    import polars as pl
+
+    path, fmt = str(config["path"]), str(config["format"])
+    full = os.path.join(root, path)
+    if not os.path.exists(full):
+        if os.path.exists(full + ".dvc"):  # DVC-tracked data not fetched into this workspace
+            raise NodeError(f"data file '{path}' is tracked by DVC ({path}.dvc) but not in this workspace: "
+                            "run `mlmake pull` (or `mlmake build --pull`) to fetch it")
+        raise NodeError(f"data file '{path}' not found (looked in {root})")
+    nulls = list(config.get("null_values") or [])
+    try:
+        if fmt == "csv" and schema:
+            try:
+                return collect(_scan_csv(full, nulls, read_types(schema)))
+            except pl.exceptions.PolarsError:
+                pass  # a value that does not parse: read it as text below, and let the contract name it
+        return collect(_scan(full, fmt, schema, nulls))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise NodeError(f"cannot read '{path}' as {fmt}: {first_line(exc)}") from None
+
+
+def _scan_csv(full: str, nulls: list[str], types: dict[str, pl.DataType]) -> pl.LazyFrame:
+    """A CSV file with the given types for those of its columns it has."""
+    import polars as pl
+
+    options: dict[str, Any] = {"infer_schema_length": INFER_ROWS, "null_values": nulls or None}
+    present = pl.scan_csv(full, **options).collect_schema().names()
+    return pl.scan_csv(full, schema_overrides={c: t for c, t in types.items() if c in present}, **options)
+
+
+def _scan(full: str, fmt: str, schema: dict[str, Any], nulls: list[str]) -> pl.LazyFrame:
+    import polars as pl
+
+    if fmt == "parquet":
+        return pl.scan_parquet(full)
+    if fmt == "ndjson":
+        present = pl.scan_ndjson(full, infer_schema_length=INFER_ROWS).collect_schema().names()
+        text = {c: pl.String for c in schema if c in present}
+        return pl.scan_ndjson(full, infer_schema_length=INFER_ROWS, schema_overrides=text)
+    return _scan_csv(full, nulls, {c: pl.String() for c in schema})
+
+
+def _check(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple[pl.DataFrame, list[str]]:
+    """The table with declared columns cast, and every contract violation."""
+    problems = [_missing(c, raw.columns) for c in schema if c not in raw.columns]
+    if problems and delimiter_problem(raw.columns):
+        problems = [delimiter_problem(raw.columns)]
+    cast, found = check_columns(raw, schema)
+    return raw.with_columns(cast), problems + found
+
+
+def _missing(column: str, actual: list[str]) -> str:
+    hint = did_you_mean(column, actual)
+    return f"column '{column}': missing; the file has columns {actual}" + (f" ({hint})" if hint else "")
+
+
+def _table_checks(rows: int, checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each check with its outcome, and a line for each that failed."""
+    done: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for check in checks:
+        if check.get("rows") is None:
+            continue
+        op, limit = parse_comparison(str(check["rows"]))
+        passed = holds(rows, op, limit)
+        done.append({"rows": f"{op} {show_number(limit)}", "value": rows, "passed": passed})
+        if not passed:
+            failed.append(f"check rows {op} {show_number(limit)}: the table has {rows} rows")
+    return done, failed
+
+
+def _report(path: str, problems: list[str]) -> str:
+    n = len(problems)
+    lines = "\n".join(f"  {p}" for p in problems)
+    return f"'{path}' breaks its contract ({n} problem{'s' if n != 1 else ''}):\n{lines}"
+
+
+def _contract(config: dict[str, Any], frame: pl.DataFrame, schema: dict[str, Any],
+              checks: list[dict[str, Any]]) -> dict[str, Any]:
+    columns = [dict(c, declared=c["name"] in schema) for c in columns_of(frame)]
+    return {"source": config["path"], "format": config["format"], "rows": frame.height,
+            "columns": columns, "checks": checks}

@@ -1,0 +1,178 @@
+"""deploy.NAME: a serving bundle (http), batch scores (batch) or a container context (docker).
+
+    http    build/deploy/NAME/ is the bundle `mlmake serve NAME` runs (bundle.py)
+    batch   scores `input` (default: the model's own table) into `output`
+            (default build/deploy/NAME/scores.parquet), with a manifest beside it
+    docker  build/deploy/NAME/ is a docker build context serving the bundle (docker.py)
+
+A target depends on its model and, when it reads one, on a table: the batch input,
+or the keyed feature set an http/docker bundle copies into its online store."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mlmake.core.errors import NodeError, did_you_mean
+from mlmake.core.kind import NodeDecl, Ref, Result, Task, build_dir
+from mlmake.core.spec import Deploy, node_config
+from mlmake.ml.tables import (
+    dtype_name,
+    first_line,
+    log_line,
+    scan_upstream,
+    upstream_address,
+    upstream_folder,
+    upstream_key,
+    write_json,
+    write_parquet,
+)
+
+SECTION = "deploy"
+KIND = "deploy"
+RECIPE = 2  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it
+LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
+SCORES_FILE = "scores.parquet"
+FINGERPRINT_COLUMN = "model_fingerprint"
+ROW_COLUMN = "row"  # the row number, when the scored table has no key to join back on
+
+
+def declare(project: Any, item: Deploy) -> NodeDecl:
+    refs = [Ref(item.model, (SECTION, item.name, "model"), ("models",))]
+    if item.input:
+        refs.append(Ref(item.input, (SECTION, item.name, "input"), ("features", "datasets")))
+    elif table := _implicit_table(project, item):
+        refs.append(Ref(table, (SECTION, item.name, "model"), ("features", "datasets")))
+    outputs = (build_dir(SECTION, item.name),) + ((item.output,) if item.output else ())
+    return NodeDecl(
+        f"{SECTION}.{item.name}", KIND, item.span, node_config(item), tuple(refs),
+        code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
+        lineage=True,  # the manifest records the target's name and every upstream fingerprint
+    )
+
+
+def _implicit_table(project: Any, item: Deploy) -> str | None:
+    """The table a target reads without naming it: a batch scores its model's table; a
+    bundle copies its model's feature set when that set has a key (the online store)."""
+    model = getattr(project, "models", {}).get(item.model)
+    if model is None:
+        return None  # an unknown model is reported by the graph
+    if item.kind == "batch":
+        return str(model.features)
+    feature = getattr(project, "features", {}).get(model.features)
+    return str(model.features) if feature is not None and feature.key else None
+
+
+def run(task: Task) -> Result:
+    kind = str(task.config["kind"])
+    folder = task.staged(task_folder(task))
+    if kind != "batch":
+        wrong = [k for k in ("input", "output") if task.config.get(k)]
+        if wrong:
+            raise NodeError(f"{' and '.join(wrong)}: only a batch target reads an input or writes a file; "
+                            f"a{'n' if kind == 'http' else ''} {kind} target serves its model's inputs")
+    if kind == "http":
+        from mlmake.ml.bundle import write_bundle
+
+        manifest = write_bundle(task, folder)
+        log_line(task.log, f"bundle of {manifest['model']['address']} (fingerprint "
+                           f"{manifest['model']['fingerprint']})" + _store_note(manifest))
+        return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"]})
+    if kind == "docker":
+        return _docker(task, folder)
+    return _batch(task, folder)
+
+
+def task_folder(task: Task) -> str:
+    """The target's own folder (its first declared output)."""
+    return next(iter(task.staging))
+
+
+def _store_note(manifest: dict[str, Any]) -> str:
+    store = manifest.get("store")
+    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""
+
+
+def _docker(task: Task, folder: str) -> Result:
+    from mlmake.kinds.deploy.docker import write_context
+    from mlmake.ml.bundle import write_bundle
+
+    bundle = os.path.join(folder, "bundle")
+    os.makedirs(bundle)
+    manifest = write_bundle(task, bundle)
+    write_context(folder, manifest, task.address.partition(".")[2])
+    log_line(task.log, f"docker context for {manifest['model']['address']}" + _store_note(manifest))
+    return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"]})
+
+
+# --- batch ---------------------------------------------------------------------------
+
+
+def _batch(task: Task, folder: str) -> Result:
+    """Score the input table; write the scores and a manifest with the lineage."""
+    import polars as pl
+
+    from mlmake.ml.bundle import MANIFEST_FILE, describe
+    from mlmake.ml.scoring import load_scorer, predict, prediction_columns, table_matrix
+
+    model = f"models.{task.config['model']}"
+    scorer = load_scorer(upstream_folder(task, model))
+    scorer.booster.set_param({"nthread": max(1, task.threads)})
+    address = upstream_address(task, str(task.config.get("input") or scorer.signature["features"]))
+    try:
+        frame = scan_upstream(task, address).collect()
+    except pl.exceptions.PolarsError as exc:
+        raise NodeError(f"cannot read the table of {address}: {first_line(exc)}") from None
+    _check_table(frame, scorer.inputs, address)
+    manifest = describe(task, os.path.join(upstream_folder(task, model), "model.json"), scorer.signature)
+    fingerprint = manifest["model"]["fingerprint"]
+    pred = predict(scorer, table_matrix(scorer, frame))
+    key = [k for k in upstream_key(task, address) if k in frame.columns]
+    ids = frame.select(key) if key else pl.DataFrame({ROW_COLUMN: pl.int_range(frame.height, eager=True)})
+    # the label's type is that of the classes (as in the model's predictions.parquet), even with no rows
+    label = pl.Series(scorer.classes).dtype if scorer.classes else pl.Float64
+    columns = [pl.Series(n, v, dtype=label if n == "prediction" else pl.Float64)
+               for n, v in prediction_columns(scorer, pred).items()]
+    scores = ids.with_columns(*columns, pl.lit(fingerprint, dtype=pl.String).alias(FINGERPRINT_COLUMN))
+    output = task.staged(task.config["output"]) if task.config.get("output") else os.path.join(folder, SCORES_FILE)
+    write_parquet(scores, output)
+    unknown = _unknown_categories(frame, scorer.inputs)
+    manifest.update(input=address, rows=frame.height, columns=scores.columns, unknown_categories=unknown,
+                    output=str(task.config.get("output") or f"{task_folder(task)}/{SCORES_FILE}"))
+    write_json(os.path.join(folder, MANIFEST_FILE), manifest)
+    log_line(task.log, f"scored {frame.height} rows of {address} with {model} (fingerprint {fingerprint})")
+    for column, count in unknown.items():
+        log_line(task.log, f"warning: {count} rows of '{column}' hold categories {model} never saw; "
+                           "scored as missing values")
+    return Result(metrics={"rows": frame.height, "model_fingerprint": fingerprint})
+
+
+def _check_table(frame: Any, inputs: list[Any], address: str) -> None:
+    """Every input must be a column, of a type the model's encoding can read."""
+    problems = []
+    for spec in inputs:
+        if spec.name not in frame.columns:
+            hint = did_you_mean(spec.name, frame.columns)
+            problems.append(f"input '{spec.name}' is not a column of {address}" + (f" ({hint})" if hint else ""))
+            continue
+        kind, dtype = dtype_name(frame.schema[spec.name]), frame.schema[spec.name]
+        text = kind in ("str", "category")
+        if (spec.categories is not None) != text or not (text or dtype.is_numeric() or kind == "bool"):
+            problems.append(f"column '{spec.name}' of {address} has type {kind}; the model was trained on "
+                            f"{spec.type}")
+    if problems:
+        raise NodeError("; ".join(problems))
+
+
+def _unknown_categories(frame: Any, inputs: list[Any]) -> dict[str, int]:
+    """Per categorical input, how many non-null values are not in the model's categories."""
+    import polars as pl
+
+    out: dict[str, int] = {}
+    for spec in inputs:
+        if spec.categories is not None:
+            column = frame[spec.name].cast(pl.String)
+            count = int((column.is_not_null() & ~column.is_in(list(spec.categories))).sum())
+            if count:
+                out[spec.name] = count
+    return out

@@ -1,0 +1,184 @@
+"""The features recipe: polars SQL or a Python hook over the inputs (see features.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from mlmake.core.errors import NodeError, did_you_mean
+from mlmake.core.kind import TABLE_FILE, Result, Task
+from mlmake.ml.tables import (
+    SCHEMA_FILE,
+    collect,
+    columns_of,
+    difference,
+    examples,
+    first_line,
+    is_checking_determinism,
+    log_line,
+    output_dir,
+    scan_upstream,
+    sort_frame,
+    upstream_address,
+    write_json,
+    write_parquet,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+
+def run(task: Task) -> Result:
+    """Compute the feature table, check its key, write data.parquet and schema.json."""
+    config = task.config
+    names = [str(n) for n in config["from"]]
+    frames = {n: scan_upstream(task, upstream_address(task, n)) for n in names}
+    key = [str(k) for k in config.get("key") or []]
+    frame = _table(task, frames, key)
+    if is_checking_determinism():
+        _check_deterministic(task, frame, _table(task, frames, key))
+    out = output_dir(task)
+    write_parquet(frame, os.path.join(out, TABLE_FILE))
+    write_json(os.path.join(out, SCHEMA_FILE), {"columns": columns_of(frame), "key": key, "rows": frame.height,
+                                                "from": names})
+    log_line(task.log, f"{frame.height} rows, {frame.width} columns from {', '.join(names)}")
+    return Result(metrics={"rows": frame.height, "columns": frame.width})
+
+
+def _table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.DataFrame:
+    """The feature table from the SQL or the hook, its key checked, its rows in a fixed order."""
+    import polars as pl
+
+    config = task.config
+    if config.get("sql"):
+        frame = _sql(str(config["sql"]), frames)
+    else:
+        frame = _collect(_hook(task, str(config["python"]), frames), f"python hook {config['python']}")
+    problems = key_problems(frame, key)
+    if problems:
+        raise NodeError("; ".join(problems))
+    try:
+        return sort_frame(frame, key)
+    except pl.exceptions.PolarsError as exc:
+        raise NodeError(f"cannot sort the feature table (declare a key?): {first_line(exc)}") from None
+
+
+def _check_deterministic(task: Task, first: pl.DataFrame, second: pl.DataFrame) -> None:
+    """--check-determinism: the two computations must agree."""
+    found = difference(first, second)
+    what = f"python hook {task.config['python']}" if task.config.get("python") else "the sql"
+    if found:
+        raise NodeError(f"{what} is not deterministic: two runs gave different tables ({found}); "
+                        "seed its randomness and give its rows a fixed order")
+    log_line(task.log, f"determinism check: {what} gave the same table twice")
+
+
+def _sql(query: str, frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    """Run polars SQL with each input registered under its name."""
+    import polars as pl
+
+    try:
+        lazy = pl.SQLContext(frames, eager=False).execute(query)
+        return collect(lazy)
+    except pl.exceptions.PolarsError as exc:
+        raise NodeError(f"sql failed: {first_line(exc)} (tables: {', '.join(frames)})") from None
+
+
+def _hook(task: Task, spec: str, frames: dict[str, pl.LazyFrame]) -> object:
+    """Call FILE.py:FUNCTION with one LazyFrame per input, by name."""
+    with _importable(task.root):
+        function = _load_function(task, spec)
+        try:
+            return function(**frames)
+        except Exception as exc:  # the user's code: report it as theirs, with the traceback in the log
+            log_line(task.log, traceback.format_exc())
+            raise NodeError(f"python hook {spec} raised {type(exc).__name__}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _importable(root: str) -> Iterator[None]:
+    """The project root on sys.path while a hook runs, so it can import its own helper modules;
+    the project modules it imported are forgotten after, so the next run reads them afresh
+    (an edited helper is a reason to rebuild, see codedeps.py: a stale copy must not be used)."""
+    sys.path.insert(0, root)
+    before = set(sys.modules)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(root)
+        inside = os.path.join(os.path.realpath(root), "")
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None)
+            if isinstance(file, str) and os.path.realpath(file).startswith(inside):
+                del sys.modules[name]
+
+
+def _load_function(task: Task, spec: str) -> Callable[..., object]:
+    file, _, name = spec.rpartition(":")
+    path = os.path.join(task.root, file)
+    if not os.path.isfile(path):
+        raise NodeError(f"python hook file '{file}' not found")
+    module = _load_module(task, file, path)
+    function = getattr(module, name, None)
+    if not callable(function):
+        hint = did_you_mean(name, [n for n in vars(module) if callable(getattr(module, n))])
+        raise NodeError(f"'{file}' has no function '{name}'" + (f"; {hint}" if hint else ""))
+    return function  # type: ignore[no-any-return]
+
+
+def _load_module(task: Task, file: str, path: str) -> ModuleType:
+    # a name per node, so two hooks in files of the same name never share a module
+    module_name = "mlmake_hook_" + re.sub(r"\W", "_", task.address)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise NodeError(f"cannot load python hook file '{file}'")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up here
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        log_line(task.log, traceback.format_exc())
+        raise NodeError(f"python hook file '{file}' failed to load: {type(exc).__name__}: {exc}") from None
+    return module
+
+
+def _collect(result: object, what: str) -> pl.DataFrame:
+    import polars as pl
+
+    if not isinstance(result, (pl.LazyFrame, pl.DataFrame)):
+        raise NodeError(f"{what} returned {type(result).__name__}, expected a polars LazyFrame or DataFrame")
+    try:
+        return collect(result.lazy())
+    except pl.exceptions.PolarsError as exc:
+        raise NodeError(f"{what} failed: {first_line(exc)}") from None
+
+
+def key_problems(frame: pl.DataFrame, key: list[str]) -> list[str]:
+    """Why KEY does not identify the rows of FRAME: missing columns, nulls, duplicates."""
+    missing = [k for k in key if k not in frame.columns]
+    if missing:
+        return [f"key column '{k}' is not in the feature table; its columns are {frame.columns}" for k in missing]
+    if not key:
+        return []
+    problems = []
+    for k in key:
+        nulls = frame[k].null_count()
+        if nulls:
+            problems.append(f"key column '{k}' has {nulls} null row{'s' if nulls != 1 else ''}")
+    keys = frame.select(key).drop_nulls()
+    dupes = keys.filter(keys.is_duplicated())
+    if dupes.height:
+        shown = dupes.unique(maintain_order=True).head(5).rows()
+        values = [r[0] if len(key) == 1 else r for r in shown]
+        problems.append(f"key ({', '.join(key)}) is not unique: {dupes.height} rows share a key, "
+                        f"e.g. {examples(values)}")
+    return problems

@@ -1,0 +1,80 @@
+"""The pull-request comment: what will rebuild and why, the graph coloured by
+action, metric and param deltas against the base branch, gate results and an
+estimated build time from the run history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmake.core import gates
+from mlmake.core.graph import Graph
+from mlmake.outputs import diff
+from mlmake.outputs.render import plan_markdown
+from mlmake.planning.plan import BUILD, MAYBE, NEW, Plan
+
+MARKER = "<!-- mlmake-plan -->"
+
+
+def pr_markdown(plan: Plan, graph: Graph, project: str, base: diff.Snapshot, current: diff.Snapshot,
+                durations: dict[str, float]) -> str:
+    """One comment, ready to post; the hidden marker lets CI update it in place."""
+    head = plan_markdown(plan, graph, project).rstrip("\n").split("\n")
+    parts = [MARKER, *head[:4], _estimate(plan, durations), "", *head[4:], ""]
+    metric_rows = diff.metric_deltas(base, current)
+    param_rows = diff.param_deltas(base, current)
+    parts += [f"#### Metrics against `{base.label}`", "",
+              diff.as_markdown(metric_rows, base.label, "this branch", "metrics").rstrip("\n"), ""]
+    pending = [s.address for s in plan.steps if s.action in (NEW, BUILD, MAYBE) and graph.nodes[s.address].kind
+               == "model"]
+    if pending:
+        parts += ["Not built yet (metrics known after the build): " + ", ".join(f"`{a}`" for a in pending), ""]
+    parts += [f"#### Params against `{base.label}`", "",
+              diff.as_markdown(param_rows, base.label, "this branch", "params").rstrip("\n"), ""]
+    parts += _gate_section(graph, base, current)
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _estimate(plan: Plan, durations: dict[str, float]) -> str:
+    todo = [s.address for s in plan.steps if s.action in (NEW, BUILD, MAYBE)]
+    if not todo:
+        return "Estimated build time: nothing to build."
+    known = [durations[a] for a in todo if a in durations]
+    unknown = len(todo) - len(known)
+    if not known:
+        return f"Estimated build time: unknown ({unknown} node(s) never built here)."
+    text = f"Estimated build time: {_duration(sum(known))} (from the run history)"
+    return text + (f", plus {unknown} node(s) never built here." if unknown else ".")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _gate_section(graph: Graph, base: diff.Snapshot, current: diff.Snapshot) -> list[str]:
+    rows = []
+    for address, decl in graph.nodes.items():
+        for metric, text in sorted(decl.gates.items()):
+            rows.append(_gate_row(address, metric, str(text), base, current))
+    if not rows:
+        return []
+    return ["#### Gates", "", "| node | gate | value | baseline | result |", "|---|---|---|---|---|", *rows, ""]
+
+
+def _gate_row(address: str, metric: str, text: str, base: diff.Snapshot, current: diff.Snapshot) -> str:
+    try:
+        gate = gates.parse_gate(metric, text)
+    except ValueError:
+        return f"| `{address}` | `{metric} {text}` | | | invalid |"
+    value = _number(current.metrics.get(address, {}).get(metric))
+    baseline = _number(base.metrics.get(address, {}).get(metric))
+    if value is None:
+        verdict_text = "after the build"
+    else:
+        verdict = gates.judge(gate, value, baseline)
+        verdict_text = "pass" if verdict.passed and verdict.threshold is not None else (
+            "not checked (no baseline)" if verdict.passed else "**FAIL**")
+    return (f"| `{address}` | `{gate}` | {diff.show(value)} | {diff.show(baseline)} | {verdict_text} |")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

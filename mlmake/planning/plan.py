@@ -1,0 +1,275 @@
+"""The one decision per node that every command reads (plan, build, status, why, the
+pull-request comment): from the recorded and current fingerprint components, an action
+and its reasons. Fingerprints that differ are never fresh, and restoring from the run
+cache is one of the actions, decided here, not re-decided by the builder. Pure given its
+inputs: the graph, the lock, a hasher (the file system seam) and a cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal, Protocol
+
+from mlmake.core import gates
+from mlmake.core.graph import Graph
+from mlmake.core.kind import NodeDecl
+from mlmake.planning.reasons import Reason, ReasonCode, diff, differences, explain
+from mlmake.state.hashing import Digest, hash_json, library_version
+from mlmake.state.lock import Entry, Lock, with_entry
+from mlmake.state.runcache import Hit, is_complete, onto
+
+__all__ = ["Action", "Reason", "ReasonCode", "Step", "Plan", "decide", "make_plan", "diff", "explain"]
+
+Action = Literal["new", "build", "maybe", "restore", "check", "fresh", "absent", "remove"]
+NEW: Final = "new"
+BUILD: Final = "build"
+MAYBE: Final = "maybe"  # waits for an upstream that will rebuild; rebuilds only if its output changes
+RESTORE: Final = "restore"  # this fingerprint was built before: its outputs come from the cache
+CHECK: Final = "check"  # up to date, but its gates changed: re-judged on the recorded metrics
+FRESH: Final = "fresh"
+ABSENT: Final = "absent"  # up to date by the lock, outputs not in this workspace
+REMOVE: Final = "remove"
+PENDING: tuple[Action, ...] = (NEW, BUILD, MAYBE, RESTORE, CHECK, REMOVE)
+
+
+class Files(Protocol):
+    """What planning needs from the file system."""
+
+    def digest(self, rel: str) -> Digest: ...
+
+    def source_digest(self, rel: str) -> Digest: ...
+
+
+class Cache(Protocol):
+    """What planning needs from the run cache and the DVC pointers (no data, no network)."""
+
+    def hit(self, fingerprint: str) -> Hit | None: ...
+
+    def restorable(self, address: str) -> bool: ...
+
+
+class NoCache:
+    """A cache that knows nothing: every stale node rebuilds."""
+
+    def hit(self, fingerprint: str) -> Hit | None:
+        return None
+
+    def restorable(self, address: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node's decision."""
+
+    address: str
+    kind: str
+    action: Action
+    reasons: tuple[Reason, ...] = ()
+    fingerprint: str = ""
+    components: dict[str, Any] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()  # outputs up to date by the lock but absent here
+    restorable: bool = False  # absent outputs have DVC pointers: pull restores them
+    cached: Hit | None = None  # RESTORE: the run-cache entry, its outputs mapped onto this node's paths
+    gates: dict[str, str] = field(default_factory=dict)  # the node's gates now (judged, not fingerprinted)
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+
+    def count(self, *actions: str) -> int:
+        return sum(1 for s in self.steps if s.action in actions)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(s.action in PENDING for s in self.steps)
+
+    def summary(self) -> str:
+        build, maybe, fresh = self.count(NEW, BUILD), self.count(MAYBE), self.count(FRESH, ABSENT)
+        parts = [f"{build} to build"]
+        if self.count(RESTORE):
+            parts.append(f"{self.count(RESTORE)} to restore from cache")
+        if maybe:
+            parts.append(f"{maybe} to check after upstream")
+        if self.count(CHECK):
+            parts.append(f"{self.count(CHECK)} to re-judge on recorded metrics")
+        absent = self.count(ABSENT)
+        parts.append(f"{fresh} up to date" + (f" ({absent} not in this workspace)" if absent else ""))
+        if self.count(REMOVE):
+            parts.append(f"{self.count(REMOVE)} to remove")
+        return "Plan: " + ", ".join(parts) + "."
+
+
+def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files,
+               current: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Everything that can change a node's output, as recorded in the lock; `current` holds
+    the fingerprints already decided in this plan (the lock's stand in for the others)."""
+    sources = graph.files[decl.address]
+    code = set(decl.code)
+    comps = {
+        "config": decl.config,
+        "params": decl.params,
+        "recipe": decl.recipe,
+        "libraries": {name: library_version(name) for name in decl.libraries},
+        "inputs": {p: files.source_digest(p).hash for p in sources if p not in code},
+        "code": {p: files.source_digest(p).hash for p in sources if p in code},
+        "upstream": {u: _upstream_hashes(lock.get(u), outs) for u, outs in graph.uses[decl.address].items()},
+    }
+    if decl.lineage:
+        comps["lineage"] = _lineage(decl.address, graph, lock, current or {})
+    return comps
+
+
+def _upstream_hashes(entry: Entry | None, outputs: tuple[str, ...]) -> dict[str, str]:
+    recorded = entry.outputs if entry else {}
+    return {o: str(recorded.get(o, {}).get("hash", "")) for o in outputs}
+
+
+def _lineage(address: str, graph: Graph, lock: Lock, current: Mapping[str, str]) -> dict[str, Any]:
+    """A node whose outputs record its name and every ancestor's fingerprint has them as inputs."""
+    ancestors = sorted(graph.closure([address], down=False) - {address})
+    return {"node": address, "upstream": {a: current.get(a) or _recorded(lock, a) for a in ancestors}}
+
+
+def _recorded(lock: Lock, address: str) -> str:
+    entry = lock.get(address)
+    return entry.fingerprint if entry else ""
+
+
+def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *, cache: Cache | None = None,
+           pending: Iterable[str] = (), forced: bool = False, current: Mapping[str, str] | None = None) -> Step:
+    """The decision for one node, given which of its upstream nodes will rebuild."""
+    step = _judge(decl, graph, lock, files, set(pending), forced, current)
+    return _use_cache(step, decl, cache or NoCache(), forced=forced)
+
+
+def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[str], forced: bool,
+           current: Mapping[str, str] | None) -> Step:
+    comps = components(decl, graph, lock, files, current)
+    fp = hash_json(comps)
+    entry = lock.get(decl.address)
+    step = Step(decl.address, decl.kind, FRESH, (), fp, comps, gates=dict(decl.gates))
+    if entry is None:
+        return _with(step, NEW, Reason("new"))
+    if forced:
+        return _with(step, BUILD, Reason("forced"))
+    changes = [] if entry.fingerprint == fp else _changes(entry, comps, decl)
+    reasons = [r for r in changes if r.code != "upstream" or r.subject not in pending]
+    waiting = [u for u in graph.uses[decl.address] if u in pending]
+    if reasons:
+        return _with(step, BUILD, *reasons)
+    if waiting:
+        return _with(step, MAYBE, *(Reason("upstream_pending", u) for u in sorted(waiting)))
+    return _check_gates(_check_outputs(step, decl, entry, files), entry)
+
+
+def _changes(entry: Entry, comps: dict[str, Any], decl: NodeDecl) -> list[Reason]:
+    """Why fingerprints differ: named reasons, or the recorded and current fingerprints."""
+    return differences(entry.components, comps, decl) or [Reason("fingerprint", "", entry.fingerprint,
+                                                                  hash_json(comps))]
+
+
+def _with(step: Step, action: Action, *reasons: Reason) -> Step:
+    return replace(step, action=action, reasons=tuple(reasons))
+
+
+def _check_outputs(step: Step, decl: NodeDecl, entry: Entry, files: Files) -> Step:
+    if set(entry.outputs) != set(decl.outputs):  # recorded for other paths (an older mlmake's restore)
+        return _with(step, BUILD, Reason("outputs_moved", "", ", ".join(sorted(entry.outputs)) or "-",
+                                         ", ".join(decl.outputs)))
+    missing: list[str] = []
+    for out in decl.outputs:
+        now = files.digest(out)
+        if not now.exists:
+            missing.append(out)
+        elif now.hash != entry.outputs[out].get("hash"):
+            return _with(step, BUILD, Reason("output_modified", out))
+    return replace(step, action=ABSENT, missing=tuple(missing)) if missing else step
+
+
+def _check_gates(step: Step, entry: Entry) -> Step:
+    """Gates that changed since the node was recorded are re-judged on its recorded metrics."""
+    if step.action not in (FRESH, ABSENT) or entry.gates == step.gates:
+        return step
+    return _with(step, CHECK, *gate_reasons(entry.gates, step.gates, entry.metrics))
+
+
+def gate_reasons(old: Mapping[str, str], new: Mapping[str, str], metrics: Mapping[str, Any]) -> list[Reason]:
+    """One reason per changed gate, saying how the gate now judges the recorded metrics."""
+    out: list[Reason] = []
+    for metric in sorted(set(old) | set(new)):
+        before, after = old.get(metric), new.get(metric)
+        if after is None:
+            out.append(Reason("gate_removed", metric, before))
+        elif before != after:
+            code: ReasonCode = "gate" if before is not None else "gate_added"
+            out.append(Reason(code, metric, before, after, note=verdict(metric, after, metrics)))
+    return out
+
+
+def verdict(metric: str, rule: str, metrics: Mapping[str, Any]) -> str:
+    """`re-checked, passes` or why not, on recorded metrics; a relative gate needs the build's baseline."""
+    try:
+        gate = gates.parse_gate(metric, rule)
+    except ValueError as exc:
+        return f"invalid: {exc}"
+    if gate.relative:
+        return "re-checked by the build against its baseline"
+    value = metrics.get(metric)
+    judged = gates.judge(gate, float(value) if isinstance(value, (int, float)) else None, None)
+    return "re-checked, passes" if judged.passed else "re-checked, fails: " + judged.message.split(": ", 1)[-1]
+
+
+def make_plan(graph: Graph, lock: Lock, files: Files, targets: Iterable[str] = (), *,
+              force: bool = False, downstream: bool = False, cache: Cache | None = None) -> Plan:
+    """Every selected node's decision in build order, plus lock entries to remove."""
+    targets = list(targets)
+    cache = cache or NoCache()
+    selected = graph.select(targets, downstream=downstream)
+    # --force rebuilds the targets (everything when none), not what they read
+    named = {graph.resolve_target(t) for t in targets} if targets else set(selected)
+    forced = named if force else set()
+    pending: set[str] = set()
+    current: dict[str, str] = {}
+    steps: list[Step] = []
+    for address in selected:
+        step = decide(graph.nodes[address], graph, lock, files, cache=cache, pending=pending,
+                      forced=address in forced, current=current)
+        if step.action in (NEW, BUILD, MAYBE):
+            pending.add(address)
+        if step.action == RESTORE and step.cached is not None:  # its known outputs decide its readers
+            lock = with_entry(lock, address, _restored_entry(step, step.cached))
+        current[address] = step.fingerprint
+        steps.append(step)
+    if not targets:
+        steps += [Step(a, e.kind, REMOVE, (Reason("removed"),)) for a, e in sorted(lock.nodes.items())
+                  if a not in graph.nodes]
+    return Plan(tuple(steps))
+
+
+def _use_cache(step: Step, decl: NodeDecl, cache: Cache, *, forced: bool) -> Step:
+    """A stale node whose fingerprint was built before becomes a restore into its own paths."""
+    if step.missing:  # up to date (or re-judged) by the lock, not in this workspace
+        restorable = cache.restorable(step.address)
+        return replace(step, restorable=restorable, cached=None if restorable else _hit(step, decl, cache))
+    if step.action not in (NEW, BUILD) or forced:
+        return step
+    hit = _hit(step, decl, cache)
+    if hit is None:
+        return step
+    return replace(step, action=RESTORE, reasons=step.reasons + (Reason("cached", step.fingerprint[:8]),),
+                   cached=hit)
+
+
+def _hit(step: Step, decl: NodeDecl, cache: Cache) -> Hit | None:
+    """The cache entry of the step's fingerprint, its outputs renamed to the node's declared ones."""
+    hit = cache.hit(step.fingerprint)
+    if hit is None or not is_complete(hit):
+        return None
+    return onto(hit, decl.outputs)
+
+
+def _restored_entry(step: Step, hit: Hit) -> Entry:
+    outputs = {p: {"hash": o.get("hash", ""), "size": o.get("size", 0)} for p, o in hit.outputs.items()}
+    return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates))

@@ -1,0 +1,250 @@
+"""Why a node is not up to date: reason codes with old → new values, and the diff of
+recorded against current fingerprint components that produces them. Every component
+that differs yields a reason; `component` and `fingerprint` are the floor for what no
+finer diff names, so fingerprints that differ are never explained away into silence."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mlmake.core.kind import NodeDecl
+from mlmake.state.hashing import canonical
+
+ReasonCode = Literal[
+    "new", "forced", "config", "param", "config_added", "config_removed", "recipe", "library",
+    "input", "input_added", "input_removed", "input_missing", "code", "code_added", "code_missing",
+    "upstream", "upstream_added", "upstream_removed", "upstream_pending", "lineage",
+    "output_missing", "output_modified", "outputs_moved", "removed", "cached",
+    "gate", "gate_added", "gate_removed", "component", "fingerprint",
+]
+# the components the finer diffs below read; any other one is compared whole
+KNOWN = ("params", "config", "recipe", "libraries", "inputs", "code", "upstream", "lineage")
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a node is not up to date: a code, what it concerns, and old/new values."""
+
+    code: ReasonCode
+    subject: str = ""
+    old: Any = None
+    new: Any = None
+    note: str = ""  # a gate's verdict on the recorded metrics
+
+    def text(self) -> str:
+        s, old, new = self.subject, _show(self.old), _show(self.new)
+        return {
+            "new": "new node",
+            "forced": "forced",
+            "config": _change(s, self.old, self.new),
+            "param": _change(s, self.old, self.new),
+            "config_added": f"{s} added" + ("" if _is_long(self.new) else f" ({new})"),
+            "config_removed": f"{s} removed" + ("" if _is_long(self.old) else f" (was {old})"),
+            "recipe": f"recipe of {s} {old} → {new}",
+            "library": f"{s} {old} → {new}",
+            "input": f"{s} changed",
+            "input_added": f"{s} added",
+            "input_removed": f"{s} no longer read",
+            "input_missing": f"{s} is missing",
+            "code": f"code {s} changed" if _is_code(s) else f"{s} changed",
+            "code_added": f"code {s} added" if _is_code(s) else f"{s} added",
+            "code_missing": f"code {s} is missing",
+            "upstream": f"upstream {s} changed",
+            "upstream_added": f"now depends on {s}",
+            "upstream_removed": f"no longer depends on {s}",
+            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if its output changes",
+            "output_missing": f"output {s} missing",
+            "output_modified": f"output {s} modified since it was built",
+            "removed": "no longer in mlproject.yaml",
+            "cached": f"built before (fingerprint {s}): restore from the cache",
+            "outputs_moved": f"outputs recorded at {old}, declared at {new}",
+            "lineage": f"upstream {s} fingerprint changed",  # old → new in why and the JSON plan
+            "gate": f"gate {s} {old} → {new}: {self.note}",
+            "gate_added": f"gate {s} {new} added: {self.note}",
+            "gate_removed": f"gate {s} {old} removed",
+            "component": f"fingerprint changed: {s} {_brief(self.old)} → {_brief(self.new)}",
+            "fingerprint": f"fingerprint changed: recorded {_short(self.old)}, current {_short(self.new)}",
+        }.get(self.code, f"{self.code} {s}".strip())
+
+    def to_dict(self) -> dict[str, Any]:
+        note = {"note": self.note} if self.note else {}
+        return {"code": self.code, "subject": self.subject, "old": self.old, "new": self.new, **note,
+                "text": self.text()}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], decl: NodeDecl) -> list[Reason]:
+    """Every reason between recorded and current components; never empty when they differ."""
+    reasons = explain(diff(old, new, decl.kind), decl)
+    reasons += [Reason("component", name, old.get(name), new.get(name))
+                for name in sorted(set(old) | set(new)) if name not in KNOWN
+                and canonical(old.get(name)) != canonical(new.get(name))]
+    if reasons:
+        return reasons
+    return [Reason("component", name, old.get(name), new.get(name)) for name in KNOWN
+            if canonical(old.get(name)) != canonical(new.get(name))]
+
+
+def explain(reasons: list[Reason], decl: NodeDecl) -> list[Reason]:
+    """Drop a config change that changed global params fully explain: where the values differ,
+    the key was written `${params.x}` and renders to the old and the new value."""
+    old = {r.subject.removeprefix("params."): r.old for r in reasons if r.code == "param"}
+    if not old:
+        return reasons
+    return [r for r in reasons if not (r.code == "config" and _explained(r, old, decl))]
+
+
+def _explained(reason: Reason, old_params: dict[str, Any], decl: NodeDecl) -> bool:
+    before, after, key = reason.old, reason.new, reason.subject
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        pairs = [(f"{key}.{i}", b, a) for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
+    else:
+        pairs = [(key, before, after)]
+    return bool(pairs) and all(_renders(decl, k, b, a, old_params) for k, b, a in pairs)
+
+
+def _renders(decl: NodeDecl, key: str, before: Any, after: Any, old_params: dict[str, Any]) -> bool:
+    template = decl.templates.get(key)
+    if template is None:
+        return False
+    then = {**decl.params, **old_params}
+    return _render(template, then) == _text(before) and _render(template, decl.params) == _text(after)
+
+
+def _render(template: str, params: dict[str, Any]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1).strip().removeprefix("params.")
+        return _text(params.get(name, match.group(0)))
+
+    return re.sub(r"\$\{([^}]*)\}", value, template.replace("$${", "\0")).replace("\0", "${")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], kind: str = "") -> list[Reason]:
+    """Reasons between recorded and current components, most specific first."""
+    reasons = _diff_params(old.get("params", {}), new.get("params", {}))
+    reasons += _diff_config(old.get("config", {}), new.get("config", {}), "")
+    if old.get("recipe") != new.get("recipe"):
+        reasons.append(Reason("recipe", kind, old.get("recipe"), new.get("recipe")))
+    for name in sorted(set(old.get("libraries", {})) | set(new.get("libraries", {}))):
+        a, b = old.get("libraries", {}).get(name), new.get("libraries", {}).get(name)
+        if a != b:
+            reasons.append(Reason("library", name, a, b))
+    reasons += _diff_files(old.get("inputs", {}), new.get("inputs", {}), "input")
+    reasons += _diff_files(old.get("code", {}), new.get("code", {}), "code")
+    reasons += _diff_upstream(old.get("upstream", {}), new.get("upstream", {}))
+    reasons += _diff_lineage(old.get("lineage", {}), new.get("lineage", {}))
+    return reasons
+
+
+def _diff_params(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+    out = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            out.append(Reason("config_added", f"params.{name}", None, new[name]))
+        elif name not in new:
+            out.append(Reason("config_removed", f"params.{name}", old[name], None))
+        elif canonical(old[name]) != canonical(new[name]):
+            out.append(Reason("param", f"params.{name}", old[name], new[name]))
+    return out
+
+
+def _diff_config(old: Any, new: Any, prefix: str) -> list[Reason]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[Reason] = []
+        for key in sorted(set(old) | set(new), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old:
+                out.append(Reason("config_added", path, None, new[key]))
+            elif key not in new:
+                out.append(Reason("config_removed", path, old[key], None))
+            else:
+                out += _diff_config(old[key], new[key], path)
+        return out
+    return [] if canonical(old) == canonical(new) else [Reason("config", prefix, old, new)]
+
+
+_FILE_CODES: dict[str, tuple[ReasonCode, ReasonCode, ReasonCode]] = {
+    "input": ("input", "input_added", "input_missing"), "code": ("code", "code_added", "code_missing")}
+
+
+def _diff_files(old: dict[str, str], new: dict[str, str], kind: str) -> list[Reason]:
+    changed, added, missing = _FILE_CODES[kind]
+    out: list[Reason] = []
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            out.append(Reason(added, path))
+        elif path not in new:
+            out.append(Reason("input_removed", path))
+        elif not new[path]:
+            out.append(Reason(missing, path))
+        elif old[path] != new[path]:
+            out.append(Reason(changed, path, old[path], new[path]))
+    return out
+
+
+def _diff_upstream(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+    out: list[Reason] = []
+    for address in sorted(set(old) | set(new)):
+        if address not in old:
+            out.append(Reason("upstream_added", address))
+        elif address not in new:
+            out.append(Reason("upstream_removed", address))
+        elif old[address] != new[address]:
+            out.append(Reason("upstream", address))
+    return out
+
+
+def _diff_lineage(old: dict[str, Any], new: dict[str, Any]) -> list[Reason]:
+    """A node that records its own name and its ancestors' fingerprints (a deploy manifest)."""
+    out: list[Reason] = []
+    if old.get("node") != new.get("node"):
+        out.append(Reason("config", "name", old.get("node"), new.get("node")))
+    before, after = old.get("upstream") or {}, new.get("upstream") or {}
+    for address in sorted(set(before) | set(after)):
+        if before.get(address) != after.get(address):
+            out.append(Reason("lineage", address, before.get(address), after.get(address)))
+    return out
+
+
+def _brief(value: Any) -> str:
+    """A component's value on one short line."""
+    text = _show(value) if value is not None else "-"
+    return text if len(text) <= 40 and "\n" not in text else text.replace("\n", " ")[:37] + "..."
+
+
+def _short(value: Any) -> str:
+    """A fingerprint as its first eight characters (`-` when there is none)."""
+    return str(value)[:8] if value else "-"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+_CODE = (".py", ".sh", ".r", ".R", ".sql", ".ipynb", ".js", ".ts", ".jl", ".rb", ".pl")
+
+
+def _is_code(path: str) -> bool:
+    """A cmd dep is code when it looks like a script; otherwise it is data the command reads."""
+    return path.endswith(_CODE)
+
+
+def _is_long(value: Any) -> bool:
+    return isinstance(value, str) and ("\n" in value or len(value) > 80)
+
+
+def _change(subject: str, old: Any, new: Any) -> str:
+    """`params.max_depth 6 → 8`; a long or multi-line text (a query) just `sql changed`."""
+    if _is_long(old) or _is_long(new):
+        return f"{subject} changed"
+    return f"{subject} {_show(old)} → {_show(new)}"

@@ -100,11 +100,14 @@ class LocalRestore:
         if pointed is None or set(pointed) != set(outputs) or not self.usable():
             return False
         recorded = {out: str(o.get("hash", "")) for out, o in outputs.items()}
-        try:
-            return self._restore(pointed, recorded, fetch)
-        except _Dropped as exc:  # once: the object comes from the remote, or DVC says it is missing
-            self.warn(f"{address}: {exc}; fetching it again")
-            return self._restore(pointed, recorded, fetch)
+        again = "; fetching it again" if fetch and self.remote is not None else ""
+        while True:  # each pass that drops a corrupted object from the cache takes it elsewhere next
+            try:
+                return self._restore(pointed, recorded, fetch)
+            except _Dropped as exc:
+                self.warn(f"{address}: {exc}{again}")
+            except OSError:  # an unreadable object, a full disk: DVC tries, and says what failed
+                return False
 
     def _restore(self, pointed: dict[str, str], recorded: dict[str, str], fetch: bool) -> bool:
         stage = staging_root(self.root) / f"restore-{uuid.uuid4().hex[:12]}"

@@ -181,6 +181,16 @@ def test_a_pointer_mlmake_did_not_write_or_a_missing_object_leaves_it_to_dvc(ori
     assert LocalRestore(root, remote, lambda _m: None).restore(ADDRESS, outputs, fetch=True) is False
 
 
+def test_what_cannot_be_written_here_is_left_to_dvc(tmp_path) -> None:
+    """A listing naming `a` both as a file and as a folder cannot be laid out: no traceback, DVC's turn."""
+    remote = tmp_path / "remote"
+    listing = put_folder(remote, {"a": b"file\n", "a/b": b"under a\n"})
+    root = project(tmp_path, {"build/m": {"md5": listing, "size": 14, "nfiles": 2}})
+    outputs = {"build/m": {"hash": "dir:" + "0" * 32, "size": 14}}
+    assert LocalRestore(root, remote, pytest.fail).restore(ADDRESS, outputs, fetch=True) is False
+    assert not (root / "build").exists() and leftovers(root) == []
+
+
 class CloudStore:
     """A Store on a cloud remote whose DVC checkout and fetch are recorded (and fetch writes the files)."""
 

@@ -1,7 +1,9 @@
 """Restoring outputs instead of rebuilding them: from the DVC cache (and, with
 --pull, the remote) by a node's DVC pointer or its run-cache entry. A restored
-output is re-hashed and must match what was recorded; a corrupted object is
-removed from the cache and the node is rebuilt instead."""
+output is hashed and must match what was recorded; a corrupted object is
+removed from the cache and the node is rebuilt instead. Objects in folders on
+this machine are copied without DVC (mlmake.remote.localrestore); DVC does the
+rest."""
 
 from __future__ import annotations
 

@@ -79,8 +79,9 @@ class _Copy:
 class LocalRestore:
     """Restores from the project's DVC cache and, when given, a remote in a local folder."""
 
-    def __init__(self, root: Path, remote: Path | None, warn: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, remote: Path | None, warn: Callable[[str], None], *, repair: bool = False) -> None:
         self.root, self.remote, self.warn = root, remote, warn
+        self.repair = repair  # the machine's default remote: a corrupted object is removed from it
         self.cache = root / ".dvc" / "cache"
 
     def usable(self) -> bool:
@@ -185,14 +186,16 @@ class LocalRestore:
 
     def _corrupted(self, source: Path, md5: str, out: str) -> None:
         """An object whose bytes do not match its name: removed from the project's cache (the
-        remote may have it), or refused, named, when it is the remote's."""
+        remote may have it), or refused, named, when it is the remote's (and removed from the
+        machine's default remote, so that the node built instead is shared in its place)."""
         if source.is_relative_to(self.cache):
-            os.chmod(source, 0o644)
-            source.unlink(missing_ok=True)
+            _remove(source)
             raise _Dropped(f"object {md5} of {out} in the DVC cache is corrupted (its bytes do not match its "
                            "md5): removed from the cache")
+        if self.repair:
+            _remove(source)
         raise Refused(f"object {md5} of {out} on the remote ({self.remote}) is corrupted (its bytes do not "
-                      "match its md5)")
+                      "match its md5)" + (": removed from the remote" if self.repair else ""))
 
 
 def _copy(job: _Copy) -> str:
@@ -273,6 +276,11 @@ def _spare(final: Path) -> Path:
     """A temporary name beside an object in the cache (DVC's own are NAME.tmp there too)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     return final.with_name(f"{final.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _remove(path: Path) -> None:
+    os.chmod(path, 0o644)
+    path.unlink(missing_ok=True)
 
 
 def _add_to_cache(final: Path, data: bytes) -> None:

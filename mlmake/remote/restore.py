@@ -36,7 +36,8 @@ class Restorer:
         self.root, self.store, self.hasher, self.pull, self.warn = root, store, hasher, pull, warn
         self.then = then  # what happens to a node that cannot be restored, for the warnings
         location = store.location
-        self.local = LocalRestore(root, local_folder(root, location) if location.is_local else None, warn)
+        self.local = LocalRestore(root, local_folder(root, location) if location.is_local else None, warn,
+                                  repair=location.automatic)
 
     def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
         """Record a built node's outputs in the DVC cache, its pointer and the run cache

@@ -733,13 +733,31 @@ def test_a_corrupted_folder_listing_on_the_default_remote_is_named_skipped_and_r
     b = clone(e, a, tmp_path / "B")
     done, ran = build(e, b)
     assert done.stderr == (f"warning: {SPECIES}: object {listing} of build/models/species on the remote "
-                           f"({tmp_path / 'shared'}) is corrupted (its bytes do not match its md5); building it\n"), \
-        done.stderr
+                           f"({tmp_path / 'shared'}) is corrupted (its bytes do not match its md5): removed from the "
+                           "remote; building it\n"), done.stderr
     assert ran[SPECIES] == "built" and {n for n, s in ran.items() if s == "built"} == {SPECIES}, ran
     assert (b / SPECIES_JSON).read_bytes() == (a / SPECIES_JSON).read_bytes()
     assert mlmake(e, b, "build").returncode == 0  # and again: the bad object is never used twice
     assert bad_objects(tmp_path / "shared") == []  # the rebuild put the good listing back
     _, ran = build(e, clone(e, a, tmp_path / "C"))
+    assert ran == dict.fromkeys(PENGUINS, "restored")
+
+
+def test_a_corrupted_file_on_the_default_remote_is_removed_and_replaced_by_the_rebuild(env, tmp_path):
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    a = penguins_repo(e, tmp_path / "A")
+    md5 = manifest(tmp_path / "shared", pointer_dir_md5(a, SPECIES))["model.json"]
+    corrupt(obj(tmp_path / "shared", md5))
+
+    b = clone(e, a, tmp_path / "B")
+    done, ran = build(e, b)
+    assert done.stderr == (f"warning: {SPECIES}: object {md5} of build/models/species on the remote "
+                           f"({tmp_path / 'shared'}) is corrupted (its bytes do not match its md5): removed from the "
+                           "remote; building it\n"), done.stderr
+    assert {n for n, s in ran.items() if s == "built"} == {SPECIES}, ran
+    assert bad_objects(tmp_path / "shared") == [] and bad_objects(b / ".dvc" / "cache") == []
+    assert tree(b / "build") == tree(a / "build")
+    _, ran = build(e, clone(e, a, tmp_path / "C"))  # the rebuilt node was shared in its place
     assert ran == dict.fromkeys(PENGUINS, "restored")
 
 

@@ -135,6 +135,20 @@ def test_a_corrupted_object_on_the_remote_is_refused_and_nothing_is_half_written
     assert (root / "build" / "scores.csv").read_bytes() == b"the old scores\n"  # the other output: untouched
     assert not obj(root / ".dvc" / "cache", bad).exists() and leftovers(root) == []
     assert not obj(root / ".dvc" / "cache", md5s["build/scores.csv"]["md5"]).exists()  # its node did not restore
+    assert obj(remote, bad).exists()  # a configured remote is named, not changed
+
+
+def test_a_corrupted_object_on_the_machines_default_remote_is_removed_from_it(origin, tmp_path) -> None:
+    outputs, md5s, remote = origin
+    root = project(tmp_path, md5s)
+    bad = md5s["build/scores.csv"]["md5"]
+    os.chmod(obj(remote, bad), 0o644)
+    obj(remote, bad).write_bytes(b"not the scores")
+    with pytest.raises(Refused) as refused:
+        LocalRestore(root, remote, lambda _m: None, repair=True).restore(ADDRESS, outputs, fetch=True)
+    assert str(refused.value) == (f"object {bad} of build/scores.csv on the remote ({remote}) is corrupted (its bytes "
+                                  "do not match its md5): removed from the remote")
+    assert not obj(remote, bad).exists() and not (root / "build").exists()
 
 
 def test_a_corrupted_object_in_the_cache_is_dropped_and_fetched_again(origin, tmp_path) -> None:

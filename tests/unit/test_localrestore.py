@@ -16,6 +16,7 @@ from mlmake.core.errors import MlmakeError
 from mlmake.remote.dvcstore import Store
 from mlmake.remote.localrestore import LocalRestore, Refused
 from mlmake.remote.restore import Restorer
+from mlmake.state.fingerprint import Components
 from mlmake.state.hashing import Hasher
 from mlmake.state.lock import Entry
 from mlmake.state.remotecache import Location
@@ -231,6 +232,6 @@ def test_a_cloud_remote_is_left_to_dvc(origin, tmp_path) -> None:
     store = CloudStore(root)
     restorer = Restorer(root, cast(Store, store), Hasher(root, persist=False), pull=True, warn=pytest.fail)
     assert restorer.local.serves_remote() is False
-    assert restorer.restore_entry(ADDRESS, Entry("f" * 32, "model", {}, outputs, {})) is True
+    assert restorer.restore_entry(ADDRESS, Entry("f" * 32, "model", Components(), outputs, {})) is True
     assert store.calls == ["checkout", "fetch", "checkout"]
     assert (root / "build" / "scores.csv").read_bytes() == SCORES

@@ -1,0 +1,174 @@
+"""The `sklearn` kind: a scikit-learn estimator trained beside the built-in xgboost model.
+
+    models:
+      baseline:
+        kind: sklearn
+        features: penguin_features
+        target: species
+        task: multiclass
+        estimator: LogisticRegression
+        params: {C: 1.0, max_iter: 200}
+
+Everything here is cheap (no scikit-learn, polars or numpy import): `validate`, `plan`
+and `schema` load it. Training is in recipe.py, loading a trained model in predictor.py."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlmake.core.errors import Diagnostic, Span, did_you_mean
+from mlmake.core.gates import TASK_METRICS
+from mlmake.core.kind import NodeDecl, Ref, Result, Task, build_dir
+from mlmake_sklearn.estimators import ESTIMATORS, params_schema
+
+SECTION = "models"
+NAME = "sklearn"
+RECIPE = 1
+LIBRARIES = ("polars", "scikit-learn", "scipy", "numpy")
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    test_size: float = 0.2
+    seed: int = 0
+    stratify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SklearnModel:
+    """One `kind: sklearn` item of the models section."""
+
+    name: str
+    span: Span | None
+    features: str
+    target: str
+    task: str
+    estimator: str
+    drop: tuple[str, ...] = ()
+    split: Split = Split()
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+    gates: dict[str, str] = field(default_factory=dict)
+    slices: tuple[str, ...] = ()
+    description: str = ""
+    deps: tuple[str, ...] = ()
+
+    def config(self) -> dict[str, Any]:
+        """What enters the fingerprint: everything that can change the model (not its gates,
+        which judge its metrics, nor its description or deps, which are hashed as code)."""
+        out: dict[str, Any] = {"features": self.features, "target": self.target, "task": self.task,
+                               "estimator": self.estimator, "drop": list(self.drop),
+                               "split": {"test_size": self.split.test_size, "seed": self.split.seed,
+                                         "stratify": self.split.stratify},
+                               "params": dict(self.params), "metrics": list(self.metrics),
+                               "slices": list(self.slices)}
+        return out
+
+
+def _columns(description: str) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string", "minLength": 1}, "description": description}
+
+
+ITEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["features", "target", "task", "estimator"],
+    "description": "A scikit-learn model (mlmake-sklearn): trained on the same feature set, target and split "
+                   "as an xgboost model, saved as JSON, served like one.",
+    "properties": {
+        "features": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$",
+                     "description": "The feature set (or dataset) it trains on.", "examples": ["customer_features"]},
+        "target": {"type": "string", "minLength": 1, "description": "The column to predict."},
+        "task": {"enum": list(TASKS), "description": "What kind of prediction."},
+        "estimator": {"enum": list(ESTIMATORS), "description": "The scikit-learn estimator: "
+                      + "; ".join(f"{e.name} ({', '.join(e.tasks)}): {e.description}" for e in ESTIMATORS.values())},
+        "params": params_schema(),
+        "description": {"type": "string", "description": "What the model predicts (not part of the fingerprint)."},
+        "drop": _columns("Columns not used as inputs (the feature set's key is dropped already)."),
+        "split": {
+            "type": "object", "additionalProperties": False, "description": "The held-out split, as the model kind's.",
+            "properties": {
+                "test_size": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                              "description": "The share of rows held out (default 0.2)."},
+                "seed": {"type": "integer", "description": "The split's seed, also the estimator's random_state."},
+                "stratify": {"type": "boolean", "description": "Hold out the same share of each class."},
+            },
+        },
+        "metrics": {"type": "array", "uniqueItems": True,
+                    "items": {"enum": sorted({m for names in TASK_METRICS.values() for m in names})},
+                    "description": "Metrics computed on the held-out split (the model kind's)."},
+        "gates": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "Quality gates: METRIC: 'OP VALUE' or 'OP baseline - 0.01'; the build fails when "
+                                 "one does not hold.", "examples": [{"accuracy": ">= 0.9"}]},
+        "slices": _columns("Columns whose values each get their own metrics."),
+        "deps": _columns("Files the model depends on that no analysis sees; hashed as code."),
+    },
+}
+
+
+class SklearnKind:
+    """The Kind protocol of mlmake.core.kind, for `kind: sklearn` items of `models:`."""
+
+    name = NAME
+    section = SECTION
+    default = False
+    word = "model"
+    recipe = RECIPE
+    libraries = LIBRARIES
+
+    def item_schema(self) -> dict[str, Any]:
+        return ITEM_SCHEMA
+
+    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> SklearnModel:
+        return SklearnModel(
+            name, span, str(data["features"]), str(data["target"]), str(data["task"]), str(data["estimator"]),
+            tuple(data.get("drop", ())), Split(**data.get("split", {})), dict(data.get("params", {})),
+            tuple(data.get("metrics", ())), {str(k): str(v) for k, v in (data.get("gates") or {}).items()},
+            tuple(data.get("slices", ())), str(data.get("description", "")), tuple(data.get("deps", ())),
+        )
+
+    def check(self, name: str, span: Span | None, data: Mapping[str, Any]) -> list[Diagnostic]:
+        return problems(f"{SECTION}.{name}", span, data)
+
+    def declare(self, project: Any, item: SklearnModel) -> NodeDecl:
+        ref = Ref(item.features, (SECTION, item.name, "features"), ("features", "datasets"))
+        return NodeDecl(
+            f"{SECTION}.{item.name}", NAME, item.span, item.config(), (ref,),
+            code=item.deps, outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
+            gates=dict(item.gates),
+        )
+
+    def run(self, task: Task) -> Result:
+        from mlmake_sklearn.recipe import run
+
+        return run(task)
+
+    def load_predictor(self, folder: str, signature: Mapping[str, Any]) -> Any:
+        from mlmake_sklearn.predictor import load
+
+        return load(folder, dict(signature))
+
+
+def problems(path: str, span: Span | None, data: Mapping[str, Any]) -> list[Diagnostic]:
+    """What `validate` can tell from the item alone: an estimator outside the supported set,
+    one that does not fit the task, a parameter it does not take."""
+    name, task = str(data.get("estimator")), str(data.get("task"))
+    estimator = ESTIMATORS.get(name)
+    if estimator is None:
+        hint = did_you_mean(name, ESTIMATORS)
+        return [Diagnostic(span, f"{path}.estimator", f"'{name}' is not an estimator mlmake-sklearn saves as JSON; "
+                           f"choose from {', '.join(ESTIMATORS)}", hint)]
+    found = []
+    if task in TASKS and task not in estimator.tasks:
+        fits = [e.name for e in ESTIMATORS.values() if task in e.tasks]
+        found.append(Diagnostic(span, f"{path}.estimator", f"{name} does not fit a {task} model; "
+                                f"use {' or '.join(fits)}"))
+    for key in data.get("params") or {}:
+        if key not in estimator.params:
+            hint = did_you_mean(str(key), estimator.params)
+            found.append(Diagnostic(span, f"{path}.params.{key}", f"{name} takes no parameter '{key}'; "
+                                    f"it takes {', '.join(estimator.params)}", hint))
+    return found

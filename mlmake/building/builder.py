@@ -103,7 +103,7 @@ def run_task(task: Task) -> dict[str, Any]:
     from mlmake.core import registry
 
     try:
-        result = registry.by_kind(task.kind).run(task)
+        result = registry.registry().by_name(task.kind).run(task)
         return {"ok": True, "metrics": result.metrics}
     except NodeError as exc:
         return {"ok": False, "error": str(exc), "metrics": exc.metrics}

@@ -1,5 +1,6 @@
-"""Checks the effective configuration against schemas/mlproject.schema.json and
-turns each JSON Schema error into a located Diagnostic that says the fix."""
+"""Checks the effective configuration against the project's JSON Schema (the base and every
+registered kind's fragment, core/fragments.py) and turns each error into a located Diagnostic
+that says the fix."""
 
 from __future__ import annotations
 
@@ -28,11 +29,30 @@ def data_dir() -> FsPath:
     return packaged if packaged.is_dir() else package.parent
 
 
+PUBLISHED = ("schemas", "mlproject.schema.json")  # the built-in kinds' schema, for editors
+
+
 @cache
 def published_schema() -> dict[str, Any]:
-    """The JSON Schema as published for editors (it allows ${params.x} strings)."""
-    with open(data_dir() / "schemas" / "mlproject.schema.json", encoding="utf-8") as f:
-        return json.load(f)  # type: ignore[no-any-return]
+    """The JSON Schema of this installation's kinds, as `mlmake schema` prints it for editors
+    (it allows ${params.x} strings)."""
+    from mlmake.core.fragments import project_schema
+    from mlmake.core.registry import registry
+
+    return project_schema(registry().kinds)
+
+
+def builtin_schema() -> dict[str, Any]:
+    """The schema of the built-in kinds alone: what schemas/mlproject.schema.json holds."""
+    from mlmake.core.fragments import project_schema
+    from mlmake.core.registry import builtin
+
+    return project_schema(builtin().kinds)
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    """A schema as the published file spells it."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 @cache

@@ -125,11 +125,12 @@ def load_booster(model: str | bytes, threads: int = 1) -> Booster:
 
 
 def _kind_loader(name: str) -> Any:
-    """The `load_predictor` of the registered kind named `name`."""
-    from mlmake.core.registry import by_kind
+    """The `load_predictor` of the registered kind named `name` (the built-in format needs no
+    registry: a docker image serves an xgboost model without loading the kinds)."""
+    from mlmake.core.registry import registry
 
     try:
-        kind = by_kind(name)
+        kind: Any = registry().by_name(name)
     except KeyError:
         kind = None
     loader = getattr(kind, "load_predictor", None)

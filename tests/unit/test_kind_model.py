@@ -58,7 +58,7 @@ def train(root: Path, cfg: dict[str, Any], out: Path, threads: int = 1, log: str
     out.mkdir(parents=True)
     task = Task("models.churn", "model", str(root), cfg, {"build/models/churn": str(out)},
                 {"features.customers": [TABLE]}, {"features.customers": "features"}, threads, log, baseline or {})
-    return model.run(task)
+    return model.KIND.run(task)
 
 
 def read(out: Path, name: str) -> Any:

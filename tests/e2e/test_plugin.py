@@ -6,7 +6,9 @@ sees the plugin: its entry point exists only in the new environment."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import site
 import socket
@@ -65,6 +67,162 @@ def mlmake(python: Path, root: Path, *args: str) -> subprocess.CompletedProcess[
 def built(python: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     root = copy_example(EXAMPLE, tmp_path_factory.mktemp("plugin") / "example")
     return root, mlmake(python, root, "build")
+
+
+def steady(text: str) -> str:
+    """Build output without its timings."""
+    return re.sub(r" in \d+\.\ds", " in Ts", text)
+
+
+def test_validate_and_plan_see_the_plugins_models(python: Path, tmp_path: Path) -> None:
+    root = copy_example(EXAMPLE, tmp_path / "example")
+    validated = mlmake(python, root, "validate")
+    assert (validated.returncode, validated.stderr) == (0, "")
+    assert validated.stdout == "mlproject.yaml is valid: 7 nodes (1 datasets, 1 features, 3 models, 2 deploy)\n"
+    planned = mlmake(python, root, "plan")
+    assert (planned.returncode, planned.stderr) == (0, "")
+    assert planned.stdout == (
+        " + datasets.penguins          new node\n"
+        " + features.penguin_features  new node\n"
+        " + models.species             new node\n"
+        " + models.species_baseline    new node\n"
+        " + models.body_mass           new node\n"
+        " + deploy.baseline_api        new node\n"
+        " + deploy.baseline_scores     new node\n"
+        "\n"
+        "Plan: 7 to build, 0 up to date.\n")
+
+
+def test_validate_refuses_what_the_plugin_cannot_train_located(python: Path, tmp_path: Path) -> None:
+    root = copy_example(EXAMPLE, tmp_path / "example")
+    text = (root / "mlproject.yaml").read_text(encoding="utf-8")
+    text = text.replace("estimator: Ridge", "estimator: LogisticRegression")
+    text = text.replace("params: {alpha: 1.0}", "params: {alpha: 1.0, max_iter: 50}")
+    (root / "mlproject.yaml").write_text(text, encoding="utf-8")
+    result = mlmake(python, root, "validate")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "mlproject.yaml:75:16: models.body_mass.estimator: LogisticRegression does not fit a regression model; "
+        "use LinearRegression or Ridge\n"
+        "      estimator: LogisticRegression\n"
+        "                 ^\n"
+        "mlproject.yaml:76:14: models.body_mass.params.alpha: LogisticRegression takes no parameter 'alpha'; "
+        "it takes C, max_iter, tol, fit_intercept, solver, class_weight\n"
+        "      params: {alpha: 1.0, max_iter: 50}\n"
+        "               ^\n"
+        "2 errors found\n")
+
+
+def test_an_estimator_outside_the_set_is_refused_with_did_you_mean(python: Path, tmp_path: Path) -> None:
+    root = copy_example(EXAMPLE, tmp_path / "example")
+    text = (root / "mlproject.yaml").read_text(encoding="utf-8")
+    (root / "mlproject.yaml").write_text(text.replace("estimator: LogisticRegression", "estimator: LogisticRegresion"),
+                                         encoding="utf-8")
+    result = mlmake(python, root, "validate")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "mlproject.yaml:61:16: models.species_baseline.estimator: expected one of 'LogisticRegression', "
+        "'LinearRegression', 'Ridge'; got 'LogisticRegresion'\n"
+        "      estimator: LogisticRegresion\n"
+        "                 ^\n"
+        "  hint: did you mean 'LogisticRegression'?\n"
+        "1 error found\n")
+
+
+def test_build_trains_the_baseline_beside_the_xgboost_model(
+        built: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, result = built
+    assert (result.returncode, result.stderr) == (0, "")
+    fingerprint = lock(root)["models.species_baseline"]["fingerprint"]
+    assert steady(result.stdout) == (
+        "[1/7] datasets.penguins  (new node)\n"
+        "  done datasets.penguins in Ts  rows=344, columns=8\n"
+        "[2/7] features.penguin_features  (new node)\n"
+        "  done features.penguin_features in Ts  rows=342, columns=7\n"
+        "[3/7] models.species  (new node)\n"
+        "  done models.species in Ts  mlogloss=0.02834, accuracy=1\n"
+        "[4/7] models.species_baseline  (new node)\n"
+        "  done models.species_baseline in Ts  mlogloss=0.0175, accuracy=1\n"
+        "[5/7] models.body_mass  (new node)\n"
+        "  done models.body_mass in Ts  rmse=378.9, r2=0.8026\n"
+        "[6/7] deploy.baseline_api  (new node)\n"
+        f"  done deploy.baseline_api in Ts  model_fingerprint={fingerprint}\n"
+        "[7/7] deploy.baseline_scores  (new node)\n"
+        f"  done deploy.baseline_scores in Ts  rows=342, model_fingerprint={fingerprint}\n"
+        "Build: 7 built, 0 up to date.\n")
+    model = root / "build/models/species_baseline"
+    assert sorted(p.name for p in model.iterdir()) == ["estimator.json", "metrics.json", "predictions.parquet",
+                                                        "signature.json"]
+    assert sorted(p.name for p in (root / "build/deploy/baseline_api").iterdir()) == [
+        "estimator.json", "manifest.json", "metrics.json", "signature.json"]
+    signature = json.loads((model / "signature.json").read_text(encoding="utf-8"))
+    assert {k: signature[k] for k in ("format", "files", "estimator", "classes")} == {
+        "format": "sklearn", "files": ["estimator.json"], "estimator": "LogisticRegression",
+        "classes": ["Adelie", "Chinstrap", "Gentoo"]}
+    metrics = json.loads((model / "metrics.json").read_text(encoding="utf-8"))
+    assert sorted(metrics) == ["best_iteration", "metrics", "n_test", "n_train", "slices", "task"]
+    assert sorted(metrics["metrics"]) == ["accuracy", "mlogloss"]
+    assert sorted(metrics["slices"]["island"]) == ["Biscoe", "Dream", "Torgersen"]
+    assert b"pickle" not in (model / "estimator.json").read_bytes()
+
+
+def test_the_lock_records_the_kind_and_scikit_learns_version(
+        built: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    from importlib import metadata
+
+    root, _ = built
+    entry = lock(root)["models.species_baseline"]
+    assert (entry["kind"], entry["recipe"], entry["gates"]) == ("sklearn", 1, {"accuracy": ">= 0.9"})
+    assert entry["libraries"] == {name: metadata.version(name) for name in ("numpy", "polars", "scikit-learn",
+                                                                              "scipy")}
+    assert entry["config"]["estimator"] == "LogisticRegression"
+    assert "gates" not in entry["config"]  # judged on the metrics, not fingerprinted
+
+
+def test_after_the_build_the_plan_is_empty_and_a_param_retrains_only_the_sklearn_model(
+        python: Path, built: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    root = tmp_path / "example"
+    shutil.copytree(built[0], root)
+    assert mlmake(python, root, "plan").stdout.endswith("Plan: 0 to build, 7 up to date.\n")
+    text = (root / "mlproject.yaml").read_text(encoding="utf-8")
+    (root / "mlproject.yaml").write_text(text.replace("{C: 1.0, max_iter: 200}", "{C: 0.5, max_iter: 200}"),
+                                         encoding="utf-8")
+    assert mlmake(python, root, "plan").stdout == (
+        " = datasets.penguins\n"
+        " = features.penguin_features\n"
+        " = models.species\n"
+        " ~ models.species_baseline    params.C 1.0 → 0.5\n"
+        " = models.body_mass\n"
+        " ~ deploy.baseline_api        upstream models.species_baseline fingerprint changed\n"
+        " ~ deploy.baseline_scores     upstream models.species_baseline fingerprint changed\n"
+        "\n"
+        "Plan: 3 to build, 4 up to date.\n")
+
+
+def test_a_gate_on_the_plugins_metrics_is_judged_by_the_build(
+        python: Path, built: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    root = tmp_path / "example"
+    shutil.copytree(built[0], root)
+    text = (root / "mlproject.yaml").read_text(encoding="utf-8")
+    (root / "mlproject.yaml").write_text(text.replace('r2: ">= 0.7"', 'r2: ">= 0.95"'), encoding="utf-8")
+    result = mlmake(python, root, "build")
+    assert (result.returncode, result.stdout) == (1, "Build: 0 built, 6 up to date, 1 failed.\n")
+    assert result.stderr == ("FAILED models.body_mass: gate r2 >= 0.95 failed: r2 = 0.8026 (judged on the recorded "
+                             "metrics)\nerror: 1 node(s) failed: models.body_mass\n")
+
+
+def test_schema_holds_the_plugins_item(python: Path, tmp_path: Path) -> None:
+    result = mlmake(python, tmp_path, "schema")
+    assert (result.returncode, result.stderr) == (0, "")
+    schema = json.loads(result.stdout)
+    kind = schema["properties"]["models"]["additionalProperties"]["properties"]["kind"]
+    assert kind["enum"] == ["model", "sklearn"]
+    item = schema["$defs"]["sklearn"]
+    assert item["required"] == ["features", "target", "task", "estimator"]
+    assert item["properties"]["kind"]["const"] == "sklearn"
+    assert item["properties"]["estimator"]["enum"] == ["LogisticRegression", "LinearRegression", "Ridge"]
+    assert item["properties"]["params"]["properties"]["C"] == {
+        "type": "number", "exclusiveMinimum": 0, "description": "Inverse of the regularization strength (default 1.0)."}
 
 
 def free_port() -> int:

@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 
 from mlmake.core.errors import NodeError
+from mlmake.core.kind import ItemCheck
+from mlmake.core.source import load_text
 from mlmake.kinds.model.recipe import Data
 from mlmake.ml.design import Input, Target
 
 PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "mlmake-sklearn"
 sys.path.insert(0, str(PLUGIN))
 
-from mlmake_sklearn.kind import problems  # noqa: E402
+from mlmake_sklearn import KIND  # noqa: E402
 from mlmake_sklearn.predictor import ESTIMATOR_FILE, load, save  # noqa: E402
 from mlmake_sklearn.recipe import fit  # noqa: E402
 from mlmake_sklearn.state import dump_estimator, load_estimator  # noqa: E402
@@ -99,19 +101,48 @@ def test_only_numeric_arrays_are_read_back() -> None:
     assert str(caught.value) == "not a numeric dtype: '|O'"
 
 
+def checked(model: str) -> list[str]:
+    """The rendered problems the kind's check finds in a models item written as `model`."""
+    doc = load_text(f"models:\n  base:\n{model}", "mlproject.yaml")
+    return [d.render() for d in KIND.check(ItemCheck(doc, "models", "base", doc.data["models"]["base"], Path(".")))]
+
+
 def test_an_estimator_outside_the_set_is_a_validate_error_with_did_you_mean() -> None:
-    found = problems("models.base", None, {"estimator": "LogisticRegresion", "task": "binary"})
-    assert [(d.path, d.message, d.hint) for d in found] == [
-        ("models.base.estimator", "'LogisticRegresion' is not an estimator mlmake-sklearn saves as JSON; "
-         "choose from LogisticRegression, LinearRegression, Ridge", "did you mean 'LogisticRegression'?")]
+    assert checked("    task: binary\n    estimator: LogisticRegresion\n") == [
+        "mlproject.yaml:4:16: models.base.estimator: 'LogisticRegresion' is not an estimator mlmake-sklearn "
+        "saves as JSON; choose from LogisticRegression, LinearRegression, Ridge\n"
+        "      estimator: LogisticRegresion\n"
+        "                 ^\n"
+        "  hint: did you mean 'LogisticRegression'?"]
 
 
 def test_an_estimator_that_does_not_fit_the_task_or_a_parameter_it_lacks_is_a_validate_error() -> None:
-    found = problems("models.base", None, {"estimator": "Ridge", "task": "binary", "params": {"C": 1, "alpa": 1}})
-    assert [(d.path, d.message, d.hint) for d in found] == [
-        ("models.base.estimator", "Ridge does not fit a binary model; use LogisticRegression", ""),
-        ("models.base.params.C", "Ridge takes no parameter 'C'; it takes alpha, fit_intercept, max_iter, tol, "
-         "solver, positive", ""),
-        ("models.base.params.alpa", "Ridge takes no parameter 'alpa'; it takes alpha, fit_intercept, max_iter, "
-         "tol, solver, positive", "did you mean 'alpha'?"),
+    assert checked("    task: binary\n    estimator: Ridge\n    params: {C: 1, alpa: 1}\n") == [
+        "mlproject.yaml:4:16: models.base.estimator: Ridge does not fit a binary model; use LogisticRegression\n"
+        "      estimator: Ridge\n"
+        "                 ^",
+        "mlproject.yaml:5:14: models.base.params.C: Ridge takes no parameter 'C'; it takes alpha, fit_intercept, "
+        "max_iter, tol, solver, positive\n"
+        "      params: {C: 1, alpa: 1}\n"
+        "               ^",
+        "mlproject.yaml:5:20: models.base.params.alpa: Ridge takes no parameter 'alpa'; it takes alpha, "
+        "fit_intercept, max_iter, tol, solver, positive\n"
+        "      params: {C: 1, alpa: 1}\n"
+        "                     ^\n"
+        "  hint: did you mean 'alpha'?",
+    ]
+
+
+def test_metrics_and_gates_are_checked_as_the_model_kind_checks_them() -> None:
+    assert checked("    task: regression\n    estimator: Ridge\n    metrics: [rmse, auc]\n"
+                   "    gates: {r2: '>= 0.5'}\n") == [
+        "mlproject.yaml:5:21: models.base.metrics[1]: 'auc' is not a metric of a regression model\n"
+        "      metrics: [rmse, auc]\n"
+        "                      ^\n"
+        "  hint: a regression model computes rmse, mae, r2",
+        "mlproject.yaml:6:13: models.base.gates.r2: a gate on 'r2', which this model does not compute "
+        "(metrics: rmse)\n"
+        "      gates: {r2: '>= 0.5'}\n"
+        "              ^\n"
+        "  hint: add 'r2' to metrics",
     ]

@@ -3,8 +3,9 @@
 Registered through the `mlmake.kinds` entry point (see pyproject.toml); see
 docs/writing-a-kind.md in mlmake for how it is put together."""
 
-from mlmake_sklearn.kind import SklearnKind
+from mlmake.core.kind import Kind
+from mlmake_sklearn.kind import SklearnKind, SklearnModel
 
-KIND = SklearnKind()
+KIND: Kind[SklearnModel] = SklearnKind()
 
 __all__ = ["KIND"]

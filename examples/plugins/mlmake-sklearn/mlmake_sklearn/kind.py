@@ -16,17 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import Diagnostic, Span, did_you_mean
 from mlmake.core.gates import TASK_METRICS
-from mlmake.core.kind import NodeDecl, Ref, Result, Task, build_dir
+from mlmake.core.kind import ItemCheck, ItemPaths, NodeDecl, Ref, Result, Task, build_dir, dep_files
+from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, deps_of, node_config
+from mlmake.kinds.model.check import check as check_metrics
 from mlmake_sklearn.estimators import ESTIMATORS, params_schema
 
-SECTION = "models"
+if TYPE_CHECKING:
+    from mlmake.core.spec import Project
+    from mlmake.ml.scoring import Predictor
+
 NAME = "sklearn"
-RECIPE = 1
-LIBRARIES = ("polars", "scikit-learn", "scipy", "numpy")
+SECTION = "models"
+TABLES = ("features", "datasets")  # it trains on a feature set, or directly on a dataset
 TASKS = ("binary", "multiclass", "regression")
 
 
@@ -41,8 +46,8 @@ class Split:
 class SklearnModel:
     """One `kind: sklearn` item of the models section."""
 
-    name: str
-    span: Span | None
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
     features: str
     target: str
     task: str
@@ -53,19 +58,8 @@ class SklearnModel:
     metrics: tuple[str, ...] = ()
     gates: dict[str, str] = field(default_factory=dict)
     slices: tuple[str, ...] = ()
-    description: str = ""
-    deps: tuple[str, ...] = ()
-
-    def config(self) -> dict[str, Any]:
-        """What enters the fingerprint: everything that can change the model (not its gates,
-        which judge its metrics, nor its description or deps, which are hashed as code)."""
-        out: dict[str, Any] = {"features": self.features, "target": self.target, "task": self.task,
-                               "estimator": self.estimator, "drop": list(self.drop),
-                               "split": {"test_size": self.split.test_size, "seed": self.split.seed,
-                                         "stratify": self.split.stratify},
-                               "params": dict(self.params), "metrics": list(self.metrics),
-                               "slices": list(self.slices)}
-        return out
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 def _columns(description: str) -> dict[str, Any]:
@@ -76,8 +70,8 @@ ITEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["features", "target", "task", "estimator"],
-    "description": "A scikit-learn model (mlmake-sklearn): trained on the same feature set, target and split "
-                   "as an xgboost model, saved as JSON, served like one.",
+    "description": "A scikit-learn model (the mlmake-sklearn plugin) trained on the same feature set, target "
+                   "and split as an xgboost model, saved as JSON and served like one.",
     "properties": {
         "features": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$",
                      "description": "The feature set (or dataset) it trains on.", "examples": ["customer_features"]},
@@ -114,10 +108,11 @@ class SklearnKind:
 
     name = NAME
     section = SECTION
-    default = False
+    default = False  # the section's default is the built-in xgboost model
     word = "model"
-    recipe = RECIPE
-    libraries = LIBRARIES
+    recipe = 1
+    libraries: tuple[str, ...] = ("polars", "scikit-learn", "scipy", "numpy")
+    item_type = SklearnModel
 
     def item_schema(self) -> dict[str, Any]:
         return ITEM_SCHEMA
@@ -127,18 +122,24 @@ class SklearnKind:
             name, span, str(data["features"]), str(data["target"]), str(data["task"]), str(data["estimator"]),
             tuple(data.get("drop", ())), Split(**data.get("split", {})), dict(data.get("params", {})),
             tuple(data.get("metrics", ())), {str(k): str(v) for k, v in (data.get("gates") or {}).items()},
-            tuple(data.get("slices", ())), str(data.get("description", "")), tuple(data.get("deps", ())),
+            tuple(data.get("slices", ())), str(data.get("description", "")), deps_of(data),
         )
 
-    def check(self, name: str, span: Span | None, data: Mapping[str, Any]) -> list[Diagnostic]:
-        return problems(f"{SECTION}.{name}", span, data)
+    def paths(self, item: ItemCheck) -> ItemPaths:
+        return ItemPaths(inputs=dep_files(item))
 
-    def declare(self, project: Any, item: SklearnModel) -> NodeDecl:
-        ref = Ref(item.features, (SECTION, item.name, "features"), ("features", "datasets"))
+    def check(self, item: ItemCheck) -> list[Diagnostic]:
+        # metrics against the task and gates on computed metrics: the model kind's own checks
+        return problems(item) + check_metrics(item, {})
+
+    def declare(self, project: Project, item: SklearnModel) -> NodeDecl:
+        ref = Ref(item.features, (self.section, item.name, "features"), TABLES)
+        # gates judge the metrics a model produced; they are not an input of its training
+        config = {k: v for k, v in node_config(item).items() if k != "gates"}
         return NodeDecl(
-            f"{SECTION}.{item.name}", NAME, item.span, item.config(), (ref,),
-            code=item.deps, outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
-            gates=dict(item.gates),
+            f"{self.section}.{item.name}", self.name, item.span, config, (ref,),
+            code=item.deps, outputs=(build_dir(self.section, item.name),), recipe=self.recipe,
+            libraries=self.libraries, gates=dict(item.gates),
         )
 
     def run(self, task: Task) -> Result:
@@ -146,29 +147,29 @@ class SklearnKind:
 
         return run(task)
 
-    def load_predictor(self, folder: str, signature: Mapping[str, Any]) -> Any:
+    def load_predictor(self, folder: str, signature: Mapping[str, Any]) -> Predictor:
+        """The trained pipeline in a model's folder or a serving bundle (mlmake.ml.scoring)."""
         from mlmake_sklearn.predictor import load
 
         return load(folder, dict(signature))
 
 
-def problems(path: str, span: Span | None, data: Mapping[str, Any]) -> list[Diagnostic]:
+def problems(item: ItemCheck) -> list[Diagnostic]:
     """What `validate` can tell from the item alone: an estimator outside the supported set,
     one that does not fit the task, a parameter it does not take."""
+    data = item.data
     name, task = str(data.get("estimator")), str(data.get("task"))
     estimator = ESTIMATORS.get(name)
-    if estimator is None:
-        hint = did_you_mean(name, ESTIMATORS)
-        return [Diagnostic(span, f"{path}.estimator", f"'{name}' is not an estimator mlmake-sklearn saves as JSON; "
-                           f"choose from {', '.join(ESTIMATORS)}", hint)]
+    if estimator is None:  # the schema's enum lets an editor complete it; this says what was meant
+        return [item.problem(("estimator",), f"'{name}' is not an estimator mlmake-sklearn saves as JSON; "
+                             f"choose from {', '.join(ESTIMATORS)}", did_you_mean(name, ESTIMATORS))]
     found = []
     if task in TASKS and task not in estimator.tasks:
         fits = [e.name for e in ESTIMATORS.values() if task in e.tasks]
-        found.append(Diagnostic(span, f"{path}.estimator", f"{name} does not fit a {task} model; "
-                                f"use {' or '.join(fits)}"))
+        found.append(item.problem(("estimator",), f"{name} does not fit a {task} model; use {' or '.join(fits)}"))
     for key in data.get("params") or {}:
         if key not in estimator.params:
-            hint = did_you_mean(str(key), estimator.params)
-            found.append(Diagnostic(span, f"{path}.params.{key}", f"{name} takes no parameter '{key}'; "
-                                    f"it takes {', '.join(estimator.params)}", hint))
+            found.append(item.doc.diagnostic(
+                (item.section, item.name, "params", key), f"{name} takes no parameter '{key}'; "
+                f"it takes {', '.join(estimator.params)}", did_you_mean(str(key), estimator.params), key=True))
     return found

@@ -23,7 +23,6 @@ from mlmake.ml.tables import first_line, log_line, output_dir, write_json, write
 from mlmake_sklearn.estimators import CLASSES, ESTIMATORS
 from mlmake_sklearn.predictor import ESTIMATOR_FILE, Pipeline, encode, save
 
-NAME = "sklearn"  # the kind's name, recorded as the signature's format
 LIBRARIES = ("scikit-learn", "numpy", "scipy")
 PREDICTIONS_FILE = "predictions.parquet"
 
@@ -90,9 +89,10 @@ def estimator(config: dict[str, Any]) -> Any:
 
 
 def signature(task: Task, data: Data) -> dict[str, Any]:
-    """The model kind's signature, plus the format and the files serving loads."""
+    """The model kind's signature, plus the format (this kind's name: scoring asks it to load the
+    model) and the files a serving bundle copies."""
     out: dict[str, Any] = _signature(task, data, Fit(None, 0, f"sklearn:{task.config['estimator']}"))
-    out.update({FORMAT_KEY: NAME, FILES_KEY: [ESTIMATOR_FILE], "estimator": task.config["estimator"],
+    out.update({FORMAT_KEY: task.kind, FILES_KEY: [ESTIMATOR_FILE], "estimator": task.config["estimator"],
                 "libraries": ["scikit-learn", "scipy"]})
     return out
 

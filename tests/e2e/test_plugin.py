@@ -294,3 +294,13 @@ def lock(root: Path) -> dict[str, Any]:
     """The node entries of mlproject.lock, as the file holds them."""
     nodes: dict[str, Any] = yaml.safe_load((root / "mlproject.lock").read_text(encoding="utf-8"))["nodes"]
     return nodes
+
+
+def test_loading_the_kinds_imports_no_heavy_library(python: Path) -> None:
+    """`plan` and `validate` load every kind: the plugin's entry point must stay cheap."""
+    code = ("import sys; from mlmake.core.registry import registry; "
+            "print([k.name for k in registry().kinds]); "
+            "print([m for m in ('sklearn', 'scipy', 'numpy', 'polars', 'xgboost') if m in sys.modules])")
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "['dataset', 'features', 'model', 'cmd', 'http', 'batch', 'docker', 'sklearn']\n[]\n"

@@ -86,7 +86,7 @@ def load_bundle(folder: str, threads: int = 1) -> Bundle:
     if changed:
         raise BundleError(f"{folder}: {', '.join(changed)} changed after the manifest was written (mid-rebuild?)")
     scorer = _scorer(folder, blobs, threads)
-    if stamp_of(folder) != stamp:
+    if FORMAT_KEY in scorer.signature and stamp_of(folder) != stamp:  # a plugin's model is read from the folder
         raise BundleError(f"{folder} was rewritten while it loaded (mid-rebuild?)")
     store = _store(blobs, manifest, scorer)
     predict(scorer, np.full((1, len(scorer.inputs)), np.nan, dtype=np.float32))  # warm up before taking traffic

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import Diagnostic, Span, did_you_mean
-from mlmake.core.gates import TASK_METRICS
 from mlmake.core.kind import ItemCheck, ItemPaths, NodeDecl, Ref, Result, Task, build_dir, dep_files
 from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, deps_of, node_config
+from mlmake.kinds.model import KIND as MODEL
 from mlmake.kinds.model.check import check as check_metrics
+from mlmake.kinds.model.item import Split
 from mlmake_sklearn.estimators import ESTIMATORS, params_schema
 
 if TYPE_CHECKING:
@@ -33,13 +34,6 @@ NAME = "sklearn"
 SECTION = "models"
 TABLES = ("features", "datasets")  # it trains on a feature set, or directly on a dataset
 TASKS = ("binary", "multiclass", "regression")
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    test_size: float = 0.2
-    seed: int = 0
-    stratify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,45 +56,25 @@ class SklearnModel:
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
-def _columns(description: str) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "string", "minLength": 1}, "description": description}
-
-
-ITEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["features", "target", "task", "estimator"],
-    "description": "A scikit-learn model (the mlmake-sklearn plugin) trained on the same feature set, target "
-                   "and split as an xgboost model, saved as JSON and served like one.",
-    "properties": {
-        "features": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$",
-                     "description": "The feature set (or dataset) it trains on.", "examples": ["customer_features"]},
-        "target": {"type": "string", "minLength": 1, "description": "The column to predict."},
-        "task": {"enum": list(TASKS), "description": "What kind of prediction."},
-        "estimator": {"enum": list(ESTIMATORS), "description": "The scikit-learn estimator: "
-                      + "; ".join(f"{e.name} ({', '.join(e.tasks)}): {e.description}" for e in ESTIMATORS.values())},
-        "params": params_schema(),
-        "description": {"type": "string", "description": "What the model predicts (not part of the fingerprint)."},
-        "drop": _columns("Columns not used as inputs (the feature set's key is dropped already)."),
-        "split": {
-            "type": "object", "additionalProperties": False, "description": "The held-out split, as the model kind's.",
-            "properties": {
-                "test_size": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
-                              "description": "The share of rows held out (default 0.2)."},
-                "seed": {"type": "integer", "description": "The split's seed, also the estimator's random_state."},
-                "stratify": {"type": "boolean", "description": "Hold out the same share of each class."},
-            },
-        },
-        "metrics": {"type": "array", "uniqueItems": True,
-                    "items": {"enum": sorted({m for names in TASK_METRICS.values() for m in names})},
-                    "description": "Metrics computed on the held-out split (the model kind's)."},
-        "gates": {"type": "object", "additionalProperties": {"type": "string"},
-                  "description": "Quality gates: METRIC: 'OP VALUE' or 'OP baseline - 0.01'; the build fails when "
-                                 "one does not hold.", "examples": [{"accuracy": ">= 0.9"}]},
-        "slices": _columns("Columns whose values each get their own metrics."),
-        "deps": _columns("Files the model depends on that no analysis sees; hashed as code."),
-    },
-}
+def item_schema() -> dict[str, Any]:
+    """The built-in model's fragment (features, target, task, split, metrics, gates, slices, deps),
+    with `estimator` and its `params` in place of xgboost's: the keys both kinds share are
+    described, typed and completed the same way."""
+    model = MODEL.item_schema()
+    shared = {k: v for k, v in model["properties"].items() if k != "params"}
+    estimator = {"enum": list(ESTIMATORS), "description": "The scikit-learn estimator: " + "; ".join(
+        f"{e.name} ({', '.join(e.tasks)}): {e.description}" for e in ESTIMATORS.values())}
+    order = ("features", "target", "task")
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [*order, "estimator"],
+        "description": "A scikit-learn model (the mlmake-sklearn plugin) trained on the same feature set, target "
+                       "and split as an xgboost model, saved as JSON and served like one.",
+        "properties": {**{k: shared[k] for k in order}, "estimator": estimator, "params": params_schema(),
+                       **{k: v for k, v in shared.items() if k not in order}},
+        "$defs": {"split": model["$defs"]["split"]},  # the same definition as the model's: shared in the schema
+    }
 
 
 class SklearnKind:
@@ -115,7 +89,7 @@ class SklearnKind:
     item_type = SklearnModel
 
     def item_schema(self) -> dict[str, Any]:
-        return ITEM_SCHEMA
+        return item_schema()
 
     def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> SklearnModel:
         return SklearnModel(

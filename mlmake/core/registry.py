@@ -6,6 +6,9 @@ at start-up that names the distributions to blame."""
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import sys
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -96,17 +99,60 @@ def builtin() -> Registry:
 
 
 def _installed() -> list[tuple[str, str]]:
-    """(entry point value, origin) of every third-party kind, by distribution then name."""
-    from importlib.metadata import entry_points
+    """(entry point value, origin) of every third-party kind, by distribution then name.
 
-    found = []
-    for ep in entry_points(group=GROUP):
-        dist = ep.dist
-        label = f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
-        if dist is not None and dist.name == BUILTIN_ORIGIN:
-            continue  # the built-in kinds are loaded above, also from a source tree
-        found.append((ep.value, f"{label} (entry point {ep.name} = {ep.value})"))
+    Read from the dist-info folders on sys.path as importlib.metadata would (the first
+    distribution of a name wins), without importing it: it costs more than a plan's lookups."""
+    found: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for folder in sys.path:
+        for info in _dist_infos(folder or "."):
+            dist, _, version = info.removesuffix(".dist-info").partition("-")
+            key = re.sub(r"[-_.]+", "_", dist).lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            entries = _group(os.path.join(folder or ".", info, "entry_points.txt"))
+            if entries and key != BUILTIN_ORIGIN:  # the built-in kinds are loaded above, also from a source tree
+                label = f"{_name(os.path.join(folder or '.', info)) or dist} {version}"
+                found += [(value, f"{label} (entry point {name} = {value})") for name, value in entries]
     return sorted(found, key=lambda f: f[1])
+
+
+def _dist_infos(folder: str) -> list[str]:
+    try:
+        return sorted(e for e in os.listdir(folder) if e.endswith(".dist-info"))
+    except OSError:
+        return []
+
+
+def _group(path: str) -> list[tuple[str, str]]:
+    """The `name = value` lines of the [mlmake.kinds] section of an entry_points.txt."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    entries, inside = [], False
+    for line in (raw.strip() for raw in lines):
+        if line.startswith("["):
+            inside = line == f"[{GROUP}]"
+        elif inside and "=" in line and not line.startswith(("#", ";")):
+            name, _, value = line.partition("=")
+            entries.append((name.strip(), value.strip()))
+    return entries
+
+
+def _name(info: str) -> str:
+    """The distribution's name as its METADATA spells it."""
+    try:
+        with open(os.path.join(info, "METADATA"), encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("Name:"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _load(value: str, origin: str) -> Registered:

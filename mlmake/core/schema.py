@@ -112,7 +112,19 @@ def _unknown_key(doc: Document, path: Path, key: str, known: list[str]) -> Diagn
         hint = did_you_mean(key, known) or "another xgboost parameter goes under params.extra, as written"
         return doc.diagnostic(path, f"unknown xgboost parameter '{key}'", hint, key=True)
     hint = did_you_mean(key, known) or (f"allowed keys: {', '.join(known)}" if known else "")
+    if key == "kind" and len(path) == 3:  # an item naming a kind its section does not hold here
+        hint = _kind_hint(str(path[0])) or hint
     return doc.diagnostic(path, f"unknown key '{key}'", hint, key=True)
+
+
+def _kind_hint(section: str) -> str:
+    from mlmake.core.registry import registry
+
+    kinds = registry().in_section(section)
+    if not kinds:
+        return ""
+    return (f"{section} holds only the {', '.join(k.name for k in kinds)} kind here; a kind from a plugin "
+            "needs its distribution installed (`mlmake schema` shows the kinds)")
 
 
 def _explain_choice(doc: Document, error: Any, path: Path) -> list[Diagnostic]:

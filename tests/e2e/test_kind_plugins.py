@@ -169,3 +169,17 @@ def test_a_plugin_that_fails_to_import_is_an_error_not_a_crash(tmp_path: Path) -
     assert result.returncode == 1
     assert result.stderr == ("error: cannot load the kind 'mlmake_notes:KIND' from mlmake-notes 0.1 (entry point "
                              "note = mlmake_notes:KIND): ImportError: needs sklearn\n")
+
+
+def test_a_kind_whose_plugin_is_not_installed_says_so(tmp_path: Path) -> None:
+    text = "version: 1\nproject: p\ndatasets:\n  t: {path: t.csv}\nmodels:\n" \
+           "  m: {kind: sklearn, features: t, target: y, task: binary}\n"
+    result = mlmake(project(tmp_path, text), tmp_path, "validate")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[:4] == [
+        "mlproject.yaml:6:7: models.m.kind: unknown key 'kind'",
+        "    m: {kind: sklearn, features: t, target: y, task: binary}",
+        "        ^",
+        "  hint: models holds only the model kind here; a kind from a plugin needs its distribution installed "
+        "(`mlmake schema` shows the kinds)",
+    ]

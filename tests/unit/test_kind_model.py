@@ -14,8 +14,8 @@ import xgboost as xgb
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Result, Task
 from mlmake.kinds import model
-from mlmake.kinds.model.metrics import compute, slice_metrics
 from mlmake.ml.design import design_matrix, feature_types, inputs_from_signature, split_rows
+from mlmake.ml.metrics import compute, slice_metrics
 
 N = 400
 TABLE = "build/features/customers"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, did_you_mean
-from mlmake.core.gates import DEFAULT_METRICS, TASK_METRICS
 from mlmake.core.kind import ItemCheck
+from mlmake.ml.metrics import DEFAULT_METRICS, TASK_METRICS
 
 
 def check(item: ItemCheck, typed_params: dict[str, Any]) -> list[Diagnostic]:

@@ -15,9 +15,9 @@ from typing import Any
 
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Result, Task
-from mlmake.kinds.model.metrics import chosen_metrics, compute, parse_gates
 from mlmake.kinds.model.recipe import Data, _predictions, _prepare, _signature, _slices
 from mlmake.kinds.model.training import Fit
+from mlmake.ml.metrics import chosen_metrics, compute, parse_gates
 from mlmake.ml.scoring import FILES_KEY, FORMAT_KEY, METRICS_FILE, SIGNATURE_FILE
 from mlmake.ml.tables import first_line, log_line, output_dir, write_json, write_parquet
 from mlmake_sklearn.estimators import CLASSES, ESTIMATORS

@@ -304,3 +304,20 @@ def test_loading_the_kinds_imports_no_heavy_library(python: Path) -> None:
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == "['dataset', 'features', 'model', 'cmd', 'http', 'batch', 'docker', 'sklearn']\n[]\n"
+
+
+def test_without_the_plugin_validate_says_its_kind_needs_installing(tmp_path: Path) -> None:
+    """The test interpreter has no mlmake-sklearn: `kind: sklearn` is a located error, not a crash."""
+    from tests.helpers import run_cli
+
+    root = copy_example(EXAMPLE, tmp_path / "example")
+    result = run_cli(root, "validate")
+    assert (result.exit_code, result.stdout) == (1, "")
+    hint = ("  hint: models holds only the model kind here; a kind from a plugin needs its distribution installed "
+            "(`mlmake schema` shows the kinds)\n")
+    assert result.stderr.startswith(
+        "mlproject.yaml:56:5: models.species_baseline.kind: unknown key 'kind'\n"
+        "      kind: sklearn\n"
+        "      ^\n" + hint)
+    assert result.stderr.count(hint) == 2
+    assert result.stderr.endswith("6 errors found\n")

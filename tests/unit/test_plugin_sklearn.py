@@ -146,3 +146,25 @@ def test_metrics_and_gates_are_checked_as_the_model_kind_checks_them() -> None:
         "              ^\n"
         "  hint: add 'r2' to metrics",
     ]
+
+
+def test_a_saved_file_sets_only_fitted_attributes() -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    saved = dump_estimator(StandardScaler().fit(np.eye(3)))
+    saved["fitted"]["__class__"] = None
+    with pytest.raises(NodeError) as caught:
+        load_estimator(saved)
+    assert str(caught.value) == "a saved StandardScaler sets '__class__', which is not a fitted attribute"
+
+
+def test_a_damaged_estimator_file_says_to_rebuild(tmp_path: Path) -> None:
+    d = data("regression")
+    save(fit({"estimator": "Ridge", "task": "regression", "params": {}}, d, ""), str(tmp_path), {})
+    saved = json.loads((tmp_path / ESTIMATOR_FILE).read_text())
+    saved["steps"][2]["fitted"]["coef_"]["shape"] = [2, 2]
+    (tmp_path / ESTIMATOR_FILE).write_text(json.dumps(saved))
+    with pytest.raises(NodeError) as caught:
+        load(str(tmp_path), signature("regression", d))
+    assert str(caught.value) == (f"{tmp_path / ESTIMATOR_FILE} is damaged (ValueError: cannot reshape array of "
+                                 "size 5 into shape (2,2)); rebuild the model")

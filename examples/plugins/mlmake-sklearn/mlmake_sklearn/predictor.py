@@ -77,5 +77,8 @@ def load(folder: str, signature: dict[str, Any]) -> Pipeline:
         raise NodeError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT or not isinstance(data.get("steps"), list):
         raise NodeError(f"{path} is not an estimator file this mlmake-sklearn reads; rebuild the model")
-    steps = tuple(load_estimator(s) for s in data["steps"])
+    try:
+        steps = tuple(load_estimator(s) for s in data["steps"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a damaged file, not a bug here
+        raise NodeError(f"{path} is damaged ({type(exc).__name__}: {exc}); rebuild the model") from None
     return Pipeline(steps, widths_of(signature), str(signature["task"]), len(signature.get("classes") or []))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 STATE_FORMAT = 1
+ATTRIBUTE = re.compile(r"^_?[a-z][a-z0-9_]*$")  # what `fit` sets (coef_, _fit_dtype); never a dunder
 
 
 def dump_estimator(estimator: Any) -> dict[str, Any]:
@@ -38,8 +40,15 @@ def load_estimator(data: dict[str, Any]) -> Any:
     if name not in CLASSES:
         raise NodeError(f"a saved estimator names class {name!r}, which is not one of {', '.join(sorted(CLASSES))}")
     cls = getattr(importlib.import_module(CLASSES[name]), name)
-    estimator = cls(**{k: _load_value(v) for k, v in (data.get("params") or {}).items()})
-    for key, value in (data.get("fitted") or {}).items():
+    fitted = dict(data.get("fitted") or {})
+    bad = [k for k in fitted if not ATTRIBUTE.match(str(k))]
+    if bad:
+        raise NodeError(f"a saved {name} sets {', '.join(map(repr, bad))}, which is not a fitted attribute")
+    try:
+        estimator = cls(**{str(k): _load_value(v) for k, v in (data.get("params") or {}).items()})
+    except TypeError as exc:
+        raise NodeError(f"a saved {name} has parameters it does not take: {exc}") from None
+    for key, value in fitted.items():
         setattr(estimator, key, _load_value(value))
     return estimator
 

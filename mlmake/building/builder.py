@@ -191,7 +191,6 @@ class Builder:
         self._remove([s.address for s in plan.steps if s.action == REMOVE])
         self.reporter.build_started(len(todo))
         if todo:
-            self.store.open()
             self._prefetch([a for a in absent if a in todo])
         running: dict[Future[dict[str, Any]], tuple[Step, Task, float]] = {}
         try:
@@ -278,6 +277,7 @@ class Builder:
         elif step.action == RESTORE:  # the cache could not give it back (the warning says why)
             step = replace(step, action=BUILD, reasons=tuple(r for r in step.reasons if r.code != "cached"))
         task = self._task(step)
+        self.store.open()  # DVC for its save, opened while it runs
         self.reporter.node_started(step)
         running[self.runner.submit(task)] = (step, task, time.time())
 

@@ -321,3 +321,21 @@ def test_without_the_plugin_validate_says_its_kind_needs_installing(tmp_path: Pa
         "      ^\n" + hint)
     assert result.stderr.count(hint) == 2
     assert result.stderr.endswith("6 errors found\n")
+
+
+def test_a_second_clone_restores_the_plugins_models_instead_of_training(
+        python: Path, built: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path, module_remote: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the first build trained is on the machine's default remote: a clone without it restores."""
+    monkeypatch.setenv("MLMAKE_REMOTE", str(module_remote))  # the remote the module's build pushed to
+    root = tmp_path / "clone"
+    shutil.copytree(built[0], root, ignore=shutil.ignore_patterns("build", ".mlmake", "cache", "service.log"))
+    result = mlmake(python, root, "build")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert steady(result.stdout) == "".join(
+        f"[{n}/7] {node}  restored from the cache in Ts\n" for n, node in enumerate(
+            ("datasets.penguins", "features.penguin_features", "models.species", "models.species_baseline",
+             "models.body_mass", "deploy.baseline_api", "deploy.baseline_scores"), 1)
+    ) + "Build: 0 built, 7 restored from cache, 0 up to date.\n"
+    assert (root / "build/models/species_baseline/estimator.json").read_bytes() == (
+        built[0] / "build/models/species_baseline/estimator.json").read_bytes()

@@ -33,6 +33,7 @@ def declare(project: Any, item: Step) -> NodeDecl:
     return NodeDecl(
         f"{SECTION}.{item.name}", KIND, item.span, node_config(item), refs,
         code=code_files(project, (), files, item.cmd), outputs=item.outs, recipe=RECIPE, libraries=LIBRARIES,
+        in_place=True, log_tail=False,  # a command writes its outputs itself; its error quotes its output
     )
 
 

@@ -19,7 +19,7 @@ def run_task(task: Task) -> Done:
     from mlmake.core import registry
 
     try:
-        result = registry.by_kind(task.kind).run(task)
+        result = registry.registry().by_name(task.kind).run(task)
         return Done(ok=True, metrics=result.metrics)
     except NodeError as exc:
         return Done(ok=False, metrics=exc.metrics, error=str(exc))

@@ -41,15 +41,15 @@ def validate(ctx: click.Context, env: str | None, params: tuple[str, ...]) -> No
 
 @cli.command()
 def schema() -> None:
-    """Print the JSON Schema of mlproject.yaml.
+    """Print the JSON Schema of mlproject.yaml, with the kinds installed here (plugins included).
 
     \b
     Example:
       mlmake schema > mlproject.schema.json
     """
-    from mlmake.core.schema import data_dir
+    from mlmake.core.schema import published_schema, schema_text
 
-    sys.stdout.write((data_dir() / "schemas" / "mlproject.schema.json").read_text(encoding="utf-8"))
+    sys.stdout.write(schema_text(published_schema()))
 
 
 @cli.command()

@@ -9,18 +9,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# the metrics each task can compute, and those computed when a model names none (kinds/metrics.py
-# computes them; `validate` checks models and gates against them)
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
-    "multiclass": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
-    "regression": ("rmse", "mae", "r2"),
-}
-DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": ("auc", "logloss", "accuracy", "f1", "precision", "recall"),
-    "multiclass": ("mlogloss", "accuracy", "f1", "precision", "recall"),
-    "regression": ("rmse", "mae", "r2"),
-}
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, "<=": operator.le, "==": operator.eq,
     "!=": operator.ne, ">": operator.gt, "<": operator.lt,

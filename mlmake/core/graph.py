@@ -78,14 +78,15 @@ def build_graph(project: Project) -> Graph:
     decls: dict[str, NodeDecl] = {}
     params_used = project.doc.uses if project.doc else {}
     with codedeps.session(project.root):  # nodes that run the same code read and parse it once
-        for section, module in registry.registry().items():
-            for item in getattr(project, section).values():
-                decl = module.declare(project, item)
-                used = dict(params_used.get(decl.address, {}))
-                templates = used.pop("", {})
-                decls[decl.address] = replace(decl, params={p: u["value"] for p, u in used.items()},
-                                              param_keys={p: tuple(u["keys"]) for p, u in used.items()},
-                                              templates=templates)
+        known = registry.registry()
+        for address, kind_name in project.kinds.items():
+            section, _, name = address.partition(".")
+            decl = known.by_name(kind_name).declare(project, project.section(section)[name])
+            used = dict(params_used.get(decl.address, {}))
+            templates = used.pop("", {})
+            decls[decl.address] = replace(decl, params={p: u["value"] for p, u in used.items()},
+                                          param_keys={p: tuple(u["keys"]) for p, u in used.items()},
+                                          templates=templates)
     errors: list[Diagnostic] = []
     located = _Locator(project.doc)
     owners = _output_owners(decls, errors, located)
@@ -185,14 +186,10 @@ def _resolve_ref(ref: Ref, decls: dict[str, NodeDecl], referrer: str) -> str | N
     return next((a for a in found if a != referrer), found[0] if found else None)
 
 
-_WORDS = {"datasets": "dataset", "features": "feature set", "models": "model", "steps": "step",
-          "deploy": "deploy target"}
-
-
 def _unknown(ref: Ref) -> str:
     if not ref.sections:
         return f"unknown node '{ref.name}'"
-    what = " or ".join(_WORDS[s] for s in ref.sections)
+    what = " or ".join(registry.registry().word(s) for s in ref.sections)
     return f"unknown {what} '{ref.name}'"
 
 

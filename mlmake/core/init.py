@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from mlmake.core.errors import MlmakeError, did_you_mean
-from mlmake.core.schema import data_dir
+from mlmake.core.schema import data_dir, published_schema, schema_text
 
 _SKIP = {"__pycache__", "build", ".mlmake"}
 SCHEMA_NAME = "mlproject.schema.json"
@@ -73,7 +73,7 @@ def create(target: Path, template: str, *, force: bool = False) -> list[Path]:
         written.append(dest)
     # the template's modeline points editors at this copy: completion and checks offline
     schema = target / SCHEMA_NAME
-    shutil.copyfile(data_dir() / "schemas" / "mlproject.schema.json", schema)
+    schema.write_text(schema_text(published_schema()), encoding="utf-8")  # the kinds installed here
     return written + [schema]
 
 

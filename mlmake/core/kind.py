@@ -1,18 +1,20 @@
-"""What every node kind declares, and the plain-data Task a recipe runs.
-
-A kind module exposes SECTION, KIND, RECIPE (bump it when the recipe's output
-could change), LIBRARIES (distributions whose versions enter the fingerprint),
-`declare(project, item) -> NodeDecl` (cheap, no heavy imports) and
-`run(task) -> Result` (imports polars/xgboost inside)."""
+"""The kind interface: what every node kind declares (NodeDecl), the plain-data Task its recipe
+runs, and the `Kind` Protocol the registry (core/registry.py) holds, for built-in kinds
+(mlmake/kinds/<kind>/) and third-party ones (the `mlmake.kinds` entry points) alike."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from mlmake.core.errors import Span
-from mlmake.core.source import Path
+from mlmake.core.errors import Diagnostic, Span
+from mlmake.core.source import Document, Path
+
+if TYPE_CHECKING:
+    from mlmake.core.spec import Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,31 +79,109 @@ class Result:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-class Kind(Protocol):
-    SECTION: str
-    KIND: str
-    RECIPE: int
-    LIBRARIES: tuple[str, ...]
-
-    def declare(self, project: Any, item: Any) -> NodeDecl: ...
-
-    def run(self, task: Task) -> Result: ...
+# --- the kind interface ----------------------------------------------------------------
 
 
-def code_files(project: Any, hooks: tuple[str, ...], deps: tuple[str, ...],
+@dataclass(frozen=True, slots=True)
+class PathUse:
+    """A path an item names, with the key that names it (inside the item)."""
+
+    key: Path
+    path: str
+    outside_ok: bool = False  # an input that may be read through a link out of the project
+    what: str = ""            # a source: what it is, with {address} ("the hook of {address}")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPaths:
+    """The files an item names, for validate's path checks."""
+
+    inputs: tuple[PathUse, ...] = ()   # read: must stay inside the project (code and DVC-tracked data
+                                       # among them are protected from every node's outputs)
+    outputs: tuple[PathUse, ...] = ()  # written besides its own build folder: must not replace a source
+    sources: tuple[PathUse, ...] = ()  # code it runs that no node rebuilds
+
+
+@dataclass(frozen=True, slots=True)
+class ItemCheck:
+    """One item as `validate` sees it after the schema passed: its resolved data and where to
+    report a problem."""
+
+    doc: Document
+    section: str
+    name: str
+    data: Mapping[str, Any]
+    root: FilePath
+
+    def problem(self, key: Path, message: str, hint: str = "") -> Diagnostic:
+        """A located problem at a key inside this item."""
+        return self.doc.diagnostic((self.section, self.name, *key), message, hint)
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Kind(Protocol[ItemT]):
+    """A node kind, built in or from the `mlmake.kinds` entry points: what the registry holds."""
+
+    name: str                   # the node kind, and the `kind:` value that picks it in a shared section
+    section: str                # the file's section its items live in
+    default: bool               # picked for an item of its section with no `kind:` key
+    word: str                   # how messages name one item ("feature set")
+    recipe: int                 # bump when the recipe's output could change
+    libraries: tuple[str, ...]  # distributions whose versions enter the fingerprint
+    item_type: type[ItemT]      # the frozen dataclass `parse` returns
+
+    def item_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one item (the registry adds `kind` where a section has several)."""
+        ...
+
+    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> ItemT:
+        """The item as a frozen value, from data the schema accepted."""
+        ...
+
+    def paths(self, item: ItemCheck) -> ItemPaths:
+        """The files the item reads and writes, as written in the file."""
+        ...
+
+    def check(self, item: ItemCheck) -> list[Diagnostic]:
+        """Everything wrong that the file alone shows (run by `validate`, before any build)."""
+        ...
+
+    def declare(self, project: Project, item: ItemT) -> NodeDecl:
+        """Its node: inputs, outputs, references and the configuration fingerprinted. Cheap."""
+        ...
+
+    def run(self, task: Task) -> Result:
+        """Build the node (heavy libraries are imported here)."""
+        ...
+
+
+REQUIRED = ("name", "section", "default", "word", "recipe", "libraries", "item_type",
+            "item_schema", "parse", "paths", "check", "declare", "run")
+
+
+def code_files(project: Project, hooks: tuple[str, ...], deps: tuple[str, ...],
                cmd: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The files a node's code is: its python hooks, or the script a `python …` command runs,
     each with the project modules it imports (transitively), then its declared deps."""
-    found = list(hooks)
-    root = getattr(project, "root", None)
-    if root is not None:
-        from mlmake.core.codedeps import workspace
+    from mlmake.core.codedeps import workspace
 
-        files = workspace(FilePath(root))
-        for hook in hooks:
-            found += files.python_files(hook)
-        found += files.script_files(cmd)
+    found = list(hooks)
+    files = workspace(FilePath(project.root))
+    for hook in hooks:
+        found += files.python_files(hook)
+    found += files.script_files(cmd)
     return tuple(dict.fromkeys(found + list(deps)))
+
+
+def dep_files(item: ItemCheck) -> tuple[PathUse, ...]:
+    """The files among an item's `deps:` (the others name nodes)."""
+    from mlmake.core.paths import is_address
+
+    deps = item.data.get("deps") or []
+    return tuple(PathUse(("deps", i), d) for i, d in enumerate(deps)
+                 if isinstance(d, str) and not is_address(d, str(item.root)))
 
 
 def build_dir(section: str, name: str) -> str:
@@ -110,3 +190,9 @@ def build_dir(section: str, name: str) -> str:
 
 
 TABLE_FILE = "data.parquet"  # every table-producing kind writes this inside its folder
+
+
+def load_fragment(module_file: str, name: str = "item.schema.json") -> dict[str, Any]:
+    """A kind's JSON Schema fragment, kept as a JSON file beside its module."""
+    with open(FilePath(module_file).parent / name, encoding="utf-8") as f:
+        return json.load(f)  # type: ignore[no-any-return]

@@ -127,12 +127,11 @@ def writable_output(root: Path | str, out: str) -> str:
     return ""
 
 
-NODE_SECTIONS = ("datasets", "features", "models", "steps", "deploy")
-
-
 def is_address(text: str, root: Path | str | None = None) -> bool:
     """Whether a dep names a node (`models.churn`) rather than a file (`models.py`)."""
+    from mlmake.core.registry import registry
+
     section, dot, name = text.partition(".")
-    if not dot or section not in NODE_SECTIONS or "/" in name or text.endswith(".py"):
+    if not dot or section not in registry().sections() or "/" in name or text.endswith(".py"):
         return False
     return root is None or not os.path.exists(os.path.join(root, text))

@@ -12,7 +12,14 @@ from typing import Any
 from mlmake.core.errors import Diagnostic, Span, SpecError, did_you_mean
 from mlmake.core.source import Document, Path, format_path, load_text
 
-SECTIONS = ("params", "remote", "datasets", "features", "models", "steps", "deploy")
+FIXED = ("params", "remote")  # the sections that are not node sections (those come from the kinds)
+
+
+def sections() -> tuple[str, ...]:
+    """Every section a -P override may name, and interpolation walks (after params)."""
+    from mlmake.core.registry import registry
+
+    return FIXED + registry().sections()
 _REF = re.compile(r"\$\{([^}]*)\}")
 _WHOLE = re.compile(r"^\$\{([^}]*)\}$")
 
@@ -33,7 +40,7 @@ def parse_override(text: str) -> Override:
     if not sep or not key.strip():
         raise SpecError([Diagnostic(where, "", "expected KEY=VALUE", "for example -P seed=7")])
     parts: list[str | int] = [p for p in key.strip().split(".")]
-    if parts[0] not in SECTIONS:
+    if parts[0] not in sections():
         parts.insert(0, "params")
     try:
         value = load_text(raw, f"-P {text}").data if raw.strip() else ""
@@ -59,7 +66,7 @@ def resolve(
             _set(data, ov, errors, spans, create=False)
     params = data.get("params") if isinstance(data.get("params"), dict) else {}
     resolver = _Interpolator(doc, params or {}, errors)
-    for section in SECTIONS[1:]:
+    for section in sections()[1:]:
         if section in data:
             data[section] = resolver.walk(data[section], (section,))
     for ov in overrides:

@@ -1,5 +1,6 @@
-"""Checks the effective configuration against schemas/mlproject.schema.json and
-turns each JSON Schema error into a located Diagnostic that says the fix."""
+"""Checks the effective configuration against the project's JSON Schema (the base and every
+registered kind's fragment, core/fragments.py) and turns each error into a located Diagnostic
+that says the fix."""
 
 from __future__ import annotations
 
@@ -28,11 +29,30 @@ def data_dir() -> FsPath:
     return packaged if packaged.is_dir() else package.parent
 
 
+PUBLISHED = ("schemas", "mlproject.schema.json")  # the built-in kinds' schema, for editors
+
+
 @cache
 def published_schema() -> dict[str, Any]:
-    """The JSON Schema as published for editors (it allows ${params.x} strings)."""
-    with open(data_dir() / "schemas" / "mlproject.schema.json", encoding="utf-8") as f:
-        return json.load(f)  # type: ignore[no-any-return]
+    """The JSON Schema of this installation's kinds, as `mlmake schema` prints it for editors
+    (it allows ${params.x} strings)."""
+    from mlmake.core.fragments import project_schema
+    from mlmake.core.registry import registry
+
+    return project_schema(registry().kinds)
+
+
+def builtin_schema() -> dict[str, Any]:
+    """The schema of the built-in kinds alone: what schemas/mlproject.schema.json holds."""
+    from mlmake.core.fragments import project_schema
+    from mlmake.core.registry import builtin
+
+    return project_schema(builtin().kinds)
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    """A schema as the published file spells it."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 @cache
@@ -92,7 +112,19 @@ def _unknown_key(doc: Document, path: Path, key: str, known: list[str]) -> Diagn
         hint = did_you_mean(key, known) or "another xgboost parameter goes under params.extra, as written"
         return doc.diagnostic(path, f"unknown xgboost parameter '{key}'", hint, key=True)
     hint = did_you_mean(key, known) or (f"allowed keys: {', '.join(known)}" if known else "")
+    if key == "kind" and len(path) == 3:  # an item naming a kind its section does not hold here
+        hint = _kind_hint(str(path[0])) or hint
     return doc.diagnostic(path, f"unknown key '{key}'", hint, key=True)
+
+
+def _kind_hint(section: str) -> str:
+    from mlmake.core.registry import registry
+
+    kinds = registry().in_section(section)
+    if not kinds:
+        return ""
+    return (f"{section} holds only the {', '.join(k.name for k in kinds)} kind here; a kind from a plugin "
+            "needs its distribution installed (`mlmake schema` shows the kinds)")
 
 
 def _explain_choice(doc: Document, error: Any, path: Path) -> list[Diagnostic]:

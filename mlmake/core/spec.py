@@ -3,7 +3,7 @@ runs source → resolve → schema → spec and reports every problem at once.""
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 from mlmake.core import paths, schema
 from mlmake.core.checks import check_project
 from mlmake.core.errors import Diagnostic, MlmakeError, Span, SpecError
+from mlmake.core.registry import registry
 from mlmake.core.resolve import Override, resolve
 from mlmake.core.source import Document, decode, load_text_cached
 
@@ -19,95 +20,6 @@ CACHE_DIR = ".mlmake/cache"
 SUPPORTED_VERSIONS = (1,)
 INTERNAL = {"internal": True}      # not a key of the file
 NOT_FINGERPRINTED = {"fingerprint": False}
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    type: str
-    nullable: bool = True
-    unique: bool = False
-    min: float | None = None
-    max: float | None = None
-    allowed: tuple[Any, ...] | None = None
-    regex: str | None = None
-    allow_non_finite: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    rows: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Dataset:
-    name: str = field(metadata=INTERNAL)
-    span: Span | None = field(metadata=INTERNAL, compare=False)
-    path: str
-    format: str = ""
-    null_values: tuple[str, ...] = ()
-    schema: dict[str, Column] = field(default_factory=dict)
-    checks: tuple[Check, ...] = ()
-    description: str = field(default="", metadata=NOT_FINGERPRINTED)
-    allow_outside: bool = field(default=False, metadata=NOT_FINGERPRINTED)  # read through a link out
-    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
-
-
-@dataclass(frozen=True, slots=True)
-class Feature:
-    name: str = field(metadata=INTERNAL)
-    span: Span | None = field(metadata=INTERNAL, compare=False)
-    inputs: tuple[str, ...] = field(metadata={"key": "from"})
-    key: tuple[str, ...] = ()
-    sql: str | None = None
-    python: str | None = None
-    description: str = field(default="", metadata=NOT_FINGERPRINTED)
-    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    test_size: float = 0.2
-    seed: int = 0
-    stratify: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Model:
-    name: str = field(metadata=INTERNAL)
-    span: Span | None = field(metadata=INTERNAL, compare=False)
-    features: str
-    target: str
-    task: str
-    drop: tuple[str, ...] = ()
-    split: Split = Split()
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: tuple[str, ...] = ()
-    gates: dict[str, str] = field(default_factory=dict)
-    slices: tuple[str, ...] = ()
-    description: str = field(default="", metadata=NOT_FINGERPRINTED)
-    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    name: str = field(metadata=INTERNAL)
-    span: Span | None = field(metadata=INTERNAL, compare=False)
-    cmd: tuple[str, ...]
-    deps: tuple[str, ...] = ()
-    outs: tuple[str, ...] = ()
-    description: str = field(default="", metadata=NOT_FINGERPRINTED)
-
-
-@dataclass(frozen=True, slots=True)
-class Deploy:
-    name: str = field(metadata=INTERNAL)
-    span: Span | None = field(metadata=INTERNAL, compare=False)
-    model: str
-    kind: str
-    input: str | None = None
-    output: str | None = None
-    description: str = field(default="", metadata=NOT_FINGERPRINTED)
-    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +44,13 @@ class Project:
     params: dict[str, Any] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
     remote: Remote | None = None  # None: the default remote shared by the clones on this machine
-    datasets: dict[str, Dataset] = field(default_factory=dict)
-    features: dict[str, Feature] = field(default_factory=dict)
-    models: dict[str, Model] = field(default_factory=dict)
-    steps: dict[str, Step] = field(default_factory=dict)
-    deploy: dict[str, Deploy] = field(default_factory=dict)
+    items: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=INTERNAL)  # section → name → item
+    kinds: dict[str, str] = field(default_factory=dict, metadata=INTERNAL)  # address → its kind's name
     doc: Document | None = field(default=None, metadata=INTERNAL, compare=False, repr=False)
+
+    def section(self, section: str) -> dict[str, Any]:
+        """The items of a node section, by name (empty when the file has none)."""
+        return self.items.get(section, {})
 
 
 def key_of(f: Any) -> str:
@@ -222,22 +135,22 @@ def _order(d: Diagnostic) -> tuple[int, int]:
 
 def _build_project(root: Path, doc: Document) -> Project:
     data = doc.data
-
-    def spans(section: str) -> dict[str, Span | None]:
-        return {n: doc.span((section, n), key=True) for n in data.get(section, {})}
-
-    def build(section: str, make: Any) -> dict[str, Any]:
-        sp = spans(section)
-        return {n: make(n, sp[n], v) for n, v in data.get(section, {}).items()}
-
+    items: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, str] = {}
+    known = registry()
+    for section in known.sections():
+        items[section] = {}
+        for name, value in (data.get(section) or {}).items():
+            kind = known.for_item(section, value)
+            if kind is None:  # the schema names the kinds a section holds
+                raise MlmakeError(f"{section}.{name}: no kind for this item")
+            items[section][name] = kind.parse(name, doc.span((section, name), key=True), value)
+            kinds[f"{section}.{name}"] = kind.name
     return Project(
         root=root, file=doc.file, version=data["version"], project=data["project"],
         description=data.get("description", ""), params=data.get("params", {}),
         environments={n: _environment(v) for n, v in data.get("environments", {}).items()},
-        remote=_remote(data.get("remote")),
-        datasets=build("datasets", _dataset), features=build("features", _feature),
-        models=build("models", _model), steps=build("steps", _step), deploy=build("deploy", _deploy),
-        doc=doc,
+        remote=_remote(data.get("remote")), items=items, kinds=kinds, doc=doc,
     )
 
 
@@ -249,72 +162,19 @@ def _environment(data: dict[str, Any]) -> Environment:
     return Environment(dict(data.get("params", {})), _remote(data.get("remote")))
 
 
-def _dataset(name: str, span: Span | None, d: dict[str, Any]) -> Dataset:
-    fmt = d.get("format") or _format_of(d["path"])
-    columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
-    checks = tuple(Check(**c) for c in d.get("checks", []))
-    return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks,
-                   d.get("description", ""), bool(d.get("allow_outside", False)), _deps(d))
-
-
-def _column(d: dict[str, Any]) -> Column:
-    allowed = d.get("allowed")
-    return Column(d["type"], d.get("nullable", True), d.get("unique", False), d.get("min"), d.get("max"),
-                  tuple(allowed) if allowed is not None else None, d.get("regex"), d.get("allow_non_finite", False))
-
-
-def _format_of(path: str) -> str:
-    suffix = Path(path).suffix.lower().lstrip(".")
-    return {"jsonl": "ndjson", "pq": "parquet"}.get(suffix, suffix or "csv")
-
-
-def _names(value: str | list[str] | None) -> tuple[str, ...]:
+def names(value: str | list[str] | None) -> tuple[str, ...]:
+    """A key that takes one name or a list of them, as a tuple."""
     if value is None:
         return ()
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _feature(name: str, span: Span | None, d: dict[str, Any]) -> Feature:
-    return Feature(name, span, _names(d["from"]), _names(d.get("key")), d.get("sql"), d.get("python"),
-                   d.get("description", ""), _deps(d))
-
-
-def _model(name: str, span: Span | None, d: dict[str, Any]) -> Model:
-    return Model(
-        name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
-        Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
-        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""), _deps(d),
-    )
-
-
-def _step(name: str, span: Span | None, d: dict[str, Any]) -> Step:
-    cmd = d["cmd"]
-    args = _split(cmd) if isinstance(cmd, str) else tuple(_arg(a) for a in cmd)
-    return Step(name, span, args, tuple(d.get("deps", ())), tuple(d.get("outs", ())), d.get("description", ""))
-
-
-def _split(cmd: str) -> tuple[str, ...]:
-    try:
-        return tuple(shlex.split(cmd))
-    except ValueError:
-        return ()  # reported by checks' command check with its location
-
-
-def _arg(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
-def _deploy(name: str, span: Span | None, d: dict[str, Any]) -> Deploy:
-    return Deploy(name, span, d["model"], d["kind"], d.get("input"), d.get("output"), d.get("description", ""),
-                  _deps(d))
-
-
-def _deps(d: dict[str, Any]) -> tuple[str, ...]:
+def deps_of(d: Mapping[str, Any]) -> tuple[str, ...]:
+    """An item's `deps:` (files no analysis sees)."""
     return tuple(str(p) for p in d.get("deps", ()))
 
 
 # --- paths -------------------------------------------------------------------
 
-NODE_SECTIONS = paths.NODE_SECTIONS
 is_address = paths.is_address
 path_problem = paths.syntax_problem

@@ -24,8 +24,8 @@ def pr_markdown(plan: Plan, graph: Graph, project: str, base: diff.Snapshot, cur
     param_rows = diff.param_deltas(base, current)
     parts += [f"#### Metrics against `{base.label}`", "",
               diff.as_markdown(metric_rows, base.label, "this branch", "metrics").rstrip("\n"), ""]
-    pending = [s.address for s in plan.steps if s.action in (NEW, BUILD, MAYBE) and graph.nodes[s.address].kind
-               == "model"]
+    # every kind in the models section computes metrics (the built-in one and plugins alike)
+    pending = [s.address for s in plan.steps if s.action in (NEW, BUILD, MAYBE) and s.address.startswith("models.")]
     if pending:
         parts += ["Not built yet (metrics known after the build): " + ", ".join(f"`{a}`" for a in pending), ""]
     parts += [f"#### Params against `{base.label}`", "",

@@ -37,17 +37,17 @@ def bundle_folder(root: Path, deploy: str) -> Path:
 
     project = load_project(root, None, ())
     name = deploy.removeprefix("deploy.")
-    target = project.deploy.get(name)
-    if target is None:
-        known = sorted(project.deploy)
+    kind = project.kinds.get(f"deploy.{name}")
+    if kind is None:
+        known = sorted(project.section("deploy"))
+        http = [n for n in known if project.kinds[f"deploy.{n}"] == "http"]
         hint = did_you_mean(name, known)
-        raise MlmakeError(f"unknown deploy target '{deploy}'" + (f" ({hint})" if hint else "")
-                          + (f"; the http targets are {', '.join(n for n in known if project.deploy[n].kind == 'http')}"
-                             if known else "; mlproject.yaml declares none"))
-    if target.kind not in SERVABLE:
-        raise MlmakeError(f"deploy.{name} is a {target.kind} target; `mlmake serve` runs http targets")
+        listed = f"; the http targets are {', '.join(http)}" if known else "; mlproject.yaml declares none"
+        raise MlmakeError(f"unknown deploy target '{deploy}'" + (f" ({hint})" if hint else "") + listed)
+    if kind not in SERVABLE:
+        raise MlmakeError(f"deploy.{name} is a {kind} target; `mlmake serve` runs http targets")
     folder = root / "build" / "deploy" / name
-    folder = folder / "bundle" if target.kind == "docker" else folder
+    folder = folder / "bundle" if kind == "docker" else folder
     if not (folder / "manifest.json").is_file():
         raise MlmakeError(f"deploy.{name} is not built yet; run `mlmake build deploy.{name}` first")
     return folder

@@ -11,7 +11,7 @@ import pytest
 
 from mlmake.core.errors import NodeError
 from mlmake.core.gates import Gate, Verdict, judge, parse_gate, show_number
-from mlmake.kinds.model import metrics
+from mlmake.ml import metrics
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "mlproject.schema.json")
                     .read_text(encoding="utf-8"))

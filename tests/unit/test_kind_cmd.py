@@ -36,7 +36,7 @@ def root(tmp_path: Path) -> Path:
 def run_cmd(root: Path, argv: list[Any], outs: list[str], log: str = "") -> Result:
     config = {"cmd": argv, "deps": [], "outs": outs}
     staging = {o: str(root / o) for o in outs}
-    return cmd.run(Task("steps.s", "cmd", str(root), config, staging, {}, log=log))
+    return cmd.KIND.run(Task("steps.s", "cmd", str(root), config, staging, {}, log=log))
 
 
 def test_a_command_writes_its_outputs_and_logs_its_output(root: Path) -> None:

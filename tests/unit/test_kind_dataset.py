@@ -34,7 +34,7 @@ def run_dataset(root: Path, schema: dict[str, Any], *, path: str = "data/custome
     staging = root / out
     staging.mkdir()
     config = {"path": path, "format": fmt, "null_values": list(nulls), "schema": schema, "checks": checks or []}
-    result = dataset.run(Task("datasets.customers", "dataset", str(root), config, {OUT: str(staging)}, {}))
+    result = dataset.KIND.run(Task("datasets.customers", "dataset", str(root), config, {OUT: str(staging)}, {}))
     assert result.metrics["rows"] == pl.read_parquet(staging / "data.parquet").height
     return staging
 

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from mlmake import __version__
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Task
-from mlmake.kinds import deploy
-from mlmake.kinds.deploy.docker import pins, render
+from mlmake.kinds import batch, http
+from mlmake.kinds.docker.context import pins, render
 from mlmake.ml.bundle import hash_file
 from mlmake.ml.design import Input, design_matrix, inputs_from_signature
 from mlmake.ml.rows import RowEncoder
@@ -151,20 +151,24 @@ def test_without_a_lock_entry_the_fingerprint_is_the_model_hash(built: Path, tmp
     out.mkdir()
     root = tmp_path / "nolock"
     shutil.copytree(built / "build", root / "build")
-    task = Task("deploy.api", "deploy", str(root), {"model": "churn", "kind": "http"}, {"build/deploy/api": str(out)},
+    task = Task("deploy.api", "http", str(root), {"model": "churn", "kind": "http"}, {"build/deploy/api": str(out)},
                 {"models.churn": ["build/models/churn"]}, {"models.churn": "model"})
-    deploy.run(task)
+    http.KIND.run(task)
     model = read(out / "manifest.json")["model"]
     assert (model["fingerprint"], model["fingerprint_from"]) == (hash_file(str(out / "model.json")), "model.json")
     assert read(out / "manifest.json")["lineage"] == {"nodes": {}, "data": {}}
 
 
-def test_an_http_target_refuses_an_output(built: Path, tmp_path: Path) -> None:
-    task = Task("deploy.api", "deploy", str(built), {"model": "churn", "kind": "http", "output": "build/x.parquet"},
-                {"build/deploy/api": str(tmp_path), "build/x.parquet": str(tmp_path / "x")},
-                {"models.churn": ["build/models/churn"]})
-    with pytest.raises(NodeError, match="only a batch target reads an input or writes a file"):
-        deploy.run(task)
+def test_an_http_target_with_an_output_fails_validate_at_its_key(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "mlproject.yaml").write_text(
+        "version: 1\nproject: p\ndatasets:\n  t: {path: t.csv}\nmodels:\n  m: {features: t, target: y, task: binary}\n"
+        "deploy:\n  api:\n    kind: http\n    model: m\n    output: build/x.parquet\n", encoding="utf-8")
+    result = run_cli(root, "validate")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "mlproject.yaml:11:5: deploy.api.output: unknown key 'output'")
 
 
 def test_the_bundle_is_rebuilt_to_identical_bytes(built: Path) -> None:
@@ -212,14 +216,14 @@ def test_a_batch_input_without_a_model_input_column_is_an_error(built: Path, tmp
     shutil.copytree(built / "build", root / "build")
     table = root / "build/features/customer_features/data.parquet"
     pl.read_parquet(table).rename({"plan": "plam"}).write_parquet(table)
-    task = Task("deploy.scores", "deploy", str(root), {"model": "churn", "kind": "batch"},
+    task = Task("deploy.scores", "batch", str(root), {"model": "churn", "kind": "batch"},
                 {"build/deploy/scores": str(tmp_path / "o")},
                 {"models.churn": ["build/models/churn"], "features.customer_features":
                  ["build/features/customer_features"]})
     (tmp_path / "o").mkdir()
     with pytest.raises(NodeError, match=r"input 'plan' is not a column of features.customer_features "
                                         r"\(did you mean 'plam'\?\)"):
-        deploy.run(task)
+        batch.KIND.run(task)
 
 
 # --- docker --------------------------------------------------------------------------------

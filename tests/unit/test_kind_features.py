@@ -40,7 +40,7 @@ def run_features(root: Path, *, sql: str | None = None, python: str | None = Non
     upstream = {f"datasets.{n}": [f"build/datasets/{n}"] for n in ("customers", "events")}
     config: dict[str, Any] = {"from": list(inputs), "key": key or [], "sql": sql, "python": python}
     task = Task("features.f", "features", str(root), config, {"build/features/f": str(staging)}, upstream)
-    features.run(task)
+    features.KIND.run(task)
     return staging
 
 
@@ -73,7 +73,7 @@ def test_a_feature_set_is_preferred_over_a_dataset_of_the_same_name(project: Pat
     staging.mkdir()
     upstream = {"datasets.customers": ["build/datasets/customers"], "features.customers": ["build/features/customers"]}
     config = {"from": ["customers"], "key": [], "sql": "SELECT * FROM customers", "python": None}
-    features.run(Task("features.f", "features", str(project), config, {"x": str(staging)}, upstream))
+    features.KIND.run(Task("features.f", "features", str(project), config, {"x": str(staging)}, upstream))
     assert pl.read_parquet(staging / "data.parquet")["customer_id"].to_list() == [9]
 
 
@@ -177,7 +177,7 @@ def test_a_hook_that_fails_to_import_writes_its_traceback_to_the_log(hook: Path)
     task = Task("features.f", "features", str(hook), config, {"x": str(staging)},
                 {"datasets.customers": ["build/datasets/customers"]}, log=str(log))
     with pytest.raises(NodeError, match=r"^python hook file 'features/bad.py' failed to load: ModuleNotFoundError"):
-        features.run(task)
+        features.KIND.run(task)
     assert "Traceback" in log.read_text()
 
 

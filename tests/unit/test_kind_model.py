@@ -14,8 +14,8 @@ import xgboost as xgb
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Result, Task
 from mlmake.kinds import model
-from mlmake.kinds.model.metrics import compute, slice_metrics
 from mlmake.ml.design import design_matrix, feature_types, inputs_from_signature, split_rows
+from mlmake.ml.metrics import compute, slice_metrics
 
 N = 400
 TABLE = "build/features/customers"
@@ -58,7 +58,7 @@ def train(root: Path, cfg: dict[str, Any], out: Path, threads: int = 1, log: str
     out.mkdir(parents=True)
     task = Task("models.churn", "model", str(root), cfg, {"build/models/churn": str(out)},
                 {"features.customers": [TABLE]}, {"features.customers": "features"}, threads, log, baseline or {})
-    return model.run(task)
+    return model.KIND.run(task)
 
 
 def read(out: Path, name: str) -> Any:

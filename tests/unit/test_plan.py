@@ -210,7 +210,7 @@ def test_a_nan_param_is_not_stale_after_a_build(make_project: MakeProject) -> No
 def test_a_recipe_bump_rebuilds_the_kind(steps: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlmake.kinds import cmd
 
-    monkeypatch.setattr(cmd, "RECIPE", 2)
+    monkeypatch.setattr(type(cmd.KIND), "recipe", 2)
     plan = plan_of(steps)
     assert {s.address: s.reasons for s in plan.steps if s.action == BUILD} == {
         a: (Reason("recipe", "cmd", 1, 2),) for a in ("steps.a", "steps.b", "steps.c", "steps.d")}

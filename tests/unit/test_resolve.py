@@ -203,7 +203,7 @@ def test_env_overlay_applies_through_load_project(make_project: MakeProject) -> 
     project, _ = load(root, "prod")
     assert project.remote.url == "s3://bucket/mlmake"
     project, _ = load(root, "dev")
-    assert project.models["m"].params["max_depth"] == 3
+    assert project.section("models")["m"].params["max_depth"] == 3
 
 
 def test_precedence_p_over_env_over_base() -> None:
@@ -231,8 +231,8 @@ def test_full_path_override_wins_over_interpolation() -> None:
 def test_full_path_override_through_load_project(make_project: MakeProject) -> None:
     root = make_project({"mlproject.yaml": VALID})
     project, _ = load(root, None, ("models.churn.params.max_depth=8", "seed=7"))
-    assert project.models["churn"].params == {"max_depth": 8}
-    assert project.models["churn"].split.seed == 7
+    assert project.section("models")["churn"].params == {"max_depth": 8}
+    assert project.section("models")["churn"].split.seed == 7
 
 
 def test_later_override_wins() -> None:

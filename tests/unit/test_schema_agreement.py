@@ -1,4 +1,5 @@
-"""The published JSON Schema and the spec dataclasses describe the same language."""
+"""The published JSON Schema, the kinds that generate it and their item dataclasses describe the
+same language."""
 
 from __future__ import annotations
 
@@ -11,20 +12,25 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mlmake.core import spec
-from mlmake.core.schema import published_schema
+from mlmake.core.registry import builtin
+from mlmake.core.schema import builtin_schema, schema_text
+from mlmake.kinds.dataset.item import Check, Column
+from mlmake.kinds.model.item import Split
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "mlproject.schema.json"
 SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
-# schema `$defs` name (None: the top level) → the dataclass it becomes
+KINDS = {kind.name: kind for kind in builtin().kinds}
+# schema `$defs` name (None: the top level) → the dataclass it becomes: one per kind, and their parts
 PAIRS: dict[str | None, type] = {
-    None: spec.Project, "dataset": spec.Dataset, "column": spec.Column, "check": spec.Check,
-    "feature": spec.Feature, "split": spec.Split, "model": spec.Model, "step": spec.Step,
-    "deploy": spec.Deploy, "remote": spec.Remote, "environment": spec.Environment,
+    None: spec.Project, "remote": spec.Remote, "environment": spec.Environment,
+    **{name: kind.item_type for name, kind in KINDS.items()},
+    "column": Column, "check": Check, "split": Split,
 }
+SHARED = {"deploy"}  # sections whose items name their kind (`kind: http`)
 # section of the file → the `$defs` entry of one of its items
-SECTIONS = {"datasets": "dataset", "features": "feature", "models": "model", "steps": "step",
-            "deploy": "deploy", "environments": "environment"}
+SECTIONS = {"datasets": "dataset", "features": "features", "models": "model", "steps": "cmd",
+            "environments": "environment"}
 
 REQUIRED_MISMATCH: dict[str, str] = {}  # pairs known to disagree (none)
 UNDESCRIBED: set[tuple[str, str]] = set()  # properties known to lack a description (none)
@@ -62,8 +68,19 @@ def test_schema_is_valid_draft_2020_12() -> None:
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
-def test_the_loader_reads_the_same_file() -> None:
-    assert published_schema() == SCHEMA
+def test_the_published_file_is_what_the_builtin_kinds_generate() -> None:
+    # regenerate with: python -c "from mlmake.core.schema import *; open('schemas/mlproject.schema.json', 'w')
+    # .write(schema_text(builtin_schema()))"
+    assert schema_text(builtin_schema()) == SCHEMA_FILE.read_text(encoding="utf-8")
+
+
+def test_a_shared_section_picks_the_fragment_by_kind() -> None:
+    item = SCHEMA["properties"]["deploy"]["additionalProperties"]
+    assert item["required"] == ["kind"] and item["properties"]["kind"]["enum"] == ["http", "batch", "docker"]
+    assert [rule["then"] for rule in item["allOf"]] == [
+        {"$ref": "#/$defs/http"}, {"$ref": "#/$defs/batch"}, {"$ref": "#/$defs/docker"}]
+    for name in ("http", "batch", "docker"):
+        assert SCHEMA["$defs"][name]["properties"]["kind"]["const"] == name
 
 
 def test_every_ref_resolves() -> None:
@@ -90,16 +107,25 @@ def test_each_section_maps_names_to_its_item(section: str) -> None:
     assert SCHEMA["properties"][section]["additionalProperties"] == {"$ref": f"#/$defs/{SECTIONS[section]}"}
 
 
+def own_keys(name: str | None) -> set[str]:
+    """A definition's keys, less the `kind` the registry adds in a shared section."""
+    kind = KINDS.get(name or "")
+    keys = set(definition(name)["properties"])
+    return keys - {"kind"} if kind is not None and kind.section in SHARED else keys
+
+
 @pytest.mark.parametrize("name", list(PAIRS), ids=pair_id)
 def test_properties_equal_the_dataclass_keys(name: str | None) -> None:
     keys = {spec.key_of(f) for f in spec.file_fields(PAIRS[name])}
-    assert set(definition(name)["properties"]) == keys
+    if name is None:  # the node sections are the kinds' (Project.items)
+        keys |= set(builtin().sections())
+    assert own_keys(name) == keys
 
 
 @pytest.mark.parametrize("name", [marked(n, REQUIRED_MISMATCH) for n in PAIRS])
 def test_required_equals_the_fields_without_defaults(name: str | None) -> None:
     fields = [f for f in spec.file_fields(PAIRS[name]) if not has_default(f)]
-    assert set(definition(name).get("required", [])) == {spec.key_of(f) for f in fields}
+    assert set(definition(name).get("required", [])) - {"kind"} == {spec.key_of(f) for f in fields}
 
 
 @pytest.mark.parametrize("name", list(PAIRS), ids=pair_id)

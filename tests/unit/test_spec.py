@@ -9,16 +9,9 @@ from pathlib import Path
 import pytest
 
 from mlmake.core.errors import MlmakeError, Span, SpecError
-from mlmake.core.spec import (
-    Check,
-    Column,
-    Remote,
-    Split,
-    is_address,
-    load_project,
-    node_config,
-    path_problem,
-)
+from mlmake.core.spec import Remote, is_address, load_project, node_config, path_problem
+from mlmake.kinds.dataset.item import Check, Column
+from mlmake.kinds.model.item import Split
 from tests.helpers import VALID, errors_of
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]
@@ -78,7 +71,7 @@ def test_full_project_loads_into_dataclasses(make_project: MakeProject) -> None:
     assert p.remote == Remote("s3://bucket/x", {"region": "eu-west-1"})
     assert p.environments["dev"].params == {"seed": 1}
     assert p.environments["dev"].remote == Remote("/tmp/remote")
-    ds = p.datasets["customers"]
+    ds = p.section("datasets")["customers"]
     assert (ds.name, ds.path, ds.format, ds.description) == ("customers", "data/customers.csv", "csv", "raw customers")
     assert ds.schema == {
         "customer_id": Column("int64", nullable=False, unique=True),
@@ -86,13 +79,13 @@ def test_full_project_loads_into_dataclasses(make_project: MakeProject) -> None:
         "age": Column("int64", min=0, max=120),
     }
     assert ds.checks == (Check(">= 10"),)
-    f = p.features["f"]
+    f = p.section("features")["f"]
     assert (f.inputs, f.key, f.sql, f.python) == (("customers", "events"), ("customer_id",), None,
                                                   "features/build.py:make")
-    m = p.models["m"]
+    m = p.section("models")["m"]
     assert (m.features, m.target, m.task, m.drop, m.split) == ("f", "churned", "binary", ("age",), Split())
     assert (m.params, m.metrics, m.gates, m.slices) == ({"max_depth": 6}, ("auc",), {"auc": ">= 0.5"}, ("plan",))
-    assert p.deploy["nightly"].input == "customers" and p.deploy["api"].output is None
+    assert p.section("deploy")["nightly"].input == "customers" and p.kinds["deploy.api"] == "http"
 
 
 @pytest.mark.parametrize(
@@ -100,48 +93,48 @@ def test_full_project_loads_into_dataclasses(make_project: MakeProject) -> None:
                       ("forced", "csv")],
 )
 def test_format_comes_from_the_extension(make_project: MakeProject, name: str, fmt: str) -> None:
-    assert load_project(make_project({F: FULL})).datasets[name].format == fmt
+    assert load_project(make_project({F: FULL})).section("datasets")[name].format == fmt
 
 
 def test_cmd_string_is_split_shell_style(make_project: MakeProject) -> None:
-    steps = load_project(make_project({F: FULL})).steps
+    steps = load_project(make_project({F: FULL})).section("steps")
     assert steps["shell"].cmd == ("python", "scripts/r.py", "--name", "two words", "3")
     assert steps["listed"].cmd == ("python", "3", "true", "0.5")
 
 
 def test_single_names_become_tuples(make_project: MakeProject) -> None:
-    f = load_project(make_project({F: VALID})).features["customer_features"]
+    f = load_project(make_project({F: VALID})).section("features")["customer_features"]
     assert (f.inputs, f.key) == (("customers",), ("customer_id",))
 
 
 def test_defaults(make_project: MakeProject) -> None:
     p = load_project(make_project({F: HEAD}))
     assert (p.description, p.params, p.environments, p.remote) == ("", {}, {}, None)  # None: the machine's default
-    assert (p.datasets, p.features, p.models, p.steps, p.deploy) == ({}, {}, {}, {}, {})
+    assert [p.section(s) for s in ("datasets", "features", "models", "steps", "deploy")] == [{}, {}, {}, {}, {}]
 
 
 def test_items_carry_the_span_of_their_name(make_project: MakeProject) -> None:
     p = load_project(make_project({F: VALID}))
-    assert p.datasets["customers"].span == Span(F, 7, 3)
-    assert p.features["customer_features"].span == Span(F, 10, 3)
-    assert p.models["churn"].span == Span(F, 15, 3)
-    assert p.steps["report"].span == Span(F, 22, 3)
+    assert p.section("datasets")["customers"].span == Span(F, 7, 3)
+    assert p.section("features")["customer_features"].span == Span(F, 10, 3)
+    assert p.section("models")["churn"].span == Span(F, 15, 3)
+    assert p.section("steps")["report"].span == Span(F, 22, 3)
 
 
 def test_interpolated_values_reach_the_dataclasses(make_project: MakeProject) -> None:
-    m = load_project(make_project({F: VALID})).models["churn"]
+    m = load_project(make_project({F: VALID})).section("models")["churn"]
     assert m.split == Split(test_size=0.25, seed=42, stratify=False)
 
 
 def test_node_config_uses_file_keys_and_skips_descriptions(make_project: MakeProject) -> None:
     p = load_project(make_project({F: FULL}))
     # unset optional keys (sql: None here) stay out
-    assert node_config(p.features["f"]) == {
+    assert node_config(p.section("features")["f"]) == {
         "from": ["customers", "events"], "key": ["customer_id"], "python": "features/build.py:make"}
-    config = node_config(p.models["m"])
+    config = node_config(p.section("models")["m"])
     assert "description" not in config and "name" not in config and "span" not in config
     assert config["split"] == {"test_size": 0.2, "seed": 0, "stratify": False}
-    assert node_config(p.datasets["customers"])["schema"]["plan"]["allowed"] == ["basic", "pro"]
+    assert node_config(p.section("datasets")["customers"])["schema"]["plan"]["allowed"] == ["basic", "pro"]
 
 
 @pytest.mark.parametrize(

@@ -9,32 +9,111 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from mlmake.core.errors import NodeError
-from mlmake.core.kind import NodeDecl, Ref, Result, Task, code_files
-from mlmake.core.paths import writable_output
-from mlmake.core.spec import Step, is_address, node_config
+from mlmake.core.errors import Diagnostic, NodeError, Span
+from mlmake.core.kind import (
+    ItemCheck,
+    ItemPaths,
+    Kind,
+    NodeDecl,
+    PathUse,
+    Ref,
+    Result,
+    Task,
+    code_files,
+    dep_files,
+    load_fragment,
+)
+from mlmake.core.paths import syntax_problem, writable_output
+from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, is_address, node_config
 
-SECTION = "steps"
-KIND = "cmd"
-RECIPE = 1
-LIBRARIES: tuple[str, ...] = ()
 TAIL_LINES = 20
 STOP_GRACE_S = 5.0
 WAIT_SLICE_S = 0.2
+CODE_SUFFIXES = (".py", ".sh", ".r", ".jl", ".js", ".ts", ".rb", ".pl", ".ipynb")
 
 
-def declare(project: Any, item: Step) -> NodeDecl:
-    root = getattr(project, "root", None)
-    refs = tuple(Ref(d, (SECTION, item.name, "deps", i)) for i, d in enumerate(item.deps) if is_address(d, root))
-    files = tuple(d for d in item.deps if not is_address(d, root))
-    return NodeDecl(
-        f"{SECTION}.{item.name}", KIND, item.span, node_config(item), refs,
-        code=code_files(project, (), files, item.cmd), outputs=item.outs, recipe=RECIPE, libraries=LIBRARIES,
-        in_place=True, log_tail=False,  # a command writes its outputs itself; its error quotes its output
-    )
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    cmd: tuple[str, ...]
+    deps: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+
+
+class CmdKind:
+    name = "cmd"
+    section = "steps"
+    default = True
+    word = "step"
+    recipe = 1
+    libraries: tuple[str, ...] = ()
+    item_type = Command
+
+    def item_schema(self) -> dict[str, Any]:
+        return load_fragment(__file__)
+
+    def parse(self, name: str, span: Span | None, d: Mapping[str, Any]) -> Command:
+        cmd = d["cmd"]
+        args = _split(cmd) if isinstance(cmd, str) else tuple(_arg(a) for a in cmd)
+        return Command(name, span, args, tuple(d.get("deps", ())), tuple(d.get("outs", ())), d.get("description", ""))
+
+    def paths(self, item: ItemCheck) -> ItemPaths:
+        outs = item.data.get("outs") or []
+        scripts = [a for a in _args(item.data.get("cmd")) if a.lower().endswith(CODE_SUFFIXES)
+                   and not syntax_problem(a) and os.path.isfile(os.path.join(item.root, a))]
+        return ItemPaths(
+            inputs=dep_files(item),
+            outputs=tuple(PathUse(("outs", i), o) for i, o in enumerate(outs) if isinstance(o, str)),
+            sources=tuple(PathUse(("cmd",), a, what="the script {address} runs") for a in scripts),
+        )
+
+    def check(self, item: ItemCheck) -> list[Diagnostic]:
+        cmd = item.data.get("cmd")
+        if isinstance(cmd, str) and not _args(cmd):
+            return [item.problem(("cmd",), "cannot split the command: no closing quotation",
+                                 "write cmd as a list: [python, script.py, ARG]")]
+        return []
+
+    def declare(self, project: Project, item: Command) -> NodeDecl:
+        root = project.root
+        refs = tuple(Ref(d, (self.section, item.name, "deps", i)) for i, d in enumerate(item.deps)
+                     if is_address(d, root))
+        files = tuple(d for d in item.deps if not is_address(d, root))
+        return NodeDecl(
+            f"{self.section}.{item.name}", self.name, item.span, node_config(item), refs,
+            code=code_files(project, (), files, item.cmd), outputs=item.outs, recipe=self.recipe,
+            libraries=self.libraries,
+            in_place=True, log_tail=False,  # a command writes its outputs itself; its error quotes its output
+        )
+
+    def run(self, task: Task) -> Result:
+        return run(task)
+
+
+def _args(cmd: Any) -> list[str]:
+    if isinstance(cmd, list):
+        return [a for a in cmd if isinstance(a, str)]
+    try:
+        return shlex.split(cmd) if isinstance(cmd, str) else []
+    except ValueError:
+        return []
+
+
+def _split(cmd: str) -> tuple[str, ...]:
+    try:
+        return tuple(shlex.split(cmd))
+    except ValueError:
+        return ()  # reported by the kind's check with its location
+
+
+def _arg(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def run(task: Task) -> Result:
@@ -158,3 +237,6 @@ def _tail(sink: BinaryIO, start: int, log: str) -> str:
         return ""
     where = f" (full output in {log})" if log else ""
     return f"\nlast {len(lines)} lines of output{where}:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+KIND: Kind[Command] = CmdKind()

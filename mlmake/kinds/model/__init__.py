@@ -1,33 +1,69 @@
 """models.NAME: an xgboost model trained, evaluated and gated on a feature set.
 
-The declaration is here; the recipe (model_recipe.py, with polars and xgboost) is imported
-only when a model trains, so planning never pays for it."""
+The declaration is here; the recipe (recipe.py, with polars and xgboost) is imported only when a
+model trains, so planning never pays for it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from mlmake.core.kind import NodeDecl, Ref, Result, Task, build_dir
-from mlmake.core.spec import Model, node_config
+from mlmake.core.errors import Diagnostic, Span
+from mlmake.core.kind import (
+    ItemCheck,
+    ItemPaths,
+    Kind,
+    NodeDecl,
+    Ref,
+    Result,
+    Task,
+    build_dir,
+    dep_files,
+    load_fragment,
+)
+from mlmake.core.spec import Project, node_config
+from mlmake.kinds.model import check, item
+from mlmake.kinds.model.item import Model
 
-SECTION = "models"
-KIND = "model"
-RECIPE = 2  # 2: metrics.json no longer holds gate verdicts (gates are judged by the build, not fingerprinted)
-LIBRARIES = ("polars", "xgboost")
+TABLES = ("features", "datasets")  # a model trains on a feature set, or directly on a dataset
 
 
-def declare(project: Any, item: Model) -> NodeDecl:
-    ref = Ref(item.features, (SECTION, item.name, "features"), ("features", "datasets"))
-    # gates judge the metrics a model produced; they are not an input of its training
-    config = {k: v for k, v in node_config(item).items() if k != "gates"}
-    return NodeDecl(
-        f"{SECTION}.{item.name}", KIND, item.span, config, (ref,),
-        code=item.deps, outputs=(build_dir(SECTION, item.name),), recipe=RECIPE, libraries=LIBRARIES,
-        gates={str(m): str(r) for m, r in item.gates.items()},
-    )
+class ModelKind:
+    name = "model"
+    section = "models"
+    default = True
+    word = "model"
+    recipe = 2  # 2: metrics.json no longer holds gate verdicts (gates are judged by the build, not fingerprinted)
+    libraries: tuple[str, ...] = ("polars", "xgboost")
+    item_type = Model
+
+    def item_schema(self) -> dict[str, Any]:
+        return load_fragment(__file__)
+
+    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> Model:
+        return item.parse(name, span, data)
+
+    def paths(self, item: ItemCheck) -> ItemPaths:
+        return ItemPaths(inputs=dep_files(item))
+
+    def check(self, item: ItemCheck) -> list[Diagnostic]:
+        typed = self.item_schema()["$defs"]["xgboost_params"]["properties"]
+        return check.check(item, typed)
+
+    def declare(self, project: Project, item: Model) -> NodeDecl:
+        ref = Ref(item.features, (self.section, item.name, "features"), TABLES)
+        # gates judge the metrics a model produced; they are not an input of its training
+        config = {k: v for k, v in node_config(item).items() if k != "gates"}
+        return NodeDecl(
+            f"{self.section}.{item.name}", self.name, item.span, config, (ref,),
+            code=item.deps, outputs=(build_dir(self.section, item.name),), recipe=self.recipe,
+            libraries=self.libraries, gates={str(m): str(r) for m, r in item.gates.items()},
+        )
+
+    def run(self, task: Task) -> Result:
+        from mlmake.kinds.model.recipe import run as recipe
+
+        return recipe(task)
 
 
-def run(task: Task) -> Result:
-    from mlmake.kinds.model.recipe import run as recipe
-
-    return recipe(task)
+KIND: Kind[Model] = ModelKind()

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.kind import Result, Task
-from mlmake.kinds.model.metrics import chosen_metrics, compute, parse_gates, slice_metrics
 from mlmake.kinds.model.training import Fit, importance, matrix, predict, train, training_plan
 from mlmake.ml.design import (
     Input,
@@ -19,6 +18,7 @@ from mlmake.ml.design import (
     encode_target,
     split_rows,
 )
+from mlmake.ml.metrics import chosen_metrics, compute, parse_gates, slice_metrics
 from mlmake.ml.tables import (
     first_line,
     log_line,

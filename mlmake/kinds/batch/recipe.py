@@ -1,12 +1,4 @@
-"""deploy.NAME: a serving bundle (http), batch scores (batch) or a container context (docker).
-
-    http    build/deploy/NAME/ is the bundle `mlmake serve NAME` runs (bundle.py)
-    batch   scores `input` (default: the model's own table) into `output`
-            (default build/deploy/NAME/scores.parquet), with a manifest beside it
-    docker  build/deploy/NAME/ is a docker build context serving the bundle (docker.py)
-
-A target depends on its model and, when it reads one, on a table: the batch input,
-or the keyed feature set an http/docker bundle copies into its online store."""
+"""The batch target's recipe: score a table with the model, write the scores and a manifest."""
 
 from __future__ import annotations
 
@@ -14,8 +6,8 @@ import os
 from typing import Any
 
 from mlmake.core.errors import NodeError, did_you_mean
-from mlmake.core.kind import NodeDecl, Ref, Result, Task, build_dir
-from mlmake.core.spec import Deploy, node_config
+from mlmake.core.kind import Result, Task
+from mlmake.kinds.target import task_folder
 from mlmake.ml.tables import (
     dtype_name,
     first_line,
@@ -28,88 +20,13 @@ from mlmake.ml.tables import (
     write_parquet,
 )
 
-SECTION = "deploy"
-KIND = "deploy"
-RECIPE = 2  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it
-LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
 SCORES_FILE = "scores.parquet"
 FINGERPRINT_COLUMN = "model_fingerprint"
 ROW_COLUMN = "row"  # the row number, when the scored table has no key to join back on
 
-
-def declare(project: Any, item: Deploy) -> NodeDecl:
-    refs = [Ref(item.model, (SECTION, item.name, "model"), ("models",))]
-    if item.input:
-        refs.append(Ref(item.input, (SECTION, item.name, "input"), ("features", "datasets")))
-    elif table := _implicit_table(project, item):
-        refs.append(Ref(table, (SECTION, item.name, "model"), ("features", "datasets")))
-    outputs = (build_dir(SECTION, item.name),) + ((item.output,) if item.output else ())
-    return NodeDecl(
-        f"{SECTION}.{item.name}", KIND, item.span, node_config(item), tuple(refs),
-        code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
-        lineage=True,  # the manifest records the target's name and every upstream fingerprint
-    )
-
-
-def _implicit_table(project: Any, item: Deploy) -> str | None:
-    """The table a target reads without naming it: a batch scores its model's table; a
-    bundle copies its model's feature set when that set has a key (the online store)."""
-    model = getattr(project, "models", {}).get(item.model)
-    if model is None:
-        return None  # an unknown model is reported by the graph
-    if item.kind == "batch":
-        return str(model.features)
-    feature = getattr(project, "features", {}).get(model.features)
-    return str(model.features) if feature is not None and feature.key else None
-
-
-def run(task: Task) -> Result:
-    kind = str(task.config["kind"])
-    folder = task.staged(task_folder(task))
-    if kind != "batch":
-        wrong = [k for k in ("input", "output") if task.config.get(k)]
-        if wrong:
-            raise NodeError(f"{' and '.join(wrong)}: only a batch target reads an input or writes a file; "
-                            f"a{'n' if kind == 'http' else ''} {kind} target serves its model's inputs")
-    if kind == "http":
-        from mlmake.ml.bundle import write_bundle
-
-        manifest = write_bundle(task, folder)
-        log_line(task.log, f"bundle of {manifest['model']['address']} (fingerprint "
-                           f"{manifest['model']['fingerprint']})" + _store_note(manifest))
-        return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"]})
-    if kind == "docker":
-        return _docker(task, folder)
-    return _batch(task, folder)
-
-
-def task_folder(task: Task) -> str:
-    """The target's own folder (its first declared output)."""
-    return next(iter(task.staging))
-
-
-def _store_note(manifest: dict[str, Any]) -> str:
-    store = manifest.get("store")
-    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""
-
-
-def _docker(task: Task, folder: str) -> Result:
-    from mlmake.kinds.deploy.docker import write_context
-    from mlmake.ml.bundle import write_bundle
-
-    bundle = os.path.join(folder, "bundle")
-    os.makedirs(bundle)
-    manifest = write_bundle(task, bundle)
-    write_context(folder, manifest, task.address.partition(".")[2])
-    log_line(task.log, f"docker context for {manifest['model']['address']}" + _store_note(manifest))
-    return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"]})
-
-
-# --- batch ---------------------------------------------------------------------------
-
-
-def _batch(task: Task, folder: str) -> Result:
+def score(task: Task) -> Result:
     """Score the input table; write the scores and a manifest with the lineage."""
+    folder = task.staged(task_folder(task))
     import polars as pl
 
     from mlmake.ml.bundle import MANIFEST_FILE, describe

@@ -1,4 +1,5 @@
-"""Held-out metrics in numpy (no sklearn), per-slice metrics, and quality gates.
+"""Held-out metrics in numpy (no sklearn), per-slice metrics, and quality gates, for every
+model kind (the built-in xgboost one and plugins).
 
 A metric that is undefined on some rows (auc with one class, r2 with a constant
 target) is left out rather than reported as a made-up number."""
@@ -9,11 +10,24 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError
-from mlmake.core.gates import DEFAULT_METRICS, TASK_METRICS, Gate, parse_gate
+from mlmake.core.gates import Gate, parse_gate
 from mlmake.core.gates import judge as judge_gate
 
 if TYPE_CHECKING:
     import numpy as np
+
+# the metrics each task can compute, and those computed when a model names none (computed here for every
+# model kind; `validate` checks models and gates against them)
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
+    "multiclass": ("auc", "logloss", "mlogloss", "accuracy", "f1", "precision", "recall"),
+    "regression": ("rmse", "mae", "r2"),
+}
+DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auc", "logloss", "accuracy", "f1", "precision", "recall"),
+    "multiclass": ("mlogloss", "accuracy", "f1", "precision", "recall"),
+    "regression": ("rmse", "mae", "r2"),
+}
 
 EPS = 1e-15  # probabilities are clipped so a confident mistake costs a large, finite loss
 APPLIES, DEFAULTS = TASK_METRICS, DEFAULT_METRICS  # one table, shared with `validate`

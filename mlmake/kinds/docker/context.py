@@ -129,7 +129,7 @@ def write_wheel(folder: str) -> str:
     name = f"mlmake-{__version__}-py3-none-any.whl"
     info = f"mlmake-{__version__}.dist-info"
     entries = [(f"mlmake/{p.relative_to(package).as_posix()}", p.read_bytes())
-               for p in sorted(package.rglob("*.py")) if "__pycache__" not in p.parts]
+               for p in sorted(package.rglob("*")) if p.suffix in (".py", ".json") and "__pycache__" not in p.parts]
     entries.append((f"{info}/METADATA", _metadata().encode()))
     entries.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: mlmake\nRoot-Is-Purelib: true\n"
                                      b"Tag: py3-none-any\n"))

@@ -1,0 +1,42 @@
+"""The model item: a feature set, a target and a task, xgboost params, metrics and gates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlmake.core.errors import Span
+from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, deps_of
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    test_size: float = 0.2
+    seed: int = 0
+    stratify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    features: str
+    target: str
+    task: str
+    drop: tuple[str, ...] = ()
+    split: Split = Split()
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+    gates: dict[str, str] = field(default_factory=dict)
+    slices: tuple[str, ...] = ()
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
+
+
+def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Model:
+    return Model(
+        name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
+        Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
+        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""), deps_of(d),
+    )

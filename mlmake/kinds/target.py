@@ -1,0 +1,87 @@
+"""What the deploy kinds (http, batch, docker) share: the item, and the references a target
+declares. A target depends on its model and, when it reads one, on a table: the batch input, or
+the keyed feature set an http/docker bundle copies into its online store. Its outputs record its
+name and every upstream fingerprint (lineage), so those are part of its fingerprint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlmake.core.errors import Span
+from mlmake.core.kind import NodeDecl, Ref, Task, build_dir
+from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node_config
+
+SECTION = "deploy"
+RECIPE = 2  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it
+LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
+TABLES = ("features", "datasets")
+MODELS = ("models",)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An http or docker target: a model to serve."""
+
+    name: str = field(metadata=INTERNAL)
+    span: Span | None = field(metadata=INTERNAL, compare=False)
+    model: str
+    description: str = field(default="", metadata=NOT_FINGERPRINTED)
+    deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTarget(Target):
+    """A batch target: a model, the table it scores and the file it writes."""
+
+    input: str | None = None
+    output: str | None = None
+
+
+def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Target:
+    return Target(name, span, d["model"], d.get("description", ""), deps_of(d))
+
+
+def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarget:
+    return BatchTarget(name, span, d["model"], d.get("description", ""), deps_of(d), d.get("input"), d.get("output"))
+
+
+def declare(kind: str, project: Project, item: Target, table: str | None) -> NodeDecl:
+    """A target's node: its model, the table it reads (if any), its folder and its output."""
+    refs = [Ref(item.model, (SECTION, item.name, "model"), MODELS)]
+    source = item.input if isinstance(item, BatchTarget) else None
+    output = item.output if isinstance(item, BatchTarget) else None
+    if source:
+        refs.append(Ref(source, (SECTION, item.name, "input"), TABLES))
+    elif table:
+        refs.append(Ref(table, (SECTION, item.name, "model"), TABLES))
+    outputs = (build_dir(SECTION, item.name),) + ((output,) if output else ())
+    return NodeDecl(
+        f"{SECTION}.{item.name}", kind, item.span, {"kind": kind, **node_config(item)}, tuple(refs),
+        code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
+        lineage=True,  # the manifest records the target's name and every upstream fingerprint
+    )
+
+
+def model_table(project: Project, item: Target) -> str | None:
+    """The table its model trains on (None when the model is unknown: the graph reports that)."""
+    model = project.section("models").get(item.model)
+    return str(model.features) if model is not None else None
+
+
+def keyed_table(project: Project, item: Target) -> str | None:
+    """Its model's feature set when that set has a key: what a bundle copies as its online store."""
+    table = model_table(project, item)
+    feature = project.section("features").get(table) if table else None
+    return table if feature is not None and feature.key else None
+
+
+def task_folder(task: Task) -> str:
+    """The target's own folder (its first declared output)."""
+    return next(iter(task.staging))
+
+
+def store_note(manifest: dict[str, Any]) -> str:
+    store = manifest.get("store")
+    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""

@@ -50,10 +50,7 @@ class Commit:
     def ran(self, step: Step, task: Task, done: Done, started: float) -> Finished:
         """A node whose recipe returned: built and recorded, or failed (what it wrote kept)."""
         seconds = time.time() - started
-        problem = self._refusal(step, done.metrics) if done.ok else done.error
-        outputs: Outputs = {}
-        if not problem:
-            outputs, problem = self._place(step, task)
+        outputs, problem = self._accepted(step, task, done)
         if problem:
             return self._failed(step, task, done.metrics, problem, started, seconds)
         self._put(step.address, Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components,
@@ -102,6 +99,14 @@ class Commit:
             self.lock = with_entry(self.lock, address, None)
         if addresses:
             write_lock(self.root, self.lock, cache=False)
+
+    def _accepted(self, step: Step, task: Task, done: Done) -> tuple[Outputs, str]:
+        """The outputs of a node that ran, in place and hashed; or why it is not recorded as built."""
+        if not done.ok:
+            return {}, done.error or "the recipe failed"
+        if problem := self._refusal(step, done.metrics):
+            return {}, problem
+        return self._place(step, task)
 
     def _refusal(self, step: Step, metrics: dict[str, Any]) -> str:
         """Why a node that ran must not be recorded as built ('' when nothing): an input moved,

@@ -181,4 +181,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # the commands register themselves on `cli` when imported
-from mlmake.cli import cmd_building, cmd_experiments, cmd_planning, cmd_project, cmd_remote  # noqa: E402,F401
+from mlmake.cli import (  # noqa: E402,F401
+    cmd_building,
+    cmd_experiments,
+    cmd_import,
+    cmd_planning,
+    cmd_project,
+    cmd_remote,
+)

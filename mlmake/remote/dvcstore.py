@@ -396,3 +396,28 @@ def _git_top(root: Path) -> Path | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def pipeline_status(root: Path) -> dict[str, Any]:
+    """`dvc status` of the dvc.yaml pipeline in ROOT: each stage that is not up to date, with
+    what changed ({} when everything is). Reads only: nothing is initialised or written."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    if not (root / ".dvc").is_dir():
+        raise RemoteError(f"no DVC repository in {root} (no .dvc folder)")
+    try:
+        with _quiet(logging.CRITICAL), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()), Repo(str(root), uninitialized=False) as repo:
+            found = dict(repo.status())
+    except (DvcException, OSError) as exc:
+        raise RemoteError(f"dvc status failed in {root}: {exc}") from None
+    return {_stage_name(root, key): value for key, value in found.items()}
+
+
+def _stage_name(root: Path, key: str) -> str:
+    """DVC addresses a stage from the working directory (`sub/dvc.yaml:train`); ROOT's own by name."""
+    file, sep, name = key.rpartition(":")
+    if sep and os.path.abspath(file) == os.path.abspath(root / "dvc.yaml"):
+        return name
+    return key

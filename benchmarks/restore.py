@@ -7,8 +7,9 @@ and shared on the machine's default remote (MLMAKE_REMOTE, a folder in the temp 
 
 (a) restore   `mlmake build` in a fresh clone, each run a new clone:
                 rebuild   the default remote is an empty folder: every node is built
-                restore   the default remote is the origin's: every node is restored (objects
-                          copied from the remote, checked out, re-hashed against the lock)
+                restore   the default remote is the origin's: every node is restored (its objects
+                          copied from the remote's folder into the workspace and the clone's DVC
+                          cache, hashed against the lock as they pass; DVC is not opened)
 (b) push      the same pointers uploaded to an empty local folder remote, each run a new one:
                 mlmake    `mlmake push` (also uploads the run-cache entries)
                 dvc       `dvc push` of the same pointer files (.mlmake-artifacts/*.dvc)

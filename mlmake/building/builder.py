@@ -49,7 +49,6 @@ class Builder:
         self.commit.removed([s.address for s in self.plan.steps if s.action == REMOVE])
         self.reporter.build_started(len(self.todo))
         if self.todo:
-            self.seams.store.open()
             self.seams.store.prefetch([a for a in self.todo if self.todo[a].action == ABSENT])
         try:
             self._loop()
@@ -117,6 +116,7 @@ class Builder:
             return
         step = _to_build(step)
         task = self._task(step)
+        self.seams.store.open()  # DVC for its save, opened while it runs
         self.reporter.node_started(step)
         self.running[self.seams.runner.submit(task)] = Running(step, task, time.time())
 

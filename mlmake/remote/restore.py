@@ -1,7 +1,9 @@
 """Restoring outputs instead of rebuilding them: from the DVC cache (and, with
 --pull, the remote) by a node's DVC pointer or its run-cache entry. A restored
-output is re-hashed and must match what was recorded; a corrupted object is
-removed from the cache and the node is rebuilt instead."""
+output is hashed and must match what was recorded; a corrupted object is
+removed from the cache and the node is rebuilt instead. Objects in folders on
+this machine are copied without DVC (mlmake.remote.localrestore); DVC does the
+rest."""
 
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ from mlmake.core.errors import MlmakeError
 from mlmake.core.paths import writable_output
 from mlmake.planning.plan import Step
 from mlmake.remote.dvcstore import Store
+from mlmake.remote.localrestore import LocalRestore, Refused
 from mlmake.state import runcache
 from mlmake.state.hashing import Hasher
 from mlmake.state.lock import Entry
+from mlmake.state.remotecache import local_folder
 from mlmake.state.runcache import Hit, has_pointer
 
 
@@ -31,6 +35,9 @@ class Restorer:
                  warn: Callable[[str], None], then: str = "building it") -> None:
         self.root, self.store, self.hasher, self.pull, self.warn = root, store, hasher, pull, warn
         self.then = then  # what happens to a node that cannot be restored, for the warnings
+        location = store.location
+        self.local = LocalRestore(root, local_folder(root, location) if location.is_local else None, warn,
+                                  repair=location.automatic)
 
     def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
         """Record a built node's outputs in the DVC cache, its pointer and the run cache
@@ -109,6 +116,12 @@ class Restorer:
             if problem:
                 self.warn(f"{address}: {problem}; {self.then}")
                 return False
+        try:  # without DVC when its objects are in folders here, checked while copied
+            if self.local.restore(address, outputs, fetch=fetch):
+                return True
+        except Refused as exc:
+            self.warn(f"{address}: {exc}; {self.then}")
+            return False
         for attempt in range(2 if fetch else 1):
             if not self._checkout(address, fetch):
                 return False
@@ -142,10 +155,14 @@ class StoreThread:
         self.restorer = restorer
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlmake-dvc")
         self._saves: list[tuple[str, Future[None]]] = []
+        self._opened = False
 
     def open(self) -> None:
-        """Open DVC now, in the background; a failure shows at the first save that needs it."""
-        self._pool.submit(_open_quietly, self.restorer.store)
+        """Open DVC now, in the background (once: when the first node is built, so that a build
+        that only restores never opens it); a failure shows at the first save that needs it."""
+        if not self._opened:
+            self._opened = True
+            self._pool.submit(_open_quietly, self.restorer.store)
 
     def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
         self._saves.append((step.address, self._pool.submit(self.restorer.save, step, outputs, metrics)))
@@ -157,8 +174,9 @@ class StoreThread:
     def prefetch(self, addresses: list[str]) -> None:
         """Fetch the objects of nodes to be restored by their pointers in one DVC call, in the
         background (a fresh clone: one fetch, not one per node); a node's own restore fetches
-        whatever this could not."""
-        self._pool.submit(_fetch_quietly, self.restorer.store, addresses)
+        whatever this could not. Not for a remote in a folder here: those are copied without DVC."""
+        if not self.restorer.local.serves_remote():
+            self._pool.submit(_fetch_quietly, self.restorer.store, addresses)
 
     def remote_hit(self, fingerprint: str) -> Hit | None:
         """Restorer.remote_hit, after every save asked for before it."""

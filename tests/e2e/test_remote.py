@@ -679,6 +679,27 @@ def test_a_second_clone_restores_from_the_default_remote_without_training(env, t
     assert "restorable" not in text and text.count("not in this workspace:") == len(PENGUINS), text
 
 
+def test_a_clone_restores_from_a_local_remote_without_dvc_and_dvc_agrees(env, tmp_path):
+    """The objects are copied from the remote's folder, checked against the lock, and put in the
+    clone's DVC cache: DVC is never imported, and plain DVC finds everything in place."""
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    a = penguins_repo(e, tmp_path / "A")
+    b = clone(e, a, tmp_path / "B")
+    script = ("import sys; from mlmake.__main__ import run; code = run(['build']); "
+              "print('dvc imported' if 'dvc' in sys.modules else 'dvc not imported'); sys.exit(code)")
+    done = run(e, b, sys.executable, "-c", script)
+    assert done.stdout.endswith(f"Build: 0 built, {len(PENGUINS)} restored from cache, 0 up to date.\n"
+                                "dvc not imported\n"), done.stdout
+    assert done.stderr == ""
+    assert tree(b / "build") == tree(a / "build")
+    assert bad_objects(b / ".dvc" / "cache") == [] and missing_on_remote(b, tmp_path / "shared") == []
+    assert {oct(p.stat().st_mode & 0o777) for p in (b / ".dvc" / "cache").rglob("*") if p.is_file()} == {"0o444"}
+    done = mlmake(e, b, "build")
+    assert done.stdout.endswith(f"Build: 0 built, {len(PENGUINS)} up to date.\n"), done.stdout
+    assert run(e, b, sys.executable, "-m", "dvc", "status").stdout == "Data and pipelines are up to date.\n"
+    assert git(e, b, "status", "--porcelain") == ""
+
+
 def test_a_param_revert_in_a_new_clone_restores_from_the_shared_run_cache(env, tmp_path):
     e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
     a = penguins_repo(e, tmp_path / "A")
@@ -711,14 +732,33 @@ def test_a_corrupted_folder_listing_on_the_default_remote_is_named_skipped_and_r
 
     b = clone(e, a, tmp_path / "B")
     done, ran = build(e, b)
-    assert done.stderr == (f"warning: {SPECIES}: not in the cache or on the remote (dvc fetch failed for remote "
-                           f"'mlmake' ({tmp_path / 'shared'}): object {listing} is corrupted (its bytes do not "
-                           "match its md5); removed from the local cache); building it\n"), done.stderr
+    assert done.stderr == (f"warning: {SPECIES}: object {listing} of build/models/species on the remote "
+                           f"({tmp_path / 'shared'}) is corrupted (its bytes do not match its md5): removed from the "
+                           "remote; building it\n"), done.stderr
     assert ran[SPECIES] == "built" and {n for n, s in ran.items() if s == "built"} == {SPECIES}, ran
     assert (b / SPECIES_JSON).read_bytes() == (a / SPECIES_JSON).read_bytes()
     assert mlmake(e, b, "build").returncode == 0  # and again: the bad object is never used twice
     assert bad_objects(tmp_path / "shared") == []  # the rebuild put the good listing back
     _, ran = build(e, clone(e, a, tmp_path / "C"))
+    assert ran == dict.fromkeys(PENGUINS, "restored")
+
+
+def test_a_corrupted_file_on_the_default_remote_is_removed_and_replaced_by_the_rebuild(env, tmp_path):
+    e = with_env(env, MLMAKE_REMOTE=str(tmp_path / "shared"))
+    a = penguins_repo(e, tmp_path / "A")
+    md5 = manifest(tmp_path / "shared", pointer_dir_md5(a, SPECIES))["model.json"]
+    corrupt(obj(tmp_path / "shared", md5))
+    os.chmod(obj(tmp_path / "shared", md5), 0o444)  # bit rot: DVC takes a read-only object at its word
+
+    b = clone(e, a, tmp_path / "B")
+    done, ran = build(e, b)
+    assert done.stderr == (f"warning: {SPECIES}: object {md5} of build/models/species on the remote "
+                           f"({tmp_path / 'shared'}) is corrupted (its bytes do not match its md5): removed from the "
+                           "remote; building it\n"), done.stderr
+    assert {n for n, s in ran.items() if s == "built"} == {SPECIES}, ran
+    assert bad_objects(tmp_path / "shared") == [] and bad_objects(b / ".dvc" / "cache") == []
+    assert tree(b / "build") == tree(a / "build")
+    _, ran = build(e, clone(e, a, tmp_path / "C"))  # the rebuilt node was shared in its place
     assert ran == dict.fromkeys(PENGUINS, "restored")
 
 
@@ -781,8 +821,8 @@ def test_a_built_project_copied_out_of_git_builds_pushes_and_pulls(env, tmp_path
     shutil.rmtree(out / "build")
     warning = (f"warning: {out} is not inside a git repository: DVC runs without git here; `git init` (then "
                "commit mlproject.lock and .mlmake-artifacts/) to version what was built\n")
-    done, ran = build(e, out)
-    assert ran == dict.fromkeys(PENGUINS, "restored") and done.stderr == warning
+    done, ran = build(e, out)  # restored without opening DVC: nothing to say about it yet
+    assert ran == dict.fromkeys(PENGUINS, "restored") and done.stderr == ""
     done = mlmake(e, out, "push")
     assert done.stdout.startswith("pushed ") and done.stderr == warning
     done = mlmake(e, out, "pull")

@@ -25,6 +25,17 @@ class FakeStore:
     def close(self) -> None:
         self.calls.append(("close", "", threading.current_thread().name))
 
+    def fetch(self, addresses: list[str], *, quiet: bool = False) -> None:
+        self.calls.append(("fetch", ",".join(addresses), threading.current_thread().name))
+
+
+class LocalRestore:
+    def __init__(self, serves: bool) -> None:
+        self.serves = serves
+
+    def serves_remote(self) -> bool:
+        return self.serves
+
 
 class FakeRestorer:
     """Records what ran on which thread; `gate` holds the saves back until the test sets it."""
@@ -34,6 +45,7 @@ class FakeRestorer:
         self.store = FakeStore(self.calls, fail_open)
         self.fail = fail or {}
         self.gate = threading.Event()
+        self.local = LocalRestore(serves=False)
 
     def save(self, step: Step, outputs: dict[str, Any], metrics: dict[str, Any]) -> None:
         self.gate.wait(10)
@@ -93,3 +105,23 @@ def test_a_bug_in_a_save_is_raised_not_reported() -> None:
     with pytest.raises(KeyError):
         store.close()
     assert fake.calls[-1][0] == "close"  # DVC is closed all the same
+
+
+def test_dvc_is_opened_once_however_many_nodes_are_built() -> None:
+    fake = FakeRestorer()
+    fake.gate.set()
+    store = thread_of(fake)
+    store.open()
+    store.open()
+    assert store.close() == []
+    assert [verb for verb, _, _ in fake.calls] == ["open", "close"]
+
+
+@pytest.mark.parametrize(("serves", "fetched"), [(False, [("fetch", "steps.a,steps.b")]), (True, [])])
+def test_nodes_to_restore_are_prefetched_through_dvc_unless_copied_from_a_local_folder(serves, fetched) -> None:
+    fake = FakeRestorer()
+    fake.local = LocalRestore(serves)
+    store = thread_of(fake)
+    store.prefetch(["steps.a", "steps.b"])
+    assert store.close() == []
+    assert [(verb, address) for verb, address, _ in fake.calls if verb == "fetch"] == fetched

@@ -2,7 +2,8 @@
 time, in one folder that can be copied anywhere (a docker image included).
 
     manifest.json   format, model fingerprint, lineage, metrics, versions, file hashes
-    model.json      the booster (xgboost JSON)
+    model.json      the booster (xgboost JSON), or the files a plugin's format lists
+                    (signature.json's `files`, see scoring.model_files)
     signature.json  the inputs with their types and category lists, in column order
     metrics.json    the model's held-out metrics
     store.parquet   the online store (key + inputs), when the feature set declares a key
@@ -23,7 +24,7 @@ from typing import Any
 from mlmake import __version__
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Task
-from mlmake.ml.scoring import METRICS_FILE, MODEL_FILE, SIGNATURE_FILE
+from mlmake.ml.scoring import METRICS_FILE, SIGNATURE_FILE, model_files
 from mlmake.ml.tables import read_json, scan_upstream, upstream_folder, write_json, write_parquet
 
 MANIFEST_FILE = "manifest.json"
@@ -51,21 +52,27 @@ def model_address(task: Task) -> str:
 def write_bundle(task: Task, out: str) -> dict[str, Any]:
     """Fill `out` with the bundle of the task's model; returns the manifest."""
     model_dir = upstream_folder(task, model_address(task))
-    files = [MODEL_FILE, SIGNATURE_FILE, METRICS_FILE]
-    for name in files:
-        source = os.path.join(model_dir, name)
-        if not os.path.isfile(source):
-            raise NodeError(f"{os.path.relpath(source, task.root)} is missing; build {model_address(task)} first")
-        shutil.copyfile(source, os.path.join(out, name))
+    _copy(task, model_dir, SIGNATURE_FILE, out)
     signature = read_json(os.path.join(out, SIGNATURE_FILE))
+    files = [*model_files(signature), SIGNATURE_FILE, METRICS_FILE]
+    for name in files:
+        if name != SIGNATURE_FILE:
+            _copy(task, model_dir, name, out)
     store = _write_store(task, signature, out)
     if store:
         files.append(STORE_FILE)
-    manifest = describe(task, os.path.join(out, MODEL_FILE), signature)
+    manifest = describe(task, os.path.join(out, files[0]), signature)
     manifest["store"] = store
     manifest["files"] = {name: hash_file(os.path.join(out, name)) for name in files}
     write_json(os.path.join(out, MANIFEST_FILE), manifest)
     return manifest
+
+
+def _copy(task: Task, model_dir: str, name: str, out: str) -> None:
+    source = os.path.join(model_dir, name)
+    if not os.path.isfile(source):
+        raise NodeError(f"{os.path.relpath(source, task.root)} is missing; build {model_address(task)} first")
+    shutil.copyfile(source, os.path.join(out, name))
 
 
 def describe(task: Task, model_file: str, signature: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +82,7 @@ def describe(task: Task, model_file: str, signature: dict[str, Any]) -> dict[str
     entry = nodes.get(address) or {}
     model_hash = hash_file(model_file)
     summary = read_json(os.path.join(upstream_folder(task, address), METRICS_FILE))
+    libraries = [*RUNTIME_LIBRARIES, *(str(n) for n in signature.get("libraries") or [])]
     return {
         "format": BUNDLE_FORMAT,
         "deploy": task.address.partition(".")[2],
@@ -82,14 +90,14 @@ def describe(task: Task, model_file: str, signature: dict[str, Any]) -> dict[str
         "model": {
             "name": task.config["model"], "address": address,
             "fingerprint": str(entry.get("fingerprint") or model_hash),
-            "fingerprint_from": LOCK_FILE if entry.get("fingerprint") else MODEL_FILE,
+            "fingerprint_from": LOCK_FILE if entry.get("fingerprint") else os.path.basename(model_file),
             "hash": model_hash, "task": signature.get("task"), "objective": signature.get("objective"),
             "features": signature.get("features"), "key": signature.get("key") or [],
             "target": signature.get("target"), "classes": signature.get("classes"),
         },
         "metrics": summary.get("metrics") or {},
         "lineage": lineage(nodes, [address, *[a for a in task.upstream if a != address]]),
-        "versions": {"mlmake": __version__, **{name: _version(name) for name in RUNTIME_LIBRARIES}},
+        "versions": {"mlmake": __version__, **{name: _version(name) for name in libraries}},
     }
 
 

@@ -18,11 +18,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlmake.core.errors import MlmakeError
+from mlmake.core.errors import MlmakeError, NodeError
 from mlmake.ml.bundle import BUNDLE_FORMAT, MANIFEST_FILE, STORE_FILE
 from mlmake.ml.design import inputs_from_signature
 from mlmake.ml.rows import RowEncoder
-from mlmake.ml.scoring import MODEL_FILE, SIGNATURE_FILE, Scorer, predict
+from mlmake.ml.scoring import FORMAT_KEY, MODEL_FILE, SIGNATURE_FILE, Scorer, load_booster, load_predictor, predict
 from mlmake.serve.store import OnlineStore, load_store
 
 if TYPE_CHECKING:
@@ -85,8 +85,9 @@ def load_bundle(folder: str, threads: int = 1) -> Bundle:
     changed = [n for n, data in blobs.items() if blake3(data).hexdigest(length=16) != manifest["files"][n]]
     if changed:
         raise BundleError(f"{folder}: {', '.join(changed)} changed after the manifest was written (mid-rebuild?)")
-    scorer = _scorer(blobs)
-    scorer.booster.set_param({"nthread": max(1, threads)})
+    scorer = _scorer(folder, blobs, threads)
+    if FORMAT_KEY in scorer.signature and stamp_of(folder) != stamp:  # a plugin's model is read from the folder
+        raise BundleError(f"{folder} was rewritten while it loaded (mid-rebuild?)")
     store = _store(blobs, manifest, scorer)
     predict(scorer, np.full((1, len(scorer.inputs)), np.nan, dtype=np.float32))  # warm up before taking traffic
     return Bundle(folder, manifest, scorer, RowEncoder(scorer.inputs, tuple(scorer.key)), store, stamp, time.time())
@@ -108,18 +109,22 @@ def _json(data: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _scorer(blobs: dict[str, bytes]) -> Scorer:
-    import xgboost as xgb
-
-    if MODEL_FILE not in blobs or SIGNATURE_FILE not in blobs:
-        raise BundleError(f"the bundle lacks {MODEL_FILE} or {SIGNATURE_FILE}")
-    booster = xgb.Booster()
-    try:
-        booster.load_model(bytearray(blobs[MODEL_FILE]))
-    except xgb.core.XGBoostError as exc:
-        raise BundleError(f"cannot load {MODEL_FILE}: {str(exc).splitlines()[0]}") from None
+def _scorer(folder: str, blobs: dict[str, bytes], threads: int) -> Scorer:
+    """The built-in booster from the bytes checked against the manifest; a plugin's model
+    by its kind's load_predictor (load_bundle then checks the folder did not change meanwhile)."""
+    if SIGNATURE_FILE not in blobs:
+        raise BundleError(f"the bundle lacks {SIGNATURE_FILE}")
     signature = _json(blobs[SIGNATURE_FILE])
-    return Scorer(booster, signature, inputs_from_signature(signature))
+    try:
+        if FORMAT_KEY in signature:
+            predictor = load_predictor(folder, signature, threads)
+        elif MODEL_FILE not in blobs:
+            raise BundleError(f"the bundle lacks {MODEL_FILE}")
+        else:
+            predictor = load_booster(blobs[MODEL_FILE], threads)
+    except NodeError as exc:
+        raise BundleError(str(exc)) from None
+    return Scorer(predictor, signature, inputs_from_signature(signature))
 
 
 def _store(blobs: dict[str, bytes], manifest: dict[str, Any], scorer: Scorer) -> OnlineStore | None:

@@ -33,15 +33,14 @@ def score(task: Task) -> Result:
     from mlmake.ml.scoring import load_scorer, predict, prediction_columns, table_matrix
 
     model = f"models.{task.config['model']}"
-    scorer = load_scorer(upstream_folder(task, model))
-    scorer.booster.set_param({"nthread": max(1, task.threads)})
+    scorer = load_scorer(upstream_folder(task, model), threads=task.threads)
     address = upstream_address(task, str(task.config.get("input") or scorer.signature["features"]))
     try:
         frame = scan_upstream(task, address).collect()
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"cannot read the table of {address}: {first_line(exc)}") from None
     _check_table(frame, scorer.inputs, address)
-    manifest = describe(task, os.path.join(upstream_folder(task, model), "model.json"), scorer.signature)
+    manifest = describe(task, os.path.join(upstream_folder(task, model), scorer.files[0]), scorer.signature)
     fingerprint = manifest["model"]["fingerprint"]
     pred = predict(scorer, table_matrix(scorer, frame))
     key = [k for k in upstream_key(task, address) if k in frame.columns]

@@ -236,7 +236,7 @@ def setup(work: Path, rows: int) -> Path:
     print(f"setup: generated {rows:,} customers in {seconds:.1f}s (not timed below)")
     from mlmake.core.spec import load_project
 
-    sql = load_project(project, None, ()).features["customer_features"].sql
+    sql = load_project(project, None, ()).section("features")["customer_features"].sql
     if not sql:
         sys.exit("examples/churn changed: customer_features is no longer SQL")
     (project / "features.sql").write_text(sql, encoding="utf-8")

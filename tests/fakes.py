@@ -10,15 +10,20 @@ reporter that records what it was told, an in-memory file system and a clock.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlmake.building.seams import Done, Outputs
 from mlmake.core.kind import Task
 from mlmake.core.spec import is_address
+from mlmake.planning.plan import Step
 from mlmake.state.hashing import ABSENT, Digest, canonical, hash_bytes
+from mlmake.state.lock import Entry
+from mlmake.state.runcache import Hit
 
 FAKE_FILE = "part-0"  # what FakeRunner writes inside a folder output
 
@@ -88,18 +93,18 @@ class FakeRunner:
         self.ran: list[str] = []
         self.tasks: list[Task] = []
 
-    def submit(self, task: Task) -> Future[dict[str, Any]]:
+    def submit(self, task: Task) -> Future[Done]:
         self.ran.append(task.address)
         self.tasks.append(task)
-        future: Future[dict[str, Any]] = Future()
+        future: Future[Done] = Future()
         if task.address in self.fail:
-            future.set_result({"ok": False, "error": f"{task.address} failed on purpose"})
+            future.set_result(Done(ok=False, error=f"{task.address} failed on purpose"))
             return future
         make = self.content.get(task.address, fake_content)
         for output, staged in task.staging.items():
             self._write(task, output, staged, make(task, output))
         metrics = self.metrics.get(task.address, _passing(task.config.get("gates") or {}, task.baseline))
-        future.set_result({"ok": True, "metrics": dict(metrics)})
+        future.set_result(Done(ok=True, metrics=dict(metrics)))
         return future
 
     def _write(self, task: Task, output: str, staged: str, data: bytes) -> None:
@@ -188,6 +193,77 @@ class FakeFiles:
         return self.pointers.get(rel) or self.digest(rel)
 
 
+class MemoryStore:
+    """The build's DVC store and the cache it decides with, in memory: what a build saves is
+    kept as bytes by fingerprint and written back from there; no `.dvc/`, no dvc imported.
+    `calls` lists ("save" | "restore", address) in order."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.saved: dict[str, tuple[Hit, list[dict[str, bytes]]]] = {}  # fingerprint → entry, outputs' files
+        self.pointers: dict[str, str] = {}  # address → the fingerprint last saved for it
+        self.calls: list[tuple[str, str]] = []
+
+    def open(self) -> None:
+        pass
+
+    def pull_data(self, paths: list[str]) -> None:
+        pass
+
+    def prefetch(self, addresses: list[str]) -> None:
+        pass
+
+    def save(self, step: Step, outputs: Outputs, metrics: dict[str, Any]) -> None:
+        self.calls.append(("save", step.address))
+        recorded = {p: {**o, "md5": o["hash"]} for p, o in outputs.items()}
+        files = [_snapshot(self.root / p) for p in outputs]
+        self.saved[step.fingerprint] = (Hit(step.fingerprint, step.address, recorded, metrics, tuple(outputs)), files)
+        self.pointers[step.address] = step.fingerprint
+
+    def restore(self, step: Step, entry: Entry | None) -> Entry | None:
+        self.calls.append(("restore", step.address))
+        if step.cached is not None and step.fingerprint in self.saved:
+            self._write_back(step.fingerprint, list(step.cached.outputs))
+            outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in step.cached.outputs.items()}
+            return Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components, outputs=outputs,
+                         metrics=step.cached.metrics, gates=dict(step.gates))
+        pointer = self.pointers.get(step.address)
+        if entry is None or not entry.fingerprint == step.fingerprint == pointer:
+            return None
+        self._write_back(entry.fingerprint, list(entry.outputs))
+        return entry
+
+    def failures(self, *, wait: bool = False) -> list[str]:
+        return []
+
+    def close(self) -> list[str]:
+        return []
+
+    def hit(self, fingerprint: str) -> Hit | None:
+        saved = self.saved.get(fingerprint)
+        return saved[0] if saved else None
+
+    def restorable(self, address: str) -> bool:
+        return address in self.pointers
+
+    def _write_back(self, fingerprint: str, paths: list[str]) -> None:
+        for rel, files in zip(paths, self.saved[fingerprint][1], strict=True):
+            full = self.root / rel
+            if full.is_dir():
+                shutil.rmtree(full)
+            for name, data in files.items():
+                target = full / name if name else full
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    """A file's bytes (under ''), or every file of a folder by its path inside it."""
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
 # --- whole-project helpers -------------------------------------------------------------
 
 
@@ -228,15 +304,32 @@ def record_build(root: Path, targets: Iterable[str] = (), params: Iterable[str] 
                  runner: FakeRunner | None = None, force: bool = False, keep_going: bool = False,
                  downstream: bool = False) -> Recorded:
     """`mlmake build` through the real Builder, with FakeRunner doing the work."""
-    from mlmake.building.builder import Builder, Options
+    from mlmake.building.options import Options
+    from mlmake.building.session import run_build
 
     project, graph = load(root, params)
     runner = runner or FakeRunner()
     reporter = RecordingReporter()
     options = Options(targets=tuple(targets), force=force, keep_going=keep_going, downstream=downstream,
                       overrides=tuple(params))
-    outcome = Builder(project, graph, options, runner, reporter).build()
+    outcome = run_build(project, graph, options, runner, reporter)
     return Recorded(runner, reporter, outcome)
+
+
+def fake_build(root: Path, targets: Iterable[str] = (), *, runner: FakeRunner | None = None,
+               store: MemoryStore | None = None, reporter: RecordingReporter | None = None) -> Recorded:
+    """A build with every seam but the project's folders faked: FakeRunner does the work,
+    MemoryStore stands in for DVC and decides restores."""
+    from mlmake.building.options import Options
+    from mlmake.building.seams import Seams
+    from mlmake.building.session import build
+    from mlmake.building.workspace import LocalWorkspace
+    from mlmake.state.hashing import Hasher
+
+    _, graph = load(root)
+    runner, reporter, store = runner or FakeRunner(), reporter or RecordingReporter(), store or MemoryStore(root)
+    seams = Seams(Hasher(root), store, store, LocalWorkspace(root), runner, reporter)
+    return Recorded(runner, reporter, build(graph, Options(targets=tuple(targets)), seams))
 
 
 def actions(plan: Any) -> dict[str, str]:

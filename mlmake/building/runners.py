@@ -5,19 +5,42 @@ from __future__ import annotations
 
 import os
 import signal
+import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any
 
-from mlmake.building.builder import run_task
+from mlmake.building.seams import Done
+from mlmake.core.errors import NodeError
 from mlmake.core.kind import Task
+
+
+def run_task(task: Task) -> Done:
+    """Run one recipe; module-level so a process pool can call it."""
+    from mlmake.core import registry
+
+    try:
+        result = registry.registry().by_name(task.kind).run(task)
+        return Done(ok=True, metrics=result.metrics)
+    except NodeError as exc:
+        return Done(ok=False, metrics=exc.metrics, error=str(exc))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a recipe bug must not take the build down
+        _log(task.log, traceback.format_exc())
+        return Done(ok=False, error=f"{type(exc).__name__}: {exc}")
+
+
+def _log(path: str, text: str) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
 
 
 class InlineRunner:
     """Runs each task at once in this process: no start-up cost, one at a time."""
 
-    def submit(self, task: Task) -> Future[dict[str, Any]]:
-        future: Future[dict[str, Any]] = Future()
+    def submit(self, task: Task) -> Future[Done]:
+        future: Future[Done] = Future()
         future.set_result(run_task(task))
         return future
 
@@ -50,7 +73,7 @@ class PoolRunner:
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                         initializer=_init_worker, initargs=(threads,))
 
-    def submit(self, task: Task) -> Future[dict[str, Any]]:
+    def submit(self, task: Task) -> Future[Done]:
         return self.pool.submit(run_task, task)
 
     def shutdown(self, cancel: bool) -> None:

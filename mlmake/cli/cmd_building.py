@@ -46,8 +46,9 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
       mlmake build -P models.churn.params.max_depth=8 --env dev
       mlmake build --check-determinism features.customer_features
     """
-    from mlmake.building.builder import Builder, Options
+    from mlmake.building.options import Options
     from mlmake.building.runners import make_runner
+    from mlmake.building.session import run_build
     from mlmake.core.init import ensure_gitignore
     from mlmake.ml.tables import checking_determinism
 
@@ -55,12 +56,12 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
     if ensure_gitignore(project.root):
         report.out("wrote .gitignore: build/ and .mlmake/ are never committed (commit mlproject.lock and "
                    ".mlmake-artifacts/)")
-    options = Options(targets, jobs, force or check_determinism, keep_going, downstream, env, params, pull, baseline)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    options = Options(targets=targets, jobs=jobs, force=force or check_determinism, keep_going=keep_going,
+                      downstream=downstream, env=env, overrides=params, pull=pull, baseline=baseline)
     with checking_determinism(check_determinism):
-        runner = make_runner(jobs, threads)
+        runner = make_runner(jobs, max(1, (os.cpu_count() or 1) // jobs))
         try:
-            Builder(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs")).build()
+            run_build(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs"))
         finally:
             runner.shutdown(cancel=False)
 

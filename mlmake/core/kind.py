@@ -48,6 +48,8 @@ class NodeDecl:
     templates: dict[str, str] = field(default_factory=dict)  # key path → text before interpolation
     gates: dict[str, str] = field(default_factory=dict)  # metric → rule: judged on metrics, not fingerprinted
     lineage: bool = False  # its outputs record its name and its ancestors' fingerprints (a deploy manifest)
+    in_place: bool = False  # its recipe writes its declared outputs where they belong, not in staging (cmd)
+    log_tail: bool = True  # a failure shows its log's last lines (not for a kind whose message quotes its output)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class Record:
     node: str
     kind: str
     fingerprint: str
-    status: str  # built | failed
+    status: str  # built | restored | failed
     started: float
     duration: float
     reasons: list[str]
@@ -134,6 +134,7 @@ def _error(exc: BaseException) -> RunsError:
 
 _COLUMNS = ("run_id", "node", "kind", "fingerprint", "status", "started", "duration", "reasons", "params",
             "metrics", "git_commit", "env", "overrides", "message", "config", "inputs")
+_JSON = ("reasons", "params", "metrics", "overrides", "config", "inputs")  # columns that hold JSON text
 
 
 def _migrate(con: sqlite3.Connection) -> None:
@@ -146,12 +147,14 @@ def _migrate(con: sqlite3.Connection) -> None:
 
 def record(root: Path, rec: Record) -> None:
     """Append one run record."""
-    values = (rec.run_id, rec.node, rec.kind, rec.fingerprint, rec.status, rec.started, rec.duration,
-              json.dumps(rec.reasons), json.dumps(rec.params, sort_keys=True), json.dumps(rec.metrics, sort_keys=True),
-              rec.git_commit, rec.env, json.dumps(rec.overrides), rec.message,
-              json.dumps(rec.config, sort_keys=True, default=str), json.dumps(rec.inputs, sort_keys=True))
+    values = tuple(_column(name, getattr(rec, name)) for name in _COLUMNS)
     insert = f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
     _use(root, lambda con: con.execute(insert, values))
+
+
+def _column(name: str, value: Any) -> Any:
+    """A field as its column stores it: lists and mappings as JSON text."""
+    return json.dumps(value, sort_keys=True, default=str) if name in _JSON else value
 
 
 def history(root: Path, node: str | None = None, limit: int = 50) -> list[Record]:
@@ -178,9 +181,8 @@ def by_run(root: Path, run_id: str) -> list[Record]:
 
 
 def _from_row(row: tuple[Any, ...]) -> Record:
-    return Record(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]),
-                  json.loads(row[8]), json.loads(row[9]), row[10], row[11], json.loads(row[12]), row[13],
-                  json.loads(row[14]), json.loads(row[15]))
+    fields = {name: json.loads(value) if name in _JSON else value for name, value in zip(_COLUMNS, row, strict=True)}
+    return Record(**fields)
 
 
 def git_commit(root: Path) -> str | None:

@@ -89,6 +89,7 @@ class CmdKind:
             f"{self.section}.{item.name}", self.name, item.span, node_config(item), refs,
             code=code_files(project, (), files, item.cmd), outputs=item.outs, recipe=self.recipe,
             libraries=self.libraries,
+            in_place=True, log_tail=False,  # a command writes its outputs itself; its error quotes its output
         )
 
     def run(self, task: Task) -> Result:

@@ -20,7 +20,7 @@ from typing import Any
 from mlmake.building.seams import Done, Outputs
 from mlmake.core.kind import Task
 from mlmake.core.spec import is_address
-from mlmake.planning.plan import Step
+from mlmake.planning.plan import Decision
 from mlmake.state.hashing import ABSENT, Digest, canonical, hash_bytes
 from mlmake.state.lock import Entry
 from mlmake.state.runcache import Hit
@@ -213,14 +213,14 @@ class MemoryStore:
     def prefetch(self, addresses: list[str]) -> None:
         pass
 
-    def save(self, step: Step, outputs: Outputs, metrics: dict[str, Any]) -> None:
+    def save(self, step: Decision, outputs: Outputs, metrics: dict[str, Any]) -> None:
         self.calls.append(("save", step.address))
         recorded = {p: {**o, "md5": o["hash"]} for p, o in outputs.items()}
         files = [_snapshot(self.root / p) for p in outputs]
         self.saved[step.fingerprint] = (Hit(step.fingerprint, step.address, recorded, metrics, tuple(outputs)), files)
         self.pointers[step.address] = step.fingerprint
 
-    def restore(self, step: Step, entry: Entry | None) -> Entry | None:
+    def restore(self, step: Decision, entry: Entry | None) -> Entry | None:
         self.calls.append(("restore", step.address))
         if step.cached is not None and step.fingerprint in self.saved:
             self._write_back(step.fingerprint, list(step.cached.outputs))

@@ -19,7 +19,20 @@ from mlmake.building.seams import Done, Seams
 from mlmake.core.errors import BuildError, Interrupted
 from mlmake.core.graph import Graph
 from mlmake.core.kind import Task
-from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, decide
+from mlmake.planning.plan import (
+    ABSENT,
+    BUILD,
+    CHECK,
+    FRESH,
+    MAYBE,
+    NEW,
+    REMOVE,
+    RESTORE,
+    Decision,
+    Plan,
+    Reason,
+    decide,
+)
 
 TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT, CHECK)  # actions a build acts on
 WAIT = 0.5  # seconds: with polars loaded an unbounded wait may not wake for Ctrl-C
@@ -27,7 +40,7 @@ WAIT = 0.5  # seconds: with polars loaded an unbounded wait may not wake for Ctr
 
 @dataclass(frozen=True)
 class Running:
-    step: Step
+    step: Decision
     task: Task
     started: float
 
@@ -62,7 +75,7 @@ class Builder:
             raise BuildError(f"{len(failed)} node(s) failed: {', '.join(failed)}")
         return self.outcome
 
-    def _todo(self) -> dict[str, Step]:
+    def _todo(self) -> dict[str, Decision]:
         """The steps to act on, in build order. Readers of an output that must be materialized
         are decided again once it exists: a rebuild (not a restore) may give other bytes, and
         early cutoff skips them when it does not."""
@@ -105,7 +118,7 @@ class Builder:
             self.reporter.node_skipped(address, f"upstream {failed[0]} failed" if failed else "the build stopped")
             del self.todo[address]
 
-    def _start(self, planned: Step) -> None:
+    def _start(self, planned: Decision) -> None:
         """Decide again now that the upstream nodes are done, and do what it says."""
         decl = self.graph.nodes[planned.address]
         forced = self.options.force and planned.action != ABSENT and any(r.code == "forced" for r in planned.reasons)
@@ -120,7 +133,7 @@ class Builder:
         self.reporter.node_started(step)
         self.running[self.seams.runner.submit(task)] = Running(step, task, time.time())
 
-    def _without_running(self, step: Step) -> Finished | None:
+    def _without_running(self, step: Decision) -> Finished | None:
         """How a node ends without running its recipe; None when it must run."""
         if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes
             return Finished("fresh", "up to date (upstream output unchanged)")
@@ -130,7 +143,7 @@ class Builder:
             return self.commit.restored(step)
         return None
 
-    def _task(self, step: Step) -> Task:
+    def _task(self, step: Decision) -> Task:
         decl, workspace = self.graph.nodes[step.address], self.seams.workspace
         ups = self.graph.upstream(step.address)
         header = f"# {step.address} ({decl.kind}) run {self.commit.run.run_id}"
@@ -169,7 +182,7 @@ class Builder:
         raise Interrupted("interrupted: finished nodes are recorded; run `mlmake build` to go on") from None
 
 
-def _to_build(step: Step) -> Step:
+def _to_build(step: Decision) -> Decision:
     """A step that must run: what could not be restored is built, with reasons that say why."""
     if step.action in (ABSENT, CHECK):  # nothing to restore from
         return replace(step, action=ABSENT, reasons=tuple(Reason("output_missing", m) for m in step.missing))

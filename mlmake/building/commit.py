@@ -19,8 +19,8 @@ from mlmake.core.graph import Graph
 from mlmake.core.kind import Task
 from mlmake.core.plain import Json
 from mlmake.outputs.history import configured
-from mlmake.planning.plan import Step, decide
-from mlmake.state import runs
+from mlmake.planning.plan import Decision, decide
+from mlmake.state import records
 from mlmake.state.lock import Entry, Lock, with_entry, write_lock
 
 MOVED = "an input changed while the node ran; not recorded as built (run the build again)"
@@ -48,7 +48,7 @@ class Commit:
         self.graph, self.lock, self.seams, self.judge, self.run = graph, lock, seams, judge, run
         self.root = seams.workspace.root
 
-    def ran(self, step: Step, task: Task, done: Done, started: float) -> Finished:
+    def ran(self, step: Decision, task: Task, done: Done, started: float) -> Finished:
         """A node whose recipe returned: built and recorded, or failed (what it wrote kept)."""
         seconds = time.time() - started
         outputs, problem = self._accepted(step, task, done)
@@ -62,7 +62,7 @@ class Commit:
         self._record(step, "built", started, seconds, done.metrics)
         return Finished("built", seconds=seconds, metrics=done.metrics)
 
-    def restored(self, step: Step) -> Finished | None:
+    def restored(self, step: Decision) -> Finished | None:
         """The node's outputs brought back from the cache instead of building it, and recorded;
         None when the store cannot give them back."""
         started = time.time()
@@ -78,7 +78,7 @@ class Commit:
         self._record(step, "restored", started, seconds, entry.metrics)
         return Finished("restored", seconds=seconds, metrics=entry.metrics)
 
-    def rejudged(self, step: Step) -> Finished | None:
+    def rejudged(self, step: Decision) -> Finished | None:
         """Gates that changed, judged on the recorded metrics: how the node ends, or None when
         its outputs must still be brought back."""
         entry = self.lock.get(step.address)
@@ -101,7 +101,7 @@ class Commit:
         if addresses:
             write_lock(self.root, self.lock, cache=False)
 
-    def _accepted(self, step: Step, task: Task, done: Done) -> tuple[Outputs, str]:
+    def _accepted(self, step: Decision, task: Task, done: Done) -> tuple[Outputs, str]:
         """The outputs of a node that ran, in place and hashed; or why it is not recorded as built."""
         if not done.ok:
             return {}, done.error or "the recipe failed"
@@ -109,7 +109,7 @@ class Commit:
             return {}, problem
         return self._place(step, task)
 
-    def _refusal(self, step: Step, metrics: dict[str, Any]) -> str:
+    def _refusal(self, step: Decision, metrics: dict[str, Any]) -> str:
         """Why a node that ran must not be recorded as built ('' when nothing): an input moved,
         or a gate fails (judged before anything moves into place: the outputs stay for inspection)."""
         again = decide(self.graph.nodes[step.address], self.graph, self.lock, self.seams.files)
@@ -117,7 +117,7 @@ class Commit:
             return MOVED
         return self.judge.failures(step.address, metrics)
 
-    def _place(self, step: Step, task: Task) -> tuple[Outputs, str]:
+    def _place(self, step: Decision, task: Task) -> tuple[Outputs, str]:
         """The node's outputs moved into place and hashed, or why they cannot be."""
         decl, workspace = self.graph.nodes[step.address], self.seams.workspace
         outputs: Outputs = {}
@@ -131,7 +131,7 @@ class Commit:
         workspace.discard(step.address)
         return outputs, ""
 
-    def _failed(self, step: Step, task: Task, metrics: dict[str, Any], error: str, started: float,
+    def _failed(self, step: Decision, task: Task, metrics: dict[str, Any], error: str, started: float,
                 seconds: float) -> Finished:
         kept = self.seams.workspace.keep_failed(step.address)
         message = error + (f"\n(outputs kept for inspection in {kept})" if kept else "")
@@ -146,11 +146,11 @@ class Commit:
             self.lock = with_entry(self.lock, address, entry)
             write_lock(self.root, self.lock, cache=False)
 
-    def _record(self, step: Step, status: str, started: float, seconds: float, metrics: dict[str, Any],
+    def _record(self, step: Decision, status: str, started: float, seconds: float, metrics: dict[str, Any],
                 message: str = "") -> None:
         config = configured(step.components, step.gates)
         run = self.run
-        runs.record(self.root, runs.Record(
+        records.record(self.root, records.Record(
             run_id=run.run_id, node=step.address, kind=step.kind, fingerprint=step.fingerprint, status=status,
             started=started, duration=seconds, reasons=[r.text() for r in step.reasons],
             params=_params(config), metrics=metrics, git_commit=run.git_commit, env=run.env,
@@ -163,6 +163,6 @@ def _params(config: dict[str, Json]) -> dict[str, Json]:
     return params if isinstance(params, dict) else {}
 
 
-def _read(step: Step) -> dict[str, Json]:
+def _read(step: Decision) -> dict[str, Json]:
     """The data files and upstream outputs a node read, by their hashes."""
     return step.components.sources()

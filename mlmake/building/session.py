@@ -24,9 +24,9 @@ from mlmake.remote.restore import Restorer, StoreThread
 from mlmake.remote.transfer import tracked_data
 from mlmake.state.hashing import Hasher
 from mlmake.state.lock import LOCK_FILE, cache_lock, read_lock
+from mlmake.state.records import git_commit
 from mlmake.state.remotecache import Location, RemoteCache, object_path, pointer_md5s
 from mlmake.state.runcache import Hit
-from mlmake.state.runs import git_commit
 
 
 def run_build(project: Project, graph: Graph, options: Options, runner: Runner, reporter: Reporter) -> Outcome:

@@ -16,7 +16,7 @@ from mlmake.core.errors import MlmakeError
 from mlmake.outputs import report
 
 if TYPE_CHECKING:
-    from mlmake.state.runs import Record
+    from mlmake.state.records import Record
 
 
 @cli.group(name="runs", invoke_without_command=True)
@@ -41,20 +41,20 @@ def runs_cmd(ctx: click.Context, node: str | None, sort_by: str | None, ascendin
     import dataclasses
     import json
 
-    from mlmake.state import runs
+    from mlmake.state import records
 
-    records = runs.history(project_root(ctx), node, limit if not sort_by else 100_000)
+    found = records.history(project_root(ctx), node, limit if not sort_by else 100_000)
     if sort_by:
-        scored = [r for r in records if isinstance(r.metrics.get(sort_by), (int, float))]
+        scored = [r for r in found if isinstance(r.metrics.get(sort_by), (int, float))]
         scored.sort(key=lambda r: float(r.metrics[sort_by]), reverse=not ascending)
-        records = scored[:limit]
+        found = scored[:limit]
     if as_json:
-        sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in records], indent=2) + "\n")
+        sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in found], indent=2) + "\n")
         return
-    if not records:
+    if not found:
         report.out("no runs recorded yet (run `mlmake build`)" if not sort_by else f"no run has the metric {sort_by}")
         return
-    for r in records:
+    for r in found:
         report.out(_run_line(r))
 
 
@@ -80,18 +80,18 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
     import dataclasses
     import json
 
-    from mlmake.state import runs
+    from mlmake.state import records
 
-    records = runs.by_run(project_root(ctx), run_id)
-    if not records:
+    found = records.by_run(project_root(ctx), run_id)
+    if not found:
         raise MlmakeError(f"no run '{run_id}' (or the prefix is ambiguous); see `mlmake runs`")
     if as_json:
-        sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in records], indent=2) + "\n")
+        sys.stdout.write(json.dumps([dataclasses.asdict(r) for r in found], indent=2) + "\n")
         return
-    first = records[0]
+    first = found[0]
     report.out(f"run {first.run_id}  commit {first.git_commit or '-'}  env {first.env or '-'}  "
                f"overrides {' '.join(first.overrides) or '-'}")
-    for r in records:
+    for r in found:
         report.out(_run_line(r))
         for key, value in sorted(r.params.items()):
             report.out(f"    param  {key} = {value}")

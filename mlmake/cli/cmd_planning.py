@@ -93,7 +93,7 @@ def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: 
     from mlmake.outputs import diff, history
     from mlmake.outputs.prreport import pr_markdown
     from mlmake.planning.plan import ABSENT, CHECK, FRESH, REMOVE, RESTORE
-    from mlmake.state import runs
+    from mlmake.state import records
 
     current = diff.Snapshot("this branch")
     for step in result.steps:
@@ -105,7 +105,7 @@ def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: 
         if step.action != REMOVE:  # a node to remove has no components
             current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
-    for rec in reversed(runs.history(project.root, limit=100_000)):
+    for rec in reversed(records.history(project.root, limit=100_000)):
         if rec.status == "built":
             durations[rec.node] = rec.duration
     baseline = history.from_lock(history.lock_at(project.root, base), base)
@@ -147,10 +147,10 @@ def status(ctx: click.Context, env: str | None, params: tuple[str, ...], as_json
     """
     import json
 
-    from mlmake.state import runs
+    from mlmake.state import records
 
     project, _, _, result = plan_project(ctx, env, params, ())
-    last = {r.node: r for r in reversed(runs.history(project.root, limit=100_000))}
+    last = {r.node: r for r in reversed(records.history(project.root, limit=100_000))}
     rows = []
     for step in result.steps:
         state = {"fresh": "built", "absent": "missing", "remove": "removed"}.get(step.action, "stale")

@@ -6,7 +6,7 @@ Layout (nothing here is committed; `rm -rf .mlmake` costs only time):
     tmp/                  staging of the build in progress (removed by the next lock holder)
     failed/ADDRESS/       what a failed node left, kept for a look
     logs/ADDRESS.log      each node's output
-    runs.sqlite           the record of every node run (mlmake.state.runs)
+    runs.sqlite           the record of every node run (mlmake.state.records)
     runcache/            one JSON entry per fingerprint (mlmake.state.runcache)
     cache/                stores keyed by what they were made from, rebuilt when unreadable:
       hashes.json         file hashes keyed by stat (mlmake.state.hashing)

@@ -10,7 +10,7 @@ from pathlib import Path
 from mlmake.core.errors import MlmakeError
 from mlmake.core.plain import Json
 from mlmake.outputs.diff import Snapshot
-from mlmake.state import runs
+from mlmake.state import records
 from mlmake.state.fingerprint import Components
 from mlmake.state.lock import LOCK_FILE, Lock, parse_lock, read_lock
 
@@ -51,10 +51,10 @@ def _lock_path(root: Path, rev: str) -> str:
 
 def snapshot(root: Path, ref: str) -> Snapshot:
     """A run id of `mlmake runs`, else a git revision."""
-    records = runs.by_run(root, ref)
-    if records:
-        return Snapshot(f"run {records[0].run_id}", {r.node: r.metrics for r in records},
-                        {r.node: r.config for r in records}, partial=True)
+    found = records.by_run(root, ref)
+    if found:
+        return Snapshot(f"run {found[0].run_id}", {r.node: r.metrics for r in found},
+                        {r.node: r.config for r in found}, partial=True)
     lock = committed_lock(root, ref)
     if lock is None:
         return Snapshot(ref, note=f"{ref} has no {_lock_path(root, ref)}: nothing built was committed there, so its "

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from mlmake.core.graph import Graph
 from mlmake.core.plain import Json
-from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Action, Plan, Step
+from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Action, Decision, Plan
 from mlmake.state.lock import Entry
 
 PLAN_FORMAT_VERSION = 1
@@ -17,7 +17,7 @@ _COLOURS: dict[Action, str] = {NEW: "green", BUILD: "yellow", MAYBE: "cyan", RES
                                FRESH: "", ABSENT: "dim", REMOVE: "red"}
 
 
-def step_note(step: Step) -> list[str]:
+def step_note(step: Decision) -> list[str]:
     """The reasons of a step as lines (empty for an up-to-date node)."""
     if step.action == ABSENT:
         where = "restorable from the DVC remote" if step.restorable else "not in this workspace"
@@ -52,7 +52,7 @@ def plan_json(plan: Plan, project: str) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
 
 
-def _step_json(step: Step) -> dict[str, Json]:
+def _step_json(step: Decision) -> dict[str, Json]:
     return {
         "address": step.address,
         "kind": step.kind,
@@ -131,7 +131,7 @@ def graph_text(graph: Graph) -> str:
     return "\n".join(out) + "\n"
 
 
-def why_lines(step: Step, recorded: Entry | None) -> list[str]:
+def why_lines(step: Decision, recorded: Entry | None) -> list[str]:
     """Every fingerprint component, recorded and current, marking those that differ."""
     lines = [f"{step.address} ({step.kind}): {step.action}"]
     lines.append(f"  fingerprint  recorded {recorded.fingerprint if recorded else '-'}  current {step.fingerprint}")

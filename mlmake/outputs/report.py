@@ -12,7 +12,7 @@ from mlmake.core import terminal
 from mlmake.core.terminal import count_err_line, discard, is_terminal
 
 if TYPE_CHECKING:  # every command imports this module: the plan's is imported where it is used
-    from mlmake.planning.plan import Step
+    from mlmake.planning.plan import Decision
 
 
 def _console(stream: TextIO) -> Any:
@@ -58,7 +58,7 @@ class PlainReporter:
         if total == 0:
             out("Nothing to build: every node is up to date.")
 
-    def node_started(self, step: Step) -> None:
+    def node_started(self, step: Decision) -> None:
         why = "; ".join(r.text() for r in step.reasons)
         self.started += 1
         out(f"[{self.started}/{self.total}] {step.address}" + (f"  ({why})" if why else ""))
@@ -113,7 +113,7 @@ class RichReporter(PlainReporter):
             self.progress.start()
             self.bar = self.progress.add_task("building", total=total)
 
-    def node_started(self, step: Step) -> None:
+    def node_started(self, step: Decision) -> None:
         if self.logs is not None:
             self.running[step.address] = self.logs / f"{step.address}.log"
         self.progress.update(self.bar, description=f"building {step.address}")

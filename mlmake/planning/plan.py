@@ -20,7 +20,7 @@ from mlmake.state.hashing import Digest, library_version
 from mlmake.state.lock import Entry, Lock, with_entry
 from mlmake.state.runcache import Hit, is_complete, onto
 
-__all__ = ["Action", "Components", "Reason", "ReasonCode", "Step", "Plan", "decide", "make_plan", "diff", "explain"]
+__all__ = ["Action", "Components", "Reason", "ReasonCode", "Decision", "Plan", "decide", "make_plan", "diff", "explain"]
 
 Action = Literal["new", "build", "maybe", "restore", "check", "fresh", "absent", "remove"]
 NEW: Final = "new"
@@ -61,7 +61,7 @@ class NoCache:
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class Decision:
     """One node's decision."""
 
     address: str
@@ -80,7 +80,7 @@ class Step:
 class Plan:
     """Every selected node's decision, in build order."""
 
-    steps: tuple[Step, ...]
+    steps: tuple[Decision, ...]
 
     def count(self, *actions: Action) -> int:
         return sum(1 for s in self.steps if s.action in actions)
@@ -140,18 +140,18 @@ def _recorded(lock: Lock, address: str) -> str:
 
 
 def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *, cache: Cache | None = None,
-           pending: Iterable[str] = (), forced: bool = False, current: Mapping[str, str] | None = None) -> Step:
+           pending: Iterable[str] = (), forced: bool = False, current: Mapping[str, str] | None = None) -> Decision:
     """The decision for one node, given which of its upstream nodes will rebuild."""
     step = _judge(decl, graph, lock, files, set(pending), forced, current)
     return _use_cache(step, decl, cache or NoCache(), forced=forced)
 
 
 def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[str], forced: bool,
-           current: Mapping[str, str] | None) -> Step:
+           current: Mapping[str, str] | None) -> Decision:
     comps = components(decl, graph, lock, files, current)
     fp = fingerprint(comps)
     entry = lock.get(decl.address)
-    step = Step(decl.address, decl.kind, FRESH, (), fp, comps, gates=dict(decl.gates))
+    step = Decision(decl.address, decl.kind, FRESH, (), fp, comps, gates=dict(decl.gates))
     if entry is None:
         return _with(step, NEW, Reason("new"))
     if forced:
@@ -172,11 +172,11 @@ def _changes(entry: Entry, comps: Components, decl: NodeDecl) -> list[Reason]:
                                                                   fingerprint(comps))]
 
 
-def _with(step: Step, action: Action, *reasons: Reason) -> Step:
+def _with(step: Decision, action: Action, *reasons: Reason) -> Decision:
     return replace(step, action=action, reasons=tuple(reasons))
 
 
-def _check_outputs(step: Step, decl: NodeDecl, entry: Entry, files: Files) -> Step:
+def _check_outputs(step: Decision, decl: NodeDecl, entry: Entry, files: Files) -> Decision:
     if set(entry.outputs) != set(decl.outputs):  # recorded for other paths (an older mlmake's restore)
         return _with(step, BUILD, Reason("outputs_moved", "", ", ".join(sorted(entry.outputs)) or "-",
                                          ", ".join(decl.outputs)))
@@ -190,7 +190,7 @@ def _check_outputs(step: Step, decl: NodeDecl, entry: Entry, files: Files) -> St
     return replace(step, action=ABSENT, missing=tuple(missing)) if missing else step
 
 
-def _check_gates(step: Step, entry: Entry) -> Step:
+def _check_gates(step: Decision, entry: Entry) -> Decision:
     """Gates that changed since the node was recorded are re-judged on its recorded metrics."""
     if step.action not in (FRESH, ABSENT) or entry.gates == step.gates:
         return step
@@ -234,7 +234,7 @@ def make_plan(graph: Graph, lock: Lock, files: Files, targets: Iterable[str] = (
     forced = named if force else set()
     pending: set[str] = set()
     current: dict[str, str] = {}
-    steps: list[Step] = []
+    steps: list[Decision] = []
     for address in selected:
         step = decide(graph.nodes[address], graph, lock, files, cache=cache, pending=pending,
                       forced=address in forced, current=current)
@@ -245,12 +245,12 @@ def make_plan(graph: Graph, lock: Lock, files: Files, targets: Iterable[str] = (
         current[address] = step.fingerprint
         steps.append(step)
     if not targets:
-        steps += [Step(a, e.kind, REMOVE, (Reason("removed"),)) for a, e in sorted(lock.nodes.items())
+        steps += [Decision(a, e.kind, REMOVE, (Reason("removed"),)) for a, e in sorted(lock.nodes.items())
                   if a not in graph.nodes]
     return Plan(tuple(steps))
 
 
-def _use_cache(step: Step, decl: NodeDecl, cache: Cache, *, forced: bool) -> Step:
+def _use_cache(step: Decision, decl: NodeDecl, cache: Cache, *, forced: bool) -> Decision:
     """A stale node whose fingerprint was built before becomes a restore into its own paths."""
     if step.missing:  # up to date (or re-judged) by the lock, not in this workspace
         restorable = cache.restorable(step.address)
@@ -264,7 +264,7 @@ def _use_cache(step: Step, decl: NodeDecl, cache: Cache, *, forced: bool) -> Ste
                    cached=hit)
 
 
-def _hit(step: Step, decl: NodeDecl, cache: Cache) -> Hit | None:
+def _hit(step: Decision, decl: NodeDecl, cache: Cache) -> Hit | None:
     """The cache entry of the step's fingerprint, its outputs renamed to the node's declared ones."""
     hit = cache.hit(step.fingerprint)
     if hit is None or not is_complete(hit):
@@ -272,7 +272,7 @@ def _hit(step: Step, decl: NodeDecl, cache: Cache) -> Hit | None:
     return onto(hit, decl.outputs)
 
 
-def _restored_entry(step: Step, hit: Hit) -> Entry:
+def _restored_entry(step: Decision, hit: Hit) -> Entry:
     outputs = {p: {"hash": o.get("hash", ""), "size": o.get("size", 0)} for p, o in hit.outputs.items()}
     return Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components, outputs=outputs,
                  metrics=hit.metrics, gates=dict(step.gates))

@@ -18,7 +18,7 @@ from typing import Any
 
 from mlmake.core.errors import MlmakeError
 from mlmake.core.paths import writable_output
-from mlmake.planning.plan import Step
+from mlmake.planning.plan import Decision
 from mlmake.remote.dvcstore import Store
 from mlmake.remote.localrestore import LocalRestore, Refused
 from mlmake.state import runcache
@@ -39,7 +39,7 @@ class Restorer:
         self.local = LocalRestore(root, local_folder(root, location) if location.is_local else None, warn,
                                   repair=location.automatic)
 
-    def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
+    def save(self, step: Decision, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
         """Record a built node's outputs in the DVC cache, its pointer and the run cache
         (outputs in the order the node declares them: a renamed node restores them by role)."""
         md5s = self.store.add(step.address, outputs)
@@ -48,7 +48,7 @@ class Restorer:
         runcache.put(self.root, hit)
         self.store.share(hit)  # on the machine's default remote: at once, for the other clones
 
-    def restore(self, step: Step, entry: Entry | None) -> Entry | None:
+    def restore(self, step: Decision, entry: Entry | None) -> Entry | None:
         """The node's outputs put back as its decision says (the run-cache entry it found,
         mapped onto the node's own paths, or what the lock records, by the node's DVC pointer);
         None when it must be built."""
@@ -164,10 +164,10 @@ class StoreThread:
             self._opened = True
             self._pool.submit(_open_quietly, self.restorer.store)
 
-    def save(self, step: Step, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
+    def save(self, step: Decision, outputs: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> None:
         self._saves.append((step.address, self._pool.submit(self.restorer.save, step, outputs, metrics)))
 
-    def restore(self, step: Step, entry: Entry | None) -> Entry | None:
+    def restore(self, step: Decision, entry: Entry | None) -> Entry | None:
         """Restorer.restore, after every save asked for before it."""
         return self._pool.submit(self.restorer.restore, step, entry).result()
 

@@ -64,8 +64,8 @@ def test_a_corrupt_run_database_is_moved_aside_and_rebuilt(built: Path, run_cli:
     warning = ("warning: .mlmake/runs.sqlite was not a database this mlmake can read (file is not a database); "
                "moved it to runs.sqlite.corrupt and started a new run history\n")
 
-    runs = run_cli(built, "runs")
-    assert (runs.exit_code, runs.stderr) == (0, warning)
+    records = run_cli(built, "runs")
+    assert (records.exit_code, records.stderr) == (0, warning)
     assert (db.with_name("runs.sqlite.corrupt")).read_bytes() == b"this is not a database" * 100
     assert run_cli(built, "runs").stderr == ""  # rebuilt once, quiet after
 
@@ -96,10 +96,10 @@ def test_a_run_database_of_an_unknown_version_is_moved_aside(built: Path, run_cl
     con.execute("PRAGMA user_version = 99")
     con.commit()
     con.close()
-    runs = run_cli(built, "runs")
-    assert (runs.exit_code, runs.stderr) == (0, "warning: .mlmake/runs.sqlite was format version 99, not 1; "
+    records = run_cli(built, "runs")
+    assert (records.exit_code, records.stderr) == (0, "warning: .mlmake/runs.sqlite was format version 99, not 1; "
                                                 "moved it to runs.sqlite.corrupt and started a new run history\n")
-    assert "steps.a" not in runs.stdout  # a new, empty history
+    assert "steps.a" not in records.stdout  # a new, empty history
 
 
 # --- unreadable caches are rebuilt, with a warning --------------------------------------
@@ -181,13 +181,13 @@ def test_a_full_disk_when_the_lock_is_written_keeps_the_old_lock(built: Path, ru
 
 def test_a_full_disk_when_the_run_is_recorded_is_an_error_with_a_fix(built: Path, run_cli: RunCli,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlmake.state import runs
+    from mlmake.state import records
 
     def full(path: Path) -> sqlite3.Connection:
         raise sqlite3.OperationalError("database or disk is full")
 
     (built / "in.txt").write_text("2\n")
-    monkeypatch.setattr(runs, "_open", full)
+    monkeypatch.setattr(records, "_open", full)
     result = run_cli(built, "build")
     assert (result.exit_code, result.stderr.splitlines()[-1]) == (
         1, "error: cannot record the run in .mlmake/runs.sqlite: no space left on the device; "
@@ -254,8 +254,8 @@ def test_a_read_only_project_says_so(small_disk: Path, run_cli: RunCli) -> None:
     assert (result.exit_code, result.stderr) == (1, (
         f"error: cannot write {root.resolve() / '.mlmake' / 'build.lock'}: Read-only file system\n"
         "hint: make the project folder writable for this user, then run the command again\n"))
-    runs = run_cli(root, "runs")
-    assert runs.exit_code == 0, runs.stderr
+    records = run_cli(root, "runs")
+    assert records.exit_code == 0, records.stderr
     assert snapshot(root) == before
 
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlmake.core.graph import to_networkx
-from mlmake.planning.plan import BUILD, FRESH, MAYBE, NEW, RESTORE, Plan, Reason, Step
+from mlmake.planning.plan import BUILD, FRESH, MAYBE, NEW, RESTORE, Decision, Plan, Reason
 from mlmake.state.hashing import hash_bytes
 from mlmake.state.lock import LOCK_FILE
 from tests.fakes import FakeClock, load, plan_of, record_build
@@ -179,7 +179,7 @@ def check_topological(root: Path, plan: Plan) -> None:
 
 
 def assert_matches(plan: Plan, want: dict[str, tuple[str, list[Reason]]]) -> None:
-    def subject(step: Step, reason: Reason) -> str:
+    def subject(step: Decision, reason: Reason) -> str:
         return CACHED.subject if reason.code == "cached" and reason.subject == step.fingerprint[:8] else reason.subject
 
     got = {s.address: (s.action, [(r.code, subject(s, r), r.old, r.new) for r in s.reasons]) for s in plan.steps}

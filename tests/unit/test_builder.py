@@ -16,7 +16,7 @@ import pytest
 from mlmake.building.seams import Done
 from mlmake.core.errors import BuildError
 from mlmake.core.kind import Task
-from mlmake.state import runs
+from mlmake.state import records
 from mlmake.state.lock import read_lock
 from tests.fakes import FakeRunner, MemoryStore, RecordingReporter, fake_build, read_tree
 
@@ -72,10 +72,10 @@ def test_a_build_with_fake_seams_records_every_node_and_never_touches_dvc(make_p
     assert {a: e.kind for a, e in lock.nodes.items()} == {
         "datasets.customers": "dataset", "features.cf": "features", "models.churn": "model", "steps.report": "cmd"}
     assert lock.nodes["models.churn"].gates == {"auc": ">= 0.5"}
-    records = sorted(runs.history(root), key=lambda r: r.started)
-    assert [(r.node, r.status, r.reasons) for r in records] == [(a, "built", ["new node"]) for a in NODES]
-    assert records[2].params == {"max_depth": 6}
-    assert records[2].metrics == {"auc": 0.5}  # what FakeRunner reports to pass its gate
+    found = sorted(records.history(root), key=lambda r: r.started)
+    assert [(r.node, r.status, r.reasons) for r in found] == [(a, "built", ["new node"]) for a in NODES]
+    assert found[2].params == {"max_depth": 6}
+    assert found[2].metrics == {"auc": 0.5}  # what FakeRunner reports to pass its gate
 
 
 def test_an_output_missing_here_is_restored_from_the_store_not_rebuilt(make_project: MakeProject) -> None:
@@ -89,7 +89,7 @@ def test_an_output_missing_here_is_restored_from_the_store_not_rebuilt(make_proj
     assert again.reporter.of("node_skipped") == [("steps.report", "up to date (upstream output unchanged)")]
     assert read_tree(str(root / "build/models/churn")) == before
     assert store.calls[-1] == ("restore", "models.churn")
-    assert runs.history(root, "models.churn")[0].status == "restored"
+    assert records.history(root, "models.churn")[0].status == "restored"
     assert not (root / ".dvc").exists()
 
 
@@ -149,6 +149,6 @@ def test_a_changed_gate_is_judged_on_the_recorded_metrics(make_project: MakeProj
     message = "gate auc >= 2 failed: auc = 0.5000 (judged on the recorded metrics)"
     assert reporter.of("node_failed") == [("models.churn", message)]
     assert reporter.of("build_finished") == [("Build: 0 built, 3 up to date, 1 failed.", False)]
-    assert (runs.history(root, "models.churn")[0].status, runs.history(root, "models.churn")[0].message) == (
+    assert (records.history(root, "models.churn")[0].status, records.history(root, "models.churn")[0].message) == (
         "failed", message)
     assert read_lock(root).nodes["models.churn"].gates == {"auc": ">= 0.5"}  # still what its metrics passed

@@ -12,7 +12,20 @@ from pathlib import Path
 import pytest
 
 from mlmake.core.errors import MlmakeError
-from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step, make_plan
+from mlmake.planning.plan import (
+    ABSENT,
+    BUILD,
+    CHECK,
+    FRESH,
+    MAYBE,
+    NEW,
+    REMOVE,
+    RESTORE,
+    Decision,
+    Plan,
+    Reason,
+    make_plan,
+)
 from mlmake.state import hashing as fingerprint
 from mlmake.state.lock import read_lock
 from tests.fakes import FakeClock, FakeFiles, FakeRunner, actions, load, plan_of, reasons, record_build
@@ -560,7 +573,7 @@ def test_force_does_not_hide_a_new_node(make_project: MakeProject) -> None:
 def test_a_node_gone_from_the_file_is_removed(steps: Path) -> None:
     edit(steps, "  d:\n    cmd: [python, -c, pass]\n    deps: [data/y.csv]\n    outs: [build/d.txt]\n", "")
     plan = plan_of(steps)
-    assert plan.steps[-1] == Step("steps.d", "cmd", REMOVE, (Reason("removed"),))
+    assert plan.steps[-1] == Decision("steps.d", "cmd", REMOVE, (Reason("removed"),))
     assert [r.text() for r in plan.steps[-1].reasons] == ["no longer in mlproject.yaml"]
     assert plan.has_changes
     assert plan.summary() == "Plan: 0 to build, 3 up to date, 1 to remove."
@@ -624,13 +637,13 @@ def test_planning_reads_the_file_system_only_through_files(steps: Path) -> None:
 
 
 def test_the_plan_lists_nodes_in_build_order_then_removals() -> None:
-    plan = Plan((Step("a", "cmd", NEW), Step("b", "cmd", BUILD), Step("c", "cmd", MAYBE),
-                 Step("d", "cmd", FRESH), Step("e", "cmd", ABSENT, missing=("x",)),
-                 Step("f", "cmd", REMOVE)))
+    plan = Plan((Decision("a", "cmd", NEW), Decision("b", "cmd", BUILD), Decision("c", "cmd", MAYBE),
+                 Decision("d", "cmd", FRESH), Decision("e", "cmd", ABSENT, missing=("x",)),
+                 Decision("f", "cmd", REMOVE)))
     assert plan.count(NEW, BUILD) == 2
     assert plan.summary() == "Plan: 2 to build, 1 to check after upstream, 2 up to date (1 not in this workspace), " \
                              "1 to remove."
-    assert Plan((Step("d", "cmd", FRESH), Step("e", "cmd", ABSENT))).has_changes is False
+    assert Plan((Decision("d", "cmd", FRESH), Decision("e", "cmd", ABSENT))).has_changes is False
     assert Plan(()).summary() == "Plan: 0 to build, 0 up to date."
 
 

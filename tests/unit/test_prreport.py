@@ -15,7 +15,7 @@ from mlmake.core.graph import Graph
 from mlmake.core.kind import NodeDecl
 from mlmake.outputs import prreport
 from mlmake.outputs.diff import Snapshot
-from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step
+from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Decision, Plan, Reason
 from tests.fakes import load
 
 MakeProject = Callable[[dict[str, str | bytes]], Path]
@@ -59,15 +59,15 @@ CONFIGS: dict[str, dict[str, Any]] = {"datasets.customers": {"path": "data/custo
            "models.fresh": {"metrics": ["auc"]}}
 
 PENDING = Plan((
-    Step("datasets.customers", "dataset", FRESH, (), "f1"),
-    Step("models.churn", "model", BUILD, (Reason("config", "params.max_depth", 3, 8),
+    Decision("datasets.customers", "dataset", FRESH, (), "f1"),
+    Decision("models.churn", "model", BUILD, (Reason("config", "params.max_depth", 3, 8),
                                           Reason("config_added", "gates.logloss", None, "<= baseline + 0.02")), "f2"),
-    Step("models.fresh", "model", NEW, (Reason("new"),), "f3"),
-    Step("steps.report", "cmd", MAYBE, (Reason("upstream_pending", "models.churn"),), "f4"),
+    Decision("models.fresh", "model", NEW, (Reason("new"),), "f3"),
+    Decision("steps.report", "cmd", MAYBE, (Reason("upstream_pending", "models.churn"),), "f4"),
 ))
 PENDING_NOW = Snapshot("this branch", {"datasets.customers": {"rows": 100, "columns": 3}}, CONFIGS)
 
-BUILT = Plan(tuple(Step(s.address, s.kind, FRESH, (), s.fingerprint) for s in PENDING.steps))
+BUILT = Plan(tuple(Decision(s.address, s.kind, FRESH, (), s.fingerprint) for s in PENDING.steps))
 BUILT_NOW = Snapshot("this branch", {"datasets.customers": {"rows": 100, "columns": 3},
                                      "models.churn": {"auc": 0.78, "logloss": 0.43}, "models.fresh": {"auc": 0.75}},
                      CONFIGS)
@@ -164,7 +164,7 @@ def test_nothing_changed_and_no_gates(make_project: MakeProject) -> None:
                                            "    outs: [build/a.txt]\n"})
     graph = load(root)[1]
     same = Snapshot("x", {"steps.a": {}}, {"steps.a": {"cmd": ["python", "-c", "pass"]}})
-    text = prreport.pr_markdown(Plan((Step("steps.a", "cmd", FRESH, (), "f"),)), graph, "plain",
+    text = prreport.pr_markdown(Plan((Decision("steps.a", "cmd", FRESH, (), "f"),)), graph, "plain",
                                 Snapshot("origin/main", same.metrics, same.configs), same, {})
     check_golden("pr_nothing.md", text)
     check_markdown(text)
@@ -178,7 +178,7 @@ def test_nothing_changed_and_no_gates(make_project: MakeProject) -> None:
 
 
 def plan_of(*actions: str) -> Plan:
-    return Plan(tuple(Step(f"steps.s{i}", "cmd", a, (), f"f{i}") for i, a in enumerate(actions)))
+    return Plan(tuple(Decision(f"steps.s{i}", "cmd", a, (), f"f{i}") for i, a in enumerate(actions)))
 
 
 @pytest.mark.parametrize(("plan", "durations", "line"), [

@@ -10,7 +10,7 @@ import jsonschema
 
 from mlmake.core.schema import data_dir
 from mlmake.outputs import render
-from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Plan, Reason, Step
+from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, RESTORE, Decision, Plan, Reason
 from mlmake.state.fingerprint import Components
 from mlmake.state.lock import Entry
 from tests.fakes import load
@@ -18,13 +18,13 @@ from tests.fakes import load
 MakeProject = Callable[[dict[str, str | bytes]], Path]
 
 PLAN = Plan((
-    Step("steps.a", "cmd", NEW, (Reason("new"),), "f1"),
-    Step("models.m", "model", BUILD, (Reason("config", "params.max_depth", 6, 8),
+    Decision("steps.a", "cmd", NEW, (Reason("new"),), "f1"),
+    Decision("models.m", "model", BUILD, (Reason("config", "params.max_depth", 6, 8),
                                       Reason("input", "data/x.csv", "h1", "h2")), "f2"),
-    Step("steps.b", "cmd", MAYBE, (Reason("upstream_pending", "models.m"),), "f3"),
-    Step("steps.c", "cmd", FRESH, (), "f4"),
-    Step("datasets.d", "dataset", ABSENT, (), "f5", missing=("build/datasets/d",)),
-    Step("steps.gone", "cmd", REMOVE, (Reason("removed"),)),
+    Decision("steps.b", "cmd", MAYBE, (Reason("upstream_pending", "models.m"),), "f3"),
+    Decision("steps.c", "cmd", FRESH, (), "f4"),
+    Decision("datasets.d", "dataset", ABSENT, (), "f5", missing=("build/datasets/d",)),
+    Decision("steps.gone", "cmd", REMOVE, (Reason("removed"),)),
 ))
 
 GRAPH_YAML = """\
@@ -70,8 +70,8 @@ def test_an_empty_plan() -> None:
 
 def test_restore_lines_and_restorable_outputs() -> None:
     plan = Plan((
-        Step("steps.a", "cmd", RESTORE, (Reason("input", "data/x.csv"), Reason("cached", "0123abcd")), "f"),
-        Step("steps.b", "cmd", ABSENT, (), "f", missing=("build/b.txt",), restorable=True),
+        Decision("steps.a", "cmd", RESTORE, (Reason("input", "data/x.csv"), Reason("cached", "0123abcd")), "f"),
+        Decision("steps.b", "cmd", ABSENT, (), "f", missing=("build/b.txt",), restorable=True),
     ))
     assert render.plan_lines(plan) == [
         (" < steps.a  data/x.csv changed", "blue"),
@@ -113,7 +113,7 @@ def test_json_plan_is_documented_and_valid() -> None:
 
 
 def test_json_plan_of_nothing_to_do() -> None:
-    body = json.loads(render.plan_json(Plan((Step("steps.c", "cmd", FRESH, (), "f"),)), "demo"))
+    body = json.loads(render.plan_json(Plan((Decision("steps.c", "cmd", FRESH, (), "f"),)), "demo"))
     jsonschema.validate(body, plan_schema())
     assert body["has_changes"] is False
 
@@ -132,9 +132,9 @@ def test_the_schema_names_every_reason_code_the_planner_can_give() -> None:
 
 def test_markdown_plan(make_project: MakeProject) -> None:
     _, graph = load(make_project({"mlproject.yaml": GRAPH_YAML}))
-    plan = Plan((Step("steps.a", "cmd", FRESH),
-                 Step("steps.b", "cmd", BUILD, (Reason("config", "x", "a|b", "<c>"),)),
-                 Step("steps.c", "cmd", MAYBE, (Reason("upstream_pending", "steps.b"),))))
+    plan = Plan((Decision("steps.a", "cmd", FRESH),
+                 Decision("steps.b", "cmd", BUILD, (Reason("config", "x", "a|b", "<c>"),)),
+                 Decision("steps.c", "cmd", MAYBE, (Reason("upstream_pending", "steps.b"),))))
     assert render.plan_markdown(plan, graph, "demo") == """\
 ### mlmake plan: `demo`
 
@@ -167,13 +167,13 @@ flowchart LR
 def test_markdown_keeps_a_multiline_reason_in_its_row(make_project: MakeProject) -> None:
     _, graph = load(make_project({"mlproject.yaml": GRAPH_YAML}))
     odd = Reason("something_new", "a\nb")  # a future reason whose text has a newline
-    text = render.plan_markdown(Plan((Step("steps.a", "cmd", BUILD, (odd,)),)), graph, "demo")
+    text = render.plan_markdown(Plan((Decision("steps.a", "cmd", BUILD, (odd,)),)), graph, "demo")
     assert "| `~` | `steps.a` | cmd | something_new a<br>b |\n" in text
 
 
 def test_markdown_says_when_there_is_nothing_to_build(make_project: MakeProject) -> None:
     _, graph = load(make_project({"mlproject.yaml": GRAPH_YAML}))
-    text = render.plan_markdown(Plan((Step("steps.a", "cmd", FRESH),)), graph, "demo")
+    text = render.plan_markdown(Plan((Decision("steps.a", "cmd", FRESH),)), graph, "demo")
     assert "Nothing to build: every node is up to date.\n" in text
     assert "| node |" not in text
 
@@ -183,7 +183,7 @@ SQL_CHANGE = Reason("config", "sql", "SELECT a\nFROM t\n", "SELECT a\nFROM t\nWH
 
 def test_a_multiline_sql_change_keeps_one_line_per_reason(make_project: MakeProject) -> None:
     # every `sql: |` feature set: the query once came out raw, cutting the text plan and the PR table
-    plan = Plan((Step("features.f", "features", BUILD, (SQL_CHANGE,)),))
+    plan = Plan((Decision("features.f", "features", BUILD, (SQL_CHANGE,)),))
     assert render.plan_lines(plan)[0] == (" ~ features.f  sql changed", "yellow")
     assert all("\n" not in line for line, _ in render.plan_lines(plan))
     _, graph = load(make_project({"mlproject.yaml": GRAPH_YAML}))
@@ -219,7 +219,7 @@ def test_graph_as_text_mermaid_and_dot(make_project: MakeProject) -> None:
 
 
 def test_why_marks_the_components_that_differ() -> None:
-    step = Step("models.m", "model", BUILD, (Reason("config", "params.max_depth", 6, 8),), "new-fp",
+    step = Decision("models.m", "model", BUILD, (Reason("config", "params.max_depth", 6, 8),), "new-fp",
                 Components.from_plain({"config": {"params": {"max_depth": 8}}, "recipe": 1, "inputs": {}}))
     recorded = Entry("old-fp", "model", Components.from_plain({"config": {"params": {"max_depth": 6}}, "recipe": 1,
                                                                "inputs": {}}))
@@ -236,7 +236,7 @@ def test_why_marks_the_components_that_differ() -> None:
 
 
 def test_why_of_a_node_never_built_and_of_an_absent_one() -> None:
-    step = Step("steps.a", "cmd", NEW, (Reason("new"),), "fp",
+    step = Decision("steps.a", "cmd", NEW, (Reason("new"),), "fp",
                 Components.from_plain({"recipe": 1, "code": {"x.py": "h" * 200}}))
     assert render.why_lines(step, None) == [
         "steps.a (cmd): new",
@@ -247,7 +247,7 @@ def test_why_of_a_node_never_built_and_of_an_absent_one() -> None:
         "    ~ x.py: - → " + "h" * 97 + "...",
         "  reason: new node",
     ]
-    absent = Step("steps.a", "cmd", ABSENT, (), "fp", Components(), ("build/a.txt",))
+    absent = Decision("steps.a", "cmd", ABSENT, (), "fp", Components(), ("build/a.txt",))
     assert render.why_lines(absent, Entry("fp", "cmd", Components.from_plain({})))[-1] == \
         "  outputs not in this workspace: build/a.txt"
 

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from mlmake.planning.plan import Step
+from mlmake.planning.plan import Decision
 from mlmake.remote.dvcstore import RemoteError
 from mlmake.remote.restore import Restorer, StoreThread
 from mlmake.state.fingerprint import Components
@@ -48,19 +48,19 @@ class FakeRestorer:
         self.gate = threading.Event()
         self.local = LocalRestore(serves=False)
 
-    def save(self, step: Step, outputs: dict[str, Any], metrics: dict[str, Any]) -> None:
+    def save(self, step: Decision, outputs: dict[str, Any], metrics: dict[str, Any]) -> None:
         self.gate.wait(10)
         self.calls.append(("save", step.address, threading.current_thread().name))
         if step.address in self.fail:
             raise self.fail[step.address]
 
-    def restore(self, step: Step, entry: Entry | None) -> Entry | None:
+    def restore(self, step: Decision, entry: Entry | None) -> Entry | None:
         self.calls.append(("restore", step.address, threading.current_thread().name))
         return entry
 
 
-def step(address: str) -> Step:
-    return Step(address, "cmd", "build", (), "f" * 64, {}, ())
+def step(address: str) -> Decision:
+    return Decision(address, "cmd", "build", (), "f" * 64, {}, ())
 
 
 def thread_of(restorer: FakeRestorer) -> StoreThread:

@@ -56,6 +56,7 @@ def _init_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, _ignore)
     # the parent stops a worker with SIGTERM: raise in the recipe so a running command is stopped too
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since it was started (submit)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -74,7 +75,14 @@ class PoolRunner:
                                         initializer=_init_worker, initargs=(threads,))
 
     def submit(self, task: Task) -> Future[Done]:
-        return self.pool.submit(run_task, task)
+        # a worker the pool starts now inherits SIGINT blocked: a terminal's Ctrl-C reaching it while
+        # it is still starting stays pending until _init_worker has its handler (it would print a
+        # KeyboardInterrupt traceback); in this process the signal is only held for the call
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self.pool.submit(run_task, task)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def shutdown(self, cancel: bool) -> None:
         if cancel:

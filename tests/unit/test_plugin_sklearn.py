@@ -15,8 +15,8 @@ import pytest
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import ItemCheck
 from mlmake.core.source import load_text
-from mlmake.kinds.model.recipe import Data
 from mlmake.ml.design import Input, Target
+from mlmake.ml.supervised import Data
 
 PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "mlmake-sklearn"
 sys.path.insert(0, str(PLUGIN))

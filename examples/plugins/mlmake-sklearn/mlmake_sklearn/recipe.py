@@ -3,9 +3,9 @@ split as the built-in xgboost model, and write what it writes: metrics.json (the
 metrics code), signature.json (plus the format and files that serving reads),
 predictions.parquet, and the model as estimator.json.
 
-The data preparation, the held-out predictions table and the slices are the model
-kind's own (mlmake.kinds.model.recipe), imported rather than copied so a row is read,
-encoded and split the same way by both kinds."""
+The data preparation, the held-out predictions table, the slices and the signature are what
+every model kind shares (mlmake.ml.supervised), so a row is read, encoded and split the same
+way by both kinds."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import Any
 
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Result, Task
-from mlmake.kinds.model.recipe import Data, _predictions, _prepare, _signature, _slices
-from mlmake.kinds.model.training import Fit
 from mlmake.ml.metrics import chosen_metrics, compute, parse_gates
 from mlmake.ml.scoring import FILES_KEY, FORMAT_KEY, METRICS_FILE, SIGNATURE_FILE
+from mlmake.ml.supervised import Data, predictions, prepare, slices
+from mlmake.ml.supervised import signature as model_signature
 from mlmake.ml.tables import first_line, log_line, output_dir, write_json, write_parquet
 from mlmake_sklearn.estimators import CLASSES, ESTIMATORS
 from mlmake_sklearn.predictor import ESTIMATOR_FILE, Pipeline, encode, save
@@ -32,17 +32,17 @@ def run(task: Task) -> Result:
     kind = str(config["task"])
     names = chosen_metrics(kind, [str(m) for m in config.get("metrics") or []])
     parse_gates(dict(config.get("gates") or {}), names)
-    data = _prepare(task)
+    data = prepare(task)
     pipeline = fit(config, data, task.log)
     pred = pipeline.predict(data.x[data.test])
     metrics = compute(kind, names, data.y[data.test], pred)
-    summary = {"task": kind, "metrics": metrics, "slices": _slices(config, data, names, pred),
+    summary = {"task": kind, "metrics": metrics, "slices": slices(config, data, names, pred),
                "n_train": len(data.train), "n_test": len(data.test), "best_iteration": None}
     out = output_dir(task)
     save(pipeline, out, {name: metadata.version(name) for name in LIBRARIES})
     write_json(os.path.join(out, METRICS_FILE), summary)
     write_json(os.path.join(out, SIGNATURE_FILE), signature(task, data))
-    write_parquet(_predictions(data, pred), os.path.join(out, PREDICTIONS_FILE))
+    write_parquet(predictions(data, pred), os.path.join(out, PREDICTIONS_FILE))
     log_line(task.log, "held-out " + ", ".join(f"{m} {v:.4f}" for m, v in metrics.items()))
     return Result(metrics=metrics)
 
@@ -91,7 +91,7 @@ def estimator(config: dict[str, Any]) -> Any:
 def signature(task: Task, data: Data) -> dict[str, Any]:
     """The model kind's signature, plus the format (this kind's name: scoring asks it to load the
     model) and the files a serving bundle copies."""
-    out: dict[str, Any] = _signature(task, data, Fit(None, 0, f"sklearn:{task.config['estimator']}"))
+    out: dict[str, Any] = model_signature(task, data, f"sklearn:{task.config['estimator']}")
     out.update({FORMAT_KEY: task.kind, FILES_KEY: [ESTIMATOR_FILE], "estimator": task.config["estimator"],
                 "libraries": ["scikit-learn", "scipy"]})
     return out

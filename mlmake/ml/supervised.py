@@ -1,0 +1,128 @@
+"""What every supervised model kind shares (the built-in xgboost model and plugins such as
+mlmake-sklearn): the upstream table read in a fixed order, its columns described and its rows
+split (`prepare`), the signature serving reads, the held-out predictions and the per-slice
+metrics, so two model kinds on one feature set train and are judged on the same rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlmake.core.errors import NodeError, did_you_mean
+from mlmake.core.kind import Task
+from mlmake.ml.design import (
+    Input,
+    Target,
+    describe_inputs,
+    describe_target,
+    design_matrix,
+    encode_target,
+    split_rows,
+)
+from mlmake.ml.metrics import slice_metrics
+from mlmake.ml.tables import first_line, log_line, scan_upstream, sort_frame, upstream_address, upstream_key
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+METRICS_FILE = "metrics.json"
+SIGNATURE_FILE = "signature.json"
+PREDICTIONS_FILE = "predictions.parquet"
+
+
+@dataclass(frozen=True)
+class Data:
+    """The sorted table and everything derived from it for training."""
+
+    frame: pl.DataFrame
+    key: list[str]
+    target: Target
+    inputs: list[Input]
+    x: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+
+
+def prepare(task: Task) -> Data:
+    """Read the upstream table in a fixed order, describe its columns and split its rows."""
+    config = task.config
+    frame, key = _load(task, str(config["features"]))
+    _check_columns(frame, config)
+    target = describe_target(frame[str(config["target"])], str(config["task"]))
+    skip = {target.name, *key, *(config.get("drop") or [])}
+    inputs = describe_inputs(frame, [c for c in frame.columns if c not in skip])
+    y = encode_target(frame[target.name], target)
+    split = config.get("split") or {}
+    strata = y if split.get("stratify") and target.classes else None
+    if split.get("stratify") and not target.classes:
+        log_line(task.log, "split.stratify ignored: a regression target has no classes")
+    train_rows, test_rows = split_rows(frame.height, float(split.get("test_size", 0.2)),
+                                       int(split.get("seed", 0)), strata)
+    return Data(frame, key, target, inputs, design_matrix(frame, inputs), y, train_rows, test_rows)
+
+
+def _load(task: Task, name: str) -> tuple[pl.DataFrame, list[str]]:
+    import polars as pl
+
+    address = upstream_address(task, name)
+    try:
+        frame = scan_upstream(task, address).collect()
+    except pl.exceptions.PolarsError as exc:
+        raise NodeError(f"cannot read the table of {address}: {first_line(exc)}") from None
+    key = [k for k in upstream_key(task, address) if k in frame.columns]
+    return sort_frame(frame, key), key
+
+
+def _check_columns(frame: pl.DataFrame, config: dict[str, Any]) -> None:
+    """The target, drop and slice columns must be columns of the table."""
+    columns, source = frame.columns, config["features"]
+    problems = []
+    if config["target"] not in columns:
+        hint = did_you_mean(str(config["target"]), columns)
+        problems.append(f"target '{config['target']}' is not a column of {source}; its columns are {columns}"
+                        + (f" ({hint})" if hint else ""))
+    problems += [f"drop: '{c}' is not a column of {source}" for c in config.get("drop") or [] if c not in columns]
+    problems += [f"slices: '{c}' is not a column of {source}" for c in config.get("slices") or []
+                 if c not in columns]
+    if problems:
+        raise NodeError("; ".join(problems))
+
+
+def slices(config: dict[str, Any], data: Data, names: list[str], pred: np.ndarray) -> dict[str, Any]:
+    kind, y = str(config["task"]), data.y[data.test]
+    return {str(c): slice_metrics(kind, names, y, pred, data.frame[str(c)].gather(data.test).to_list())
+            for c in config.get("slices") or []}
+
+
+def signature(task: Task, data: Data, objective: str) -> dict[str, Any]:
+    """What serving needs to rebuild the inputs and read the outputs (`objective` names what
+    the model optimises: xgboost's objective, or a plugin's own word)."""
+    signature: dict[str, Any] = {
+        "task": task.config["task"], "features": task.config["features"], "key": data.key,
+        "inputs": [i.as_json() for i in data.inputs], "target": data.target.as_json(),
+        "objective": objective,
+    }
+    if data.target.classes:
+        signature["classes"] = list(data.target.classes)
+    if len(data.target.classes) == 2:
+        signature["positive_class"] = data.target.classes[1]  # predictions' "probability" is of this class
+    return signature
+
+
+def predictions(data: Data, pred: np.ndarray) -> pl.DataFrame:
+    """The held-out rows: key, target, prediction and class probabilities."""
+    import numpy as np
+    import polars as pl
+
+    rows = data.frame[data.test].select([*data.key, data.target.name])
+    classes = list(data.target.classes)
+    if not classes:
+        return rows.with_columns(pl.Series("prediction", pred.astype(np.float64)))
+    labels = pl.Series("prediction", classes)
+    if pred.ndim == 1:
+        return rows.with_columns(labels.gather((pred >= 0.5).astype(np.int64)),
+                                 pl.Series("probability", pred.astype(np.float64)))
+    probabilities = [pl.Series(f"probability_{c}", pred[:, i].astype(np.float64)) for i, c in enumerate(classes)]
+    return rows.with_columns(labels.gather(np.argmax(pred, axis=1)), *probabilities)

@@ -139,6 +139,16 @@ def test_metrics_and_gates_fit_the_task(make_project: MakeProject, run_cli: RunC
     assert refused(run_cli, make_project({F: text})) == message + "1 error found\n"
 
 
+def test_a_gate_when_no_metric_named_fits_the_task_names_those_that_do(make_project: MakeProject,
+                                                                       run_cli: RunCli) -> None:
+    text = with_model_keys(REGRESSION, "    metrics: [auc]\n    gates: {auc: '>= 0.8'}\n")
+    assert refused(run_cli, make_project({F: text})).splitlines()[-3:] == [
+        "              ^",
+        "  hint: a regression model computes rmse, mae, r2",
+        "2 errors found",
+    ]
+
+
 def located(line: int, source: str, token: str, key: str, message: str, hint: str) -> str:
     """The rendered error at the first `token` of the source line."""
     col = source.index(token) + 1

@@ -44,4 +44,6 @@ def _gate_message(metric: str, task: str, computed: list[str]) -> str:
 def _gate_hint(metric: str, task: str, applies: tuple[str, ...], computed: list[str]) -> str:
     if metric in applies:
         return f"add '{metric}' to metrics"
+    if not computed:  # every metric named is wrong for the task: those are reported too
+        return f"a {task} model computes {', '.join(applies)}"
     return did_you_mean(metric, computed) or f"gate one of {', '.join(computed)}"

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlmake.core.errors import Span
-from mlmake.core.kind import NodeDecl, Ref, Task, build_dir
+from mlmake.core.errors import Diagnostic, Span
+from mlmake.core.kind import ItemCheck, ItemPaths, NodeDecl, Ref, Task, build_dir, dep_files, load_fragment
 from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node_config
 
 SECTION = "deploy"
@@ -85,3 +85,32 @@ def task_folder(task: Task) -> str:
 def store_note(manifest: dict[str, Any]) -> str:
     store = manifest.get("store")
     return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""
+
+
+class ServingKind:
+    """What the http and docker kinds share (they differ in `name`, the folder of their schema
+    fragment, and `run`): a target that serves its model, and copies its keyed feature set."""
+
+    section = SECTION
+    default = False
+    word = "deploy target"
+    recipe = RECIPE
+    libraries: tuple[str, ...] = LIBRARIES
+    item_type = Target
+    name: str
+    fragment: str  # the kind's module file: its item.schema.json lies beside it
+
+    def item_schema(self) -> dict[str, Any]:
+        return load_fragment(self.fragment)
+
+    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> Target:
+        return parse(name, span, data)
+
+    def paths(self, item: ItemCheck) -> ItemPaths:
+        return ItemPaths(inputs=dep_files(item))
+
+    def check(self, item: ItemCheck) -> list[Diagnostic]:
+        return []
+
+    def declare(self, project: Project, item: Target) -> NodeDecl:
+        return declare(self.name, project, item, keyed_table(project, item))

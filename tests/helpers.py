@@ -160,3 +160,13 @@ def build(run_cli: Callable[..., Result], root: Path, *args: str) -> tuple[Resul
     added = [r for r in run_records(run_cli, root) if (r["run_id"], r["node"]) not in before]
     assert len({r["run_id"] for r in added}) <= 1, added  # one build, one run id
     return result, {r["node"]: r["status"] for r in added}
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+# tests of what a user without the reference plugin sees cannot hold where it is installed
+SKLEARN_PLUGIN_INSTALLED = _installed("mlmake_sklearn")

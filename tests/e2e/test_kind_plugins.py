@@ -13,6 +13,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from tests.helpers import SKLEARN_PLUGIN_INSTALLED
+
 NOTE_KIND = '''
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +175,7 @@ def test_a_plugin_that_fails_to_import_is_an_error_not_a_crash(tmp_path: Path) -
                              "note = mlmake_notes:KIND): ImportError: needs sklearn\n")
 
 
+@pytest.mark.skipif(SKLEARN_PLUGIN_INSTALLED, reason="mlmake-sklearn is installed in this environment")
 def test_a_kind_whose_plugin_is_not_installed_says_so(tmp_path: Path) -> None:
     text = "version: 1\nproject: p\ndatasets:\n  t: {path: t.csv}\nmodels:\n" \
            "  m: {kind: sklearn, features: t, target: y, task: binary}\n"

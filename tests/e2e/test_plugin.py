@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.helpers import copy_example
+from tests.helpers import SKLEARN_PLUGIN_INSTALLED, copy_example
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "examples" / "plugins" / "mlmake-sklearn"
@@ -306,6 +306,7 @@ def test_loading_the_kinds_imports_no_heavy_library(python: Path) -> None:
     assert done.stdout == "['dataset', 'features', 'model', 'cmd', 'http', 'batch', 'docker', 'sklearn']\n[]\n"
 
 
+@pytest.mark.skipif(SKLEARN_PLUGIN_INSTALLED, reason="mlmake-sklearn is installed in this environment")
 def test_without_the_plugin_validate_says_its_kind_needs_installing(tmp_path: Path) -> None:
     """The test interpreter has no mlmake-sklearn: `kind: sklearn` is a located error, not a crash."""
     from tests.helpers import run_cli

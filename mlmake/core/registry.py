@@ -27,6 +27,7 @@ BUILTIN = (
     ("docker", "mlmake.kinds.docker:KIND"),
 )
 BUILTIN_ORIGIN = "mlmake"
+RESERVED = ("version", "project", "description", "params", "environments", "remote")  # the file's own keys
 
 
 class KindError(MlmakeError):
@@ -175,6 +176,9 @@ def _check_unique(entries: list[Registered]) -> None:
     defaults: dict[str, Registered] = {}
     for entry in entries:
         kind = entry.kind
+        if kind.section in RESERVED:
+            raise KindError(f"the kind '{kind.name}' from {entry.origin} claims the section '{kind.section}', "
+                            "which is a key of every project file; a kind needs a section of its own")
         if kind.name in names:
             raise KindError(f"two kinds are named '{kind.name}': one from {names[kind.name].origin}, "
                             f"one from {entry.origin}; uninstall one of them")

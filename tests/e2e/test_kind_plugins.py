@@ -154,6 +154,16 @@ def test_two_kinds_claiming_one_section_name_both_distributions(tmp_path: Path) 
         "sets default = False\n")
 
 
+def test_a_kind_claiming_one_of_the_files_own_keys_is_refused(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    install(site, "mlmake-notes", "mlmake_notes", NOTE_KIND.replace('section = "notes"', 'section = "params"'),
+            "note = mlmake_notes:KIND")
+    result = mlmake(project(tmp_path), site, "validate")
+    assert (result.returncode, result.stderr) == (1, (
+        "error: the kind 'note' from mlmake-notes 0.1 (entry point note = mlmake_notes:KIND) claims the section "
+        "'params', which is a key of every project file; a kind needs a section of its own\n"))
+
+
 def test_two_kinds_with_one_name_name_both_distributions(tmp_path: Path) -> None:
     site = tmp_path / "site"
     install(site, "mlmake-notes", "mlmake_notes", NOTE_KIND, "note = mlmake_notes:KIND")

@@ -6,6 +6,7 @@ model trains, so planning never pays for it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, Span
@@ -47,8 +48,7 @@ class ModelKind:
         return ItemPaths(inputs=dep_files(item))
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
-        typed = self.item_schema()["$defs"]["xgboost_params"]["properties"]
-        return check.check(item, typed)
+        return check.check(item, _typed_params())
 
     def declare(self, project: Project, item: Model) -> NodeDecl:
         ref = Ref(item.features, (self.section, item.name, "features"), TABLES)
@@ -64,6 +64,12 @@ class ModelKind:
         from mlmake.kinds.model.recipe import run as recipe
 
         return recipe(task)
+
+
+@cache
+def _typed_params() -> frozenset[str]:
+    """The xgboost params with a key of their own in the fragment (read once, not per model)."""
+    return frozenset(load_fragment(__file__)["$defs"]["xgboost_params"]["properties"])
 
 
 KIND: Kind[Model] = ModelKind()

@@ -3,14 +3,14 @@ xgboost params passed through `extra` that have a checked key of their own."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
 
 from mlmake.core.errors import Diagnostic, did_you_mean
 from mlmake.core.kind import ItemCheck
 from mlmake.ml.metrics import DEFAULT_METRICS, TASK_METRICS
 
 
-def check(item: ItemCheck, typed_params: dict[str, Any]) -> list[Diagnostic]:
+def check(item: ItemCheck, typed_params: Collection[str]) -> list[Diagnostic]:
     model = item.data
     task = model.get("task")
     if task not in TASK_METRICS:

@@ -14,11 +14,12 @@ from typing import Literal
 from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
 from mlmake.state.fingerprint import Components, Lineage
-from mlmake.state.hashing import canonical
+from mlmake.state.hashing import UNSET, canonical
 
 ReasonCode = Literal[
     "new", "forced", "config", "param", "config_added", "config_removed", "recipe", "library",
-    "input", "input_added", "input_removed", "input_missing", "code", "code_added", "code_missing",
+    "input", "input_added", "input_removed", "input_missing", "code", "code_added", "code_missing", "code_reformatted",
+    "env", "env_added", "env_removed",
     "upstream", "upstream_added", "upstream_removed", "upstream_pending", "lineage",
     "output_missing", "output_modified", "outputs_moved", "removed", "cached",
     "gate", "gate_added", "gate_removed", "component", "fingerprint",
@@ -53,6 +54,10 @@ class Reason:
             "code": f"code {s} changed" if _is_code(s) else f"{s} changed",
             "code_added": f"code {s} added" if _is_code(s) else f"{s} added",
             "code_missing": f"code {s} is missing",
+            "code_reformatted": f"code {s} reformatted, same meaning",
+            "env": _env_change(s, self.old, self.new),
+            "env_added": f"env {s} now declared",
+            "env_removed": f"env {s} no longer declared",
             "upstream": f"upstream {s} changed",
             "upstream_added": f"now depends on {s}",
             "upstream_removed": f"no longer depends on {s}",
@@ -89,7 +94,7 @@ def differences(old: Components, new: Components, decl: NodeDecl) -> list[Reason
             if canonical(old.value(name)) != canonical(new.value(name))]
 
 
-_BY_DIFF = ("params", "config", "recipe", "libraries", "inputs", "code", "upstream", "lineage")  # diff's order
+_BY_DIFF = ("params", "config", "recipe", "libraries", "inputs", "code", "env", "upstream", "lineage")  # diff's order
 
 
 def explain(reasons: list[Reason], decl: NodeDecl) -> list[Reason]:
@@ -144,6 +149,7 @@ def diff(old: Components, new: Components, kind: str = "") -> list[Reason]:
             reasons.append(Reason("library", name, a, b))
     reasons += _diff_files(old.inputs, new.inputs, "input")
     reasons += _diff_files(old.code, new.code, "code")
+    reasons += _diff_env(old.env, new.env)
     reasons += _diff_upstream(old.upstream, new.upstream)
     reasons += _diff_lineage(old.lineage, new.lineage)
     return reasons
@@ -193,6 +199,27 @@ def _diff_files(old: Mapping[str, str], new: Mapping[str, str], kind: str) -> li
         elif old[path] != new[path]:
             out.append(Reason(changed, path, old[path], new[path]))
     return out
+
+
+def _diff_env(old: Mapping[str, str], new: Mapping[str, str]) -> list[Reason]:
+    """Declared variables by the hashes of their values: the plan never shows a value."""
+    out: list[Reason] = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            out.append(Reason("env_added", name, None, new[name]))
+        elif name not in new:
+            out.append(Reason("env_removed", name, old[name], None))
+        elif old[name] != new[name]:
+            out.append(Reason("env", name, old[name], new[name]))
+    return out
+
+
+def _env_change(name: str, old: Json, new: Json) -> str:
+    if old == UNSET:
+        return f"env {name} set (was unset)"
+    if new == UNSET:
+        return f"env {name} unset (was set)"
+    return f"env {name} changed"
 
 
 def _diff_upstream(old: Mapping[str, Mapping[str, str]], new: Mapping[str, Mapping[str, str]]) -> list[Reason]:

@@ -34,10 +34,16 @@ TAIL_LINES = 20
 STOP_GRACE_S = 5.0
 WAIT_SLICE_S = 0.2
 CODE_SUFFIXES = (".py", ".sh", ".r", ".jl", ".js", ".ts", ".rb", ".pl", ".ipynb")
-# what every command sees besides its declared `env:`: where programs and libraries are, the
-# user, the locale, the time zone and the temporary folder (README "Declared environment")
-PASSED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
-          "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH", "PYTHONIOENCODING", "PYTHONUTF8",
+# what every command sees besides its declared `env:`: what describes the machine, not the
+# experiment (README "Declared environment"): where programs, libraries and the temporary folder
+# are, the user, the locale and time zone, the network's proxies and certificates, and how the
+# interpreter writes (not what it imports: PYTHONPATH, PYTHONHASHSEED must be declared)
+PASSED = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
+          "XDG_CACHE_HOME", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH",
+          "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+          "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+          "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8",
+          "PYTHONNOUSERSITE", "PYTHONFAULTHANDLER",
           "SYSTEMROOT", "WINDIR", "COMSPEC", "PATHEXT")
 PASSED_PREFIXES = ("LC_",)
 

@@ -24,8 +24,8 @@ missed one)."""
 from __future__ import annotations
 
 import ast
+import re
 import warnings
-from collections.abc import Iterator
 
 FORM_VERSION = 1  # bump when the normal form changes: every python file then reads as changed
 _READS_DOCS = frozenset({"__doc__", "getdoc", "help", "pydoc", "doctest", "click", "typer", "fire", "argh",
@@ -44,60 +44,62 @@ def normal_form(source: bytes) -> bytes | None:
             tree = ast.parse(source)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
-    names = set(_names(tree))
-    if names & _READS_SOURCE:
-        return None
     out = [f"mlmake-python-form {FORM_VERSION}\n"]
+    docs: list[tuple[int, int]] = []  # where each docstring is in out
     try:
-        _write(tree, out, keep_docs=bool(names & _READS_DOCS))
+        _write(tree, out, docs)
     except RecursionError:  # nested past the interpreter's depth: hash the bytes instead
         return None
+    names = _names("".join(out))
+    if names & _READS_SOURCE:
+        return None
+    if not names & _READS_DOCS:
+        for start, end in reversed(docs):
+            del out[start:end]
     return "".join(out).encode("utf-8", "backslashreplace")
 
 
-def _names(tree: ast.AST) -> Iterator[str]:
-    """Every identifier the file uses, every module part it imports and every short string
-    (`getattr(f, "__doc__")`)."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            yield node.id
-        elif isinstance(node, ast.Attribute):
-            yield node.attr
-        elif isinstance(node, ast.alias):
-            yield from node.name.split(".")
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            yield from node.module.split(".")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 40:
-            yield node.value
+def _names(form: str) -> set[str]:
+    """Every identifier, attribute, imported module part and short name-like string of the
+    form (`getattr(f, "__doc__")` too)."""
+    return {part for match in _NAME.findall(form) for part in match.split(".")}
 
 
-def _write(node: object, out: list[str], *, keep_docs: bool) -> None:
+_NAME = re.compile(r"str:'([A-Za-z_][A-Za-z0-9_.]{0,60})'")
+
+
+def _write(node: object, out: list[str], docs: list[tuple[int, int]]) -> None:
     if isinstance(node, ast.AST):
         out.append(type(node).__name__ + "(")
         for name in node._fields:
             value = getattr(node, name, None)
-            if name == "body" and not keep_docs and isinstance(node, _WITH_DOCSTRING):
-                value = _without_docstring(value)
             if name in _SKIPPED or value is None or (isinstance(value, list) and not value):
                 continue
             out.append(name + "=")
-            _write(value, out, keep_docs=keep_docs)
+            if name == "body" and isinstance(node, _WITH_DOCSTRING) and _is_docstring(value[0]):
+                out.append("[")
+                start = len(out)
+                _write(value[0], out, docs)
+                out.append(",")
+                docs.append((start, len(out)))
+                _write_items(value[1:], out, docs)
+                out.append("]")
+            else:
+                _write(value, out, docs)
             out.append(",")
         out.append(")")
     elif isinstance(node, list):
         out.append("[")
-        for item in node:
-            _write(item, out, keep_docs=keep_docs)
-            out.append(",")
+        _write_items(node, out, docs)
         out.append("]")
     else:  # a constant, an identifier, a number: its type and repr tell `1`, `1.0` and `True` apart
         out.append(f"{type(node).__name__}:{node!r}")
 
 
-def _without_docstring(body: object) -> object:
-    if isinstance(body, list) and body and _is_docstring(body[0]):
-        return body[1:]
-    return body
+def _write_items(items: list[object], out: list[str], docs: list[tuple[int, int]]) -> None:
+    for item in items:
+        _write(item, out, docs)
+        out.append(",")
 
 
 def _is_docstring(statement: object) -> bool:

@@ -19,6 +19,7 @@ from mlmake.building.seams import Done, Seams
 from mlmake.core.errors import BuildError, Interrupted
 from mlmake.core.graph import Graph
 from mlmake.core.kind import Task
+from mlmake.planning.columns import fresh_note
 from mlmake.planning.plan import (
     ABSENT,
     BUILD,
@@ -51,6 +52,7 @@ class Builder:
     def __init__(self, plan: Plan, graph: Graph, options: Options, seams: Seams, commit: Commit) -> None:
         self.plan, self.graph, self.options, self.seams, self.commit = plan, graph, options, seams, commit
         self.reporter = seams.reporter
+        self.before = commit.lock  # the lock as planned: what an early cutoff compares with
         self.outcome = Outcome()
         self.todo = self._todo()
         self.busy = set(self.todo)  # started or waiting, not ended: what a node must wait for
@@ -135,8 +137,9 @@ class Builder:
 
     def _without_running(self, step: Decision) -> Finished | None:
         """How a node ends without running its recipe; None when it must run."""
-        if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes
-            return Finished("fresh", "up to date (upstream output unchanged)")
+        if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes, or columns not read
+            note = fresh_note(self.graph.nodes[step.address], self.graph, self.before, self.commit.lock)
+            return Finished("fresh", f"up to date ({note or 'upstream output unchanged'})")
         if step.action == CHECK and (judged := self.commit.rejudged(step)) is not None:
             return judged
         if step.action in (RESTORE, ABSENT, CHECK):

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, Protocol
 
 from mlmake.core import gates
+from mlmake.core.columns import as_recorded
 from mlmake.core.graph import Graph
 from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
+from mlmake.planning.columns import column_uses, read_columns, upstream_hashes
 from mlmake.planning.reasons import Reason, ReasonCode, diff, differences, explain
 from mlmake.state.fingerprint import Components, Lineage, fingerprint
 from mlmake.state.hashing import Digest, library_version
@@ -111,6 +113,7 @@ def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files,
     the fingerprints already decided in this plan (the lock's stand in for the others)."""
     sources = graph.files[decl.address]
     code = set(decl.code)
+    uses = column_uses(decl, graph)
     return Components(
         config=decl.config,
         params=decl.params,
@@ -118,14 +121,9 @@ def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files,
         libraries={name: library_version(name) for name in decl.libraries},
         inputs={p: files.source_digest(p).hash for p in sources if p not in code},
         code={p: files.source_digest(p).hash for p in sources if p in code},
-        upstream={u: _upstream_hashes(lock.get(u), outs) for u, outs in graph.uses[decl.address].items()},
+        upstream={u: upstream_hashes(lock.get(u), outs, uses.get(u)) for u, outs in graph.uses[decl.address].items()},
         lineage=_lineage(decl.address, graph, lock, current or {}) if decl.lineage else None,
     )
-
-
-def _upstream_hashes(entry: Entry | None, outputs: tuple[str, ...]) -> dict[str, str]:
-    recorded = entry.outputs if entry else {}
-    return {o: str(recorded.get(o, {}).get("hash", "")) for o in outputs}
 
 
 def _lineage(address: str, graph: Graph, lock: Lock, current: Mapping[str, str]) -> Lineage:
@@ -162,8 +160,14 @@ def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[
     if reasons:
         return _with(step, BUILD, *reasons)
     if waiting:
-        return _with(step, MAYBE, *(Reason("upstream_pending", u) for u in sorted(waiting)))
+        return _with(step, MAYBE, *(_pending(decl, graph, lock, u) for u in sorted(waiting)))
     return _check_gates(_check_outputs(step, decl, entry, files), entry)
+
+
+def _pending(decl: NodeDecl, graph: Graph, lock: Lock, upstream: str) -> Reason:
+    """An upstream that will rebuild, with the columns the node reads of it (if by column)."""
+    read = read_columns(lock.get(upstream), column_uses(decl, graph).get(upstream))
+    return Reason("upstream_pending", upstream, None, list(read) if read else None)
 
 
 def _changes(entry: Entry, comps: Components, decl: NodeDecl) -> list[Reason]:
@@ -273,6 +277,6 @@ def _hit(step: Decision, decl: NodeDecl, cache: Cache) -> Hit | None:
 
 
 def _restored_entry(step: Decision, hit: Hit) -> Entry:
-    outputs = {p: {"hash": o.get("hash", ""), "size": o.get("size", 0)} for p, o in hit.outputs.items()}
+    outputs = {p: as_recorded(o) for p, o in hit.outputs.items()}
     return Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components, outputs=outputs,
                  metrics=hit.metrics, gates=dict(step.gates))

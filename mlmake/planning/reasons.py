@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from mlmake.core.columns import changed_columns
 from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
 from mlmake.state.fingerprint import Components, Lineage
@@ -33,7 +34,7 @@ class Reason:
     subject: str = ""
     old: Json = None
     new: Json = None
-    note: str = ""  # a gate's verdict on the recorded metrics
+    note: str = ""  # a gate's verdict on the recorded metrics; the columns of an upstream that changed
 
     def text(self) -> str:
         s, old, new = self.subject, _show(self.old), _show(self.new)
@@ -53,10 +54,12 @@ class Reason:
             "code": f"code {s} changed" if _is_code(s) else f"{s} changed",
             "code_added": f"code {s} added" if _is_code(s) else f"{s} added",
             "code_missing": f"code {s} is missing",
-            "upstream": f"upstream {s} changed",
+            "upstream": f"upstream {s} changed" + (f": {self.note}" if self.note else ""),
             "upstream_added": f"now depends on {s}",
             "upstream_removed": f"no longer depends on {s}",
-            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if its output changes",
+            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if "
+                                + (f"columns {', '.join(map(str, self.new))} change" if isinstance(self.new, list)
+                                   else "its output changes"),
             "output_missing": f"output {s} missing",
             "output_modified": f"output {s} modified since it was built",
             "removed": "no longer in mlproject.yaml",
@@ -203,7 +206,7 @@ def _diff_upstream(old: Mapping[str, Mapping[str, str]], new: Mapping[str, Mappi
         elif address not in new:
             out.append(Reason("upstream_removed", address))
         elif old[address] != new[address]:
-            out.append(Reason("upstream", address))
+            out.append(Reason("upstream", address, note=changed_columns(old[address], new[address])))
     return out
 
 

@@ -125,7 +125,8 @@ def test_an_unread_column_added_stops_at_the_dataset(run_cli: RunCli, root: Path
         "  skip models.churn: up to date (upstream output unchanged)",
         "Build: 2 built, 2 up to date."]
     assert plan_lines(run_cli, root) == UP_TO_DATE
-    assert build_lines(run_cli, root) == ["Nothing to build: every node is up to date.", "Build: 0 built, 4 up to date."]
+    assert build_lines(run_cli, root) == ["Nothing to build: every node is up to date.",
+                                          "Build: 0 built, 4 up to date."]
 
 
 def test_an_unread_column_changed_stops_at_the_dataset(run_cli: RunCli, root: Path) -> None:

@@ -127,7 +127,7 @@ class Builder:
         step = decide(decl, self.graph, self.commit.lock, self.seams.files, cache=self.seams.cache, forced=forced)
         finished = self._without_running(step)
         if finished is not None:
-            self._ended(step.address, finished)
+            self._ended(step.address, self._cut_off_by_column(step, finished))
             return
         step = _to_build(step)
         task = self._task(step)
@@ -135,11 +135,17 @@ class Builder:
         self.reporter.node_started(step)
         self.running[self.seams.runner.submit(task)] = Running(step, task, time.time())
 
+    def _cut_off_by_column(self, step: Decision, finished: Finished) -> Finished:
+        """An early cutoff where upstream columns the node does not read changed says which."""
+        if step.action != FRESH:
+            return finished
+        note = fresh_note(self.graph.nodes[step.address], self.graph, self.before, self.commit.lock)
+        return replace(finished, message=f"up to date ({note})") if note else finished
+
     def _without_running(self, step: Decision) -> Finished | None:
         """How a node ends without running its recipe; None when it must run."""
-        if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes, or columns not read
-            note = fresh_note(self.graph.nodes[step.address], self.graph, self.before, self.commit.lock)
-            return Finished("fresh", f"up to date ({note or 'upstream output unchanged'})")
+        if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes
+            return Finished("fresh", "up to date (upstream output unchanged)")
         if step.action == CHECK and (judged := self.commit.rejudged(step)) is not None:
             return judged
         if step.action in (RESTORE, ABSENT, CHECK):

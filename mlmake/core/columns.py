@@ -15,6 +15,7 @@ from mlmake.core.plain import Json
 
 COLUMNS = "columns"  # an output's recorded column hashes: name → hash
 LAYOUT = "layout"  # an output's recorded layout hash: its column names in order and its key
+SHOWN = 3  # the changed columns a reason names; the others are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +109,6 @@ def changed_columns(old: Mapping[str, str], new: Mapping[str, str]) -> str:
     if not keys or not all(k.endswith("]") and "[" in k for k in keys):
         return ""
     names = [k[k.index("[") + 1:-1] for k in keys]
+    if len(names) > SHOWN:
+        return f"columns {', '.join(names[:SHOWN])} and {len(names) - SHOWN} more"
     return f"column{'s' if len(names) > 1 else ''} {', '.join(names)}"

@@ -141,7 +141,19 @@ def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *, cache: Cac
            pending: Iterable[str] = (), forced: bool = False, current: Mapping[str, str] | None = None) -> Decision:
     """The decision for one node, given which of its upstream nodes will rebuild."""
     step = _judge(decl, graph, lock, files, set(pending), forced, current)
-    return _use_cache(step, decl, cache or NoCache(), forced=forced)
+    return _use_cache(_columns_awaited(step, decl, graph, lock), decl, cache or NoCache(), forced=forced)
+
+
+def _columns_awaited(step: Decision, decl: NodeDecl, graph: Graph, lock: Lock) -> Decision:
+    """A node waiting on upstream tables it reads by column names the columns it waits on."""
+    if step.action != MAYBE:
+        return step
+    uses = column_uses(decl, graph)
+    reasons = []
+    for r in step.reasons:
+        read = read_columns(lock.get(r.subject), uses.get(r.subject)) if r.code == "upstream_pending" else []
+        reasons.append(replace(r, new=list(read)) if read else r)
+    return replace(step, reasons=tuple(reasons))
 
 
 def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[str], forced: bool,
@@ -160,14 +172,8 @@ def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[
     if reasons:
         return _with(step, BUILD, *reasons)
     if waiting:
-        return _with(step, MAYBE, *(_pending(decl, graph, lock, u) for u in sorted(waiting)))
+        return _with(step, MAYBE, *(Reason("upstream_pending", u) for u in sorted(waiting)))
     return _check_gates(_check_outputs(step, decl, entry, files), entry)
-
-
-def _pending(decl: NodeDecl, graph: Graph, lock: Lock, upstream: str) -> Reason:
-    """An upstream that will rebuild, with the columns the node reads of it (if by column)."""
-    read = read_columns(lock.get(upstream), column_uses(decl, graph).get(upstream))
-    return Reason("upstream_pending", upstream, None, list(read) if read else None)
 
 
 def _changes(entry: Entry, comps: Components, decl: NodeDecl) -> list[Reason]:

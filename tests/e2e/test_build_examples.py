@@ -240,7 +240,8 @@ def test_editing_the_raw_csv_rebuilds_dataset_features_and_model(run_cli: RunCli
     assert ran == dict.fromkeys(rebuilt, "built")
     assert started(result.stdout)[:3] == [
         "datasets.penguins  (data/penguins.csv changed)",
-        "features.penguin_features  (upstream datasets.penguins changed)",
+        "features.penguin_features  (upstream datasets.penguins changed: columns species, island, bill_length_mm "
+        "and 4 more)",
         "models.species  (upstream features.penguin_features changed)"]
     assert json.loads((root / "build" / "datasets" / "penguins" / "contract.json").read_text())["rows"] == 345
     assert plan_exit(run_cli, root) == 0

@@ -65,6 +65,7 @@ def test_unread_changes_name_what_changed_and_is_not_read() -> None:
 def test_changed_columns_name_the_columns_only_when_only_columns_differ() -> None:
     assert changed_columns({f"{OUT}[a]": "1", f"{OUT}[b]": "2"}, {f"{OUT}[a]": "3", f"{OUT}[b]": "2"}) == "column a"
     assert changed_columns({f"{OUT}[a]": "1"}, {f"{OUT}[a]": "3", f"{OUT}[c]": "4"}) == "columns a, c"
+    assert changed_columns({}, {f"{OUT}[{c}]": "1" for c in "abcde"}) == "columns a, b, c and 2 more"
     assert changed_columns({OUT: "1"}, {f"{OUT}[a]": "3"}) == ""
     assert changed_columns({f"{OUT}.layout": "1"}, {f"{OUT}.layout": "2"}) == ""
 

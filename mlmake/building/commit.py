@@ -115,7 +115,7 @@ class Commit:
             return {}, done.error or "the recipe failed"
         if problem := self._refusal(step, done.metrics):
             return {}, problem
-        return self._place(step, task)
+        return self._place(step, task, done.tables)
 
     def _refusal(self, step: Decision, metrics: dict[str, Any]) -> str:
         """Why a node that ran must not be recorded as built ('' when nothing): an input moved,
@@ -125,7 +125,7 @@ class Commit:
             return MOVED
         return self.judge.failures(step.address, metrics)
 
-    def _place(self, step: Decision, task: Task) -> tuple[Outputs, str]:
+    def _place(self, step: Decision, task: Task, tables: Outputs) -> tuple[Outputs, str]:
         """The node's outputs moved into place and hashed, or why they cannot be."""
         decl, workspace = self.graph.nodes[step.address], self.seams.workspace
         outputs: Outputs = {}
@@ -135,7 +135,7 @@ class Commit:
             digest = self.seams.files.digest(out)
             if not digest.exists:
                 return {}, f"declared output '{out}' was not written"
-            outputs[out] = {"hash": digest.hash, "size": digest.size}
+            outputs[out] = {"hash": digest.hash, "size": digest.size, **tables.get(out, {})}
         workspace.discard(step.address)
         return outputs, ""
 

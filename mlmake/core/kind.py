@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from mlmake.core.columns import ColumnUse
 from mlmake.core.errors import Diagnostic, Span
 from mlmake.core.source import Document, Path
 
@@ -22,11 +23,13 @@ class Ref:
     """A reference to another node, with the key that makes it.
 
     `name` is a full address when `sections` is empty, else a bare name looked
-    up in those sections in order (a feature's `from: [customers]`)."""
+    up in those sections in order (a feature's `from: [customers]`). `columns`: the columns
+    of that table the node reads, when its kind can tell (None: the whole table)."""
 
     name: str
     key: Path
     sections: tuple[str, ...] = ()
+    columns: ColumnUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class Result:
     """What a recipe reports back besides its files."""
 
     metrics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # output → its column record (core.columns)
 
 
 # --- the kind interface ----------------------------------------------------------------

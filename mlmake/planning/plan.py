@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, Protocol
 
 from mlmake.core import gates
+from mlmake.core.columns import as_recorded
 from mlmake.core.graph import Graph
 from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
+from mlmake.planning.columns import column_uses, read_columns, upstream_hashes
 from mlmake.planning.reasons import Reason, ReasonCode, diff, differences, explain
 from mlmake.state.fingerprint import Components, Lineage, fingerprint
 from mlmake.state.hashing import CodeDigest, Digest, env_hash, library_version
@@ -115,6 +117,7 @@ def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files,
     the fingerprints already decided in this plan (the lock's stand in for the others)."""
     sources = graph.files[decl.address]
     code = set(decl.code)
+    uses = column_uses(decl, graph)
     return Components(
         config=decl.config,
         params=decl.params,
@@ -123,7 +126,7 @@ def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files,
         inputs={p: files.source_digest(p).hash for p in sources if p not in code},
         code={p: files.code_digest(p).hash for p in sources if p in code},
         env={name: env_hash(name, os.environ.get(name)) for name in decl.env},
-        upstream={u: _upstream_hashes(lock.get(u), outs) for u, outs in graph.uses[decl.address].items()},
+        upstream={u: upstream_hashes(lock.get(u), outs, uses.get(u)) for u, outs in graph.uses[decl.address].items()},
         lineage=_lineage(decl.address, graph, lock, current or {}) if decl.lineage else None,
     )
 
@@ -134,11 +137,6 @@ def code_bytes(decl: NodeDecl, graph: Graph, files: Files) -> dict[str, str]:
     code = set(decl.code)
     digests = {p: files.code_digest(p) for p in graph.files[decl.address] if p in code}
     return {p: d.bytes for p, d in digests.items() if d.bytes}
-
-
-def _upstream_hashes(entry: Entry | None, outputs: tuple[str, ...]) -> dict[str, str]:
-    recorded = entry.outputs if entry else {}
-    return {o: str(recorded.get(o, {}).get("hash", "")) for o in outputs}
 
 
 def _lineage(address: str, graph: Graph, lock: Lock, current: Mapping[str, str]) -> Lineage:
@@ -156,7 +154,19 @@ def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *, cache: Cac
            pending: Iterable[str] = (), forced: bool = False, current: Mapping[str, str] | None = None) -> Decision:
     """The decision for one node, given which of its upstream nodes will rebuild."""
     step = _judge(decl, graph, lock, files, set(pending), forced, current)
-    return _use_cache(step, decl, cache or NoCache(), forced=forced)
+    return _use_cache(_columns_awaited(step, decl, graph, lock), decl, cache or NoCache(), forced=forced)
+
+
+def _columns_awaited(step: Decision, decl: NodeDecl, graph: Graph, lock: Lock) -> Decision:
+    """A node waiting on upstream tables it reads by column names the columns it waits on."""
+    if step.action != MAYBE:
+        return step
+    uses = column_uses(decl, graph)
+    reasons = []
+    for r in step.reasons:
+        read = read_columns(lock.get(r.subject), uses.get(r.subject)) if r.code == "upstream_pending" else []
+        reasons.append(replace(r, new=list(read)) if read else r)
+    return replace(step, reasons=tuple(reasons))
 
 
 def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[str], forced: bool,
@@ -297,6 +307,6 @@ def _hit(step: Decision, decl: NodeDecl, cache: Cache) -> Hit | None:
 
 
 def _restored_entry(step: Decision, hit: Hit) -> Entry:
-    outputs = {p: {"hash": o.get("hash", ""), "size": o.get("size", 0)} for p, o in hit.outputs.items()}
+    outputs = {p: as_recorded(o) for p, o in hit.outputs.items()}
     return Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components, outputs=outputs,
                  metrics=hit.metrics, gates=dict(step.gates), code_bytes=dict(step.code_bytes))

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from mlmake.core.columns import changed_columns
 from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
 from mlmake.state.fingerprint import Components, Lineage
@@ -34,7 +35,7 @@ class Reason:
     subject: str = ""
     old: Json = None
     new: Json = None
-    note: str = ""  # a gate's verdict on the recorded metrics
+    note: str = ""  # a gate's verdict on the recorded metrics; the columns of an upstream that changed
 
     def text(self) -> str:
         s, old, new = self.subject, _show(self.old), _show(self.new)
@@ -58,10 +59,12 @@ class Reason:
             "env": _env_change(s, self.old, self.new),
             "env_added": f"env {s} now declared",
             "env_removed": f"env {s} no longer declared",
-            "upstream": f"upstream {s} changed",
+            "upstream": f"upstream {s} changed" + (f": {self.note}" if self.note else ""),
             "upstream_added": f"now depends on {s}",
             "upstream_removed": f"no longer depends on {s}",
-            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if its output changes",
+            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if "
+                                + (f"columns {', '.join(map(str, self.new))} change" if isinstance(self.new, list)
+                                   else "its output changes"),
             "output_missing": f"output {s} missing",
             "output_modified": f"output {s} modified since it was built",
             "removed": "no longer in mlproject.yaml",
@@ -230,7 +233,7 @@ def _diff_upstream(old: Mapping[str, Mapping[str, str]], new: Mapping[str, Mappi
         elif address not in new:
             out.append(Reason("upstream_removed", address))
         elif old[address] != new[address]:
-            out.append(Reason("upstream", address))
+            out.append(Reason("upstream", address, note=changed_columns(old[address], new[address])))
     return out
 
 

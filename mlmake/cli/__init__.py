@@ -198,5 +198,6 @@ from mlmake.cli import (  # noqa: E402,F401
     cmd_import,
     cmd_planning,
     cmd_project,
+    cmd_registry,
     cmd_remote,
 )

@@ -5,6 +5,7 @@ the saves the store holds are kept."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mlmake.building.builder import Builder
@@ -36,10 +37,27 @@ def run_build(project: Project, graph: Graph, options: Options, runner: Runner, 
     store = Store.of(project, reporter.warn)  # DVC itself is imported when first used
     thread = BuildStore(Restorer(root, store, hasher, pull=options.pull, warn=reporter.warn))
     cache = BuildCache(root, store.location, thread, pull=options.pull)
-    return build(graph, options, Seams(hasher, thread, cache, LocalWorkspace(root), runner, reporter))
+    return build(graph, options, Seams(hasher, thread, cache, LocalWorkspace(root), runner, reporter),
+                 prepare=lambda plan: _bring_back_versions(root, graph, plan, store.location, reporter.warn))
 
 
-def build(graph: Graph, options: Options, seams: Seams) -> Outcome:
+def _bring_back_versions(root: Path, graph: Graph, plan: Plan, location: Location, warn: Callable[[str], None]) -> None:
+    """The registered versions the deploy targets to build follow, brought back before they run
+    (one that cannot be is named here, and its target fails saying why)."""
+    from mlmake.planning.plan import ABSENT, FRESH
+    from mlmake.remote.versions import bring_back_all
+
+    configs = [graph.nodes[s.address].config["registry"] for s in plan.steps
+               if s.action not in (FRESH, ABSENT) and "registry" in graph.nodes[s.address].config]
+    for config in configs:
+        try:
+            bring_back_all(root, [config], location, warn)
+        except MlmakeError as exc:
+            warn(str(exc))
+
+
+def build(graph: Graph, options: Options, seams: Seams,
+          prepare: Callable[[Plan], None] = lambda plan: None) -> Outcome:
     """One build under the project's build lock: the plan made, then run by the builder."""
     root = seams.workspace.root
     judge = Judge(graph, baseline(root, graph, options.baseline), seams.reporter.warn)
@@ -48,7 +66,9 @@ def build(graph: Graph, options: Options, seams: Seams) -> Outcome:
         seams.workspace.clean()
         commit = Commit(graph, read_lock(root), seams, judge, run)
         try:
-            return Builder(_plan(graph, options, seams, commit), graph, options, seams, commit).run()
+            plan = _plan(graph, options, seams, commit)
+            prepare(plan)
+            return Builder(plan, graph, options, seams, commit).run()
         finally:
             seams.files.save()
             for failure in seams.store.close():

@@ -1,15 +1,23 @@
 """What the deploy kinds (http, batch, docker) share: the item, and the references a target
 declares. A target depends on its model and, when it reads one, on a table: the batch input, or
 the keyed feature set an http/docker bundle copies into its online store. Its outputs record its
-name and every upstream fingerprint (lineage), so those are part of its fingerprint."""
+name and every upstream fingerprint (lineage), so those are part of its fingerprint.
+
+A target may follow the registry (`model: churn_xgb@production`, or a pinned `@v1.2.0`): it then
+does not depend on the model built in the workspace; its configuration holds the version that
+holds the stage (its name, fingerprint and outputs, from the version's git tag), so a promotion
+is what rebuilds it, and its recipe reads the version's outputs from the folder the build
+brought them back into (mlmake.remote.versions)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from mlmake.core.errors import Diagnostic, Span
+from mlmake.core.errors import Diagnostic, MlmakeError, NodeError, Span
 from mlmake.core.kind import ItemCheck, ItemPaths, NodeDecl, Ref, Task, build_dir, dep_files, load_fragment
 from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node_config
 
@@ -49,7 +57,11 @@ def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarg
 
 def declare(kind: str, project: Project, item: Target, table: str | None) -> NodeDecl:
     """A target's node: its model, the table it reads (if any), its folder and its output."""
-    refs = [Ref(item.model, (SECTION, item.name, "model"), MODELS)]
+    name, selector = split_model(item.model)
+    refs = [] if selector else [Ref(item.model, (SECTION, item.name, "model"), MODELS)]
+    config = {"kind": kind, **node_config(item)}
+    if selector:
+        config["registry"] = followed_version(project.root, name, selector)
     source = item.input if isinstance(item, BatchTarget) else None
     output = item.output if isinstance(item, BatchTarget) else None
     if source:
@@ -58,7 +70,7 @@ def declare(kind: str, project: Project, item: Target, table: str | None) -> Nod
         refs.append(Ref(table, (SECTION, item.name, "model"), TABLES))
     outputs = (build_dir(SECTION, item.name),) + ((output,) if output else ())
     return NodeDecl(
-        f"{SECTION}.{item.name}", kind, item.span, {"kind": kind, **node_config(item)}, tuple(refs),
+        f"{SECTION}.{item.name}", kind, item.span, config, tuple(refs),
         code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
         lineage=True,  # the manifest records the target's name and every upstream fingerprint
     )
@@ -66,7 +78,7 @@ def declare(kind: str, project: Project, item: Target, table: str | None) -> Nod
 
 def model_table(project: Project, item: Target) -> str | None:
     """The table its model trains on (None when the model is unknown: the graph reports that)."""
-    model = project.section("models").get(item.model)
+    model = project.section("models").get(split_model(item.model)[0])
     return str(model.features) if model is not None else None
 
 
@@ -110,7 +122,87 @@ class ServingKind:
         return ItemPaths(inputs=dep_files(item))
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
-        return []
+        return check_model(item)
 
     def declare(self, project: Project, item: Target) -> NodeDecl:
         return declare(self.name, project, item, keyed_table(project, item))
+
+
+# --- following the registry: `model: NAME@STAGE` or `NAME@vX.Y.Z` ----------------------
+
+
+def is_tolerated(root: Path) -> bool:
+    from mlmake.registry.versions import is_tolerated as tolerated
+
+    return tolerated(root)
+
+
+def split_model(model: str) -> tuple[str, str | None]:
+    """`churn_xgb@production` → ('churn_xgb', 'production'); a plain name has no selector."""
+    name, at, selector = model.partition("@")
+    return name, selector if at else None
+
+
+def _resolve(root: Path, name: str, selector: str) -> tuple[Any, str]:
+    """The registered version a selector names, or None with why."""
+    from mlmake.registry import read_registry
+
+    registry = read_registry(root)
+    if registry.repo is None:
+        return None, f"{root} is not in a git repository: versions and stages are git tags"
+    if selector.startswith("v") and selector[1:2].isdigit():
+        found = registry.find(name, selector)
+        known = ", ".join(v.version for v in registry.versions_of(name)) or "none"
+        return found, f"{name} has no registered version {selector} (registered: {known})"
+    found = registry.stage_version(name, selector)
+    stages = ", ".join(registry.known_stages(name)) or "none"
+    return found, f"no version of {name} holds the stage {selector!r} (stages used: {stages})"
+
+
+def check_model(item: ItemCheck) -> list[Diagnostic]:
+    """A target following the registry names a version that exists, recorded by mlmake."""
+    model = item.data.get("model")
+    name, selector = split_model(model) if isinstance(model, str) else ("", None)
+    if selector is None:
+        return []
+    found, why = _resolve(item.root, name, selector)
+    if found is None and is_tolerated(item.root):
+        return []
+    if found is None:
+        hint = (f"promote one: mlmake promote {name} VERSION --to {selector}" if not selector.startswith("v")
+                else f"see `mlmake registry {name}`")
+        return [item.problem(("model",), why, hint)]
+    if found.record is None:
+        return [item.problem(("model",), f"{name} {found.version} was not registered by mlmake: its tag "
+                             f"{found.tag} records no build to deploy", f"register a build: mlmake register {name}")]
+    return []
+
+
+def followed_version(root: Path, name: str, selector: str) -> dict[str, Any]:
+    """What a target following the registry fingerprints of its version."""
+    from mlmake.registry import version_folder
+
+    found, why = _resolve(root, name, selector)
+    if found is None and is_tolerated(root):
+        return {"stage": selector, "version": None}
+    if found is None or found.record is None:
+        raise MlmakeError(why)  # check_model reported it, located, before the graph was built
+    record = found.record
+    outputs = {p: {"hash": o.get("hash"), "md5": o.get("md5")} for p, o in sorted(record.outputs.items())}
+    first = next(iter(record.outputs), "")
+    return {"stage": None if selector.startswith("v") and selector[1:2].isdigit() else selector,
+            "version": found.version, "fingerprint": record.fingerprint, "outputs": outputs,
+            "folder": version_folder(record.fingerprint, first)}
+
+
+def followed(task: Task) -> Task:
+    """The task with its model read from the version's folder instead of the workspace."""
+    registry = task.config.get("registry")
+    if not registry:
+        return task
+    name = split_model(str(task.config["model"]))[0]
+    if not os.path.isdir(os.path.join(task.root, str(registry["folder"]))):
+        raise NodeError(f"{name} {registry['version']} (fingerprint {str(registry['fingerprint'])[:8]}) could not be "
+                        "brought back (the warning above says why)")
+    return replace(task, config={**task.config, "model": name},
+                   upstream={**task.upstream, f"models.{name}": [str(registry["folder"])]})

@@ -14,4 +14,11 @@ layer it reads (the lock at a commit). Git is run as a subprocess, never through
 from mlmake.registry.record import Record
 from mlmake.registry.versions import Registry, StageEvent, Version, read_registry
 
-__all__ = ["Record", "Registry", "StageEvent", "Version", "read_registry"]
+__all__ = ["FOLDER", "Record", "Registry", "StageEvent", "Version", "read_registry", "version_folder"]
+
+FOLDER = ".mlmake/registry"  # where a build brings back the outputs of the versions deploy targets follow
+
+
+def version_folder(fingerprint: str, output: str) -> str:
+    """The project-relative folder a version's output is brought back into (local state)."""
+    return f"{FOLDER}/{fingerprint}/{output}"

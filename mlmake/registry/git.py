@@ -95,16 +95,35 @@ def show_file(repo: Repo, commit: str, path: str) -> bytes | None:
     return out.stdout if out.returncode == 0 else None
 
 
-def _note_refs(top: Path) -> None:
+_COMMON: dict[Path, Path | None] = {}
+
+
+def ref_files(top: Path) -> list[str]:
     """The files a tag listing reads: a new, moved or packed tag changes one of them."""
-    try:
-        common = Path(git(top, "rev-parse", "--git-common-dir").strip())
-    except MlmakeError:
-        return
-    common = common if common.is_absolute() else top / common
-    memo.note(common / "packed-refs")
-    tags = common / "refs" / "tags"
-    memo.note(tags)
+    if top not in _COMMON:
+        try:
+            common = Path(git(top, "rev-parse", "--git-common-dir").strip())
+            _COMMON[top] = common if common.is_absolute() else top / common
+        except MlmakeError:
+            _COMMON[top] = None
+    common_dir = _COMMON[top]
+    if common_dir is None:
+        return []
+    tags = common_dir / "refs" / "tags"
+    found = [str(common_dir / "packed-refs"), str(tags)]
     for folder, dirs, files in os.walk(tags):
-        for name in dirs + files:
-            memo.note(os.path.join(folder, name))
+        found += [os.path.join(folder, name) for name in dirs + files]
+    return found
+
+
+RefsState = tuple[tuple[str, "list[int] | None"], ...]
+
+
+def refs_state(top: Path) -> RefsState:
+    """What tells that the tags changed, without reading them (the stat keys of their files)."""
+    return tuple((path, memo.stat_key(path)) for path in ref_files(top))
+
+
+def _note_refs(top: Path) -> None:
+    for path in ref_files(top):
+        memo.note(path)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlmake.core import memo
 from mlmake.registry import gto
-from mlmake.registry.git import GitTag, Repo, find_repo, list_tags
+from mlmake.registry.git import GitTag, RefsState, Repo, find_repo, list_tags, refs_state
 from mlmake.registry.record import Record, from_message
 
 
@@ -97,16 +98,35 @@ class Registry:
         return self.counters.get(model, 0) + 1
 
 
-_CACHE: dict[Path, Registry] = {}
+_CACHE: dict[Path, tuple[RefsState, Registry]] = {}
+_LENIENT: set[Path] = set()
+
+
+def tolerate_unresolved(root: Path) -> None:
+    """Deploy targets of this project that follow a stage no version holds yet are not errors in
+    this process (`mlmake register` loads the project before there is a version to promote)."""
+    _LENIENT.add(root.resolve())
+
+
+def is_tolerated(root: Path) -> bool:
+    return root.resolve() in _LENIENT
 
 
 def read_registry(root: Path, *, fresh: bool = False) -> Registry:
-    """The registry of the project at root (empty outside a git repository); read once per
-    process unless fresh (after writing a tag)."""
+    """The registry of the project at root (empty outside a git repository); read again only
+    when a tag file changed (or with fresh)."""
     key = root.resolve()
-    if fresh or key not in _CACHE:
-        _CACHE[key] = _read(key)
-    return _CACHE[key]
+    cached = _CACHE.get(key)
+    repo = cached[1].repo if cached is not None else None
+    if cached is not None and repo is not None and not fresh:
+        state = refs_state(repo.top)
+        if state == cached[0]:
+            for path, _ in state:
+                memo.note(path)
+            return cached[1]
+    registry = _read(key)
+    _CACHE[key] = (refs_state(registry.repo.top) if registry.repo is not None else (), registry)
+    return registry
 
 
 def _read(root: Path) -> Registry:

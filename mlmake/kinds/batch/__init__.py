@@ -34,7 +34,7 @@ class BatchKind:
         return ItemPaths(inputs=dep_files(item), outputs=outputs)
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
-        return []
+        return target.check_model(item)
 
     def declare(self, project: Project, item: BatchTarget) -> NodeDecl:
         return target.declare(self.name, project, item, target.model_table(project, item))
@@ -42,7 +42,7 @@ class BatchKind:
     def run(self, task: Task) -> Result:
         from mlmake.kinds.batch.recipe import score
 
-        return score(task)
+        return score(target.followed(task))
 
 
 KIND: Kind[BatchTarget] = BatchKind()

@@ -19,6 +19,8 @@ class DockerKind(ServingKind):
         from mlmake.ml.bundle import write_bundle
         from mlmake.ml.tables import log_line
 
+        task = target.followed(task)
+
         folder = task.staged(target.task_folder(task))
         bundle = os.path.join(folder, "bundle")
         os.makedirs(bundle)

@@ -15,6 +15,8 @@ class HttpKind(ServingKind):
 
     def run(self, task: Task) -> Result:
         from mlmake.ml.bundle import write_bundle
+
+        task = target.followed(task)
         from mlmake.ml.tables import log_line
 
         manifest = write_bundle(task, task.staged(target.task_folder(task)))

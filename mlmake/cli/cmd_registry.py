@@ -42,11 +42,9 @@ def register(ctx: click.Context, model: str, version: str | None, bump: str, env
     """
     from mlmake.planning.plan import ABSENT, FRESH
     from mlmake.registry.actions import register as register_version
-    from mlmake.registry.versions import tolerate_unresolved
 
     name = _model_name(model)
     address = f"models.{name}"
-    tolerate_unresolved(project_root(ctx))  # a target may follow a stage no version holds yet
     project, graph, lock, plan = plan_project(ctx, env, (), ())
     if address not in graph.nodes:
         raise MlmakeError(f"{address}: no such model in mlproject.yaml")

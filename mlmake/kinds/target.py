@@ -12,12 +12,12 @@ brought them back into (mlmake.remote.versions)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlmake.core.errors import Diagnostic, MlmakeError, NodeError, Span
+from mlmake.core.errors import Diagnostic, NodeError, Span
 from mlmake.core.kind import ItemCheck, ItemPaths, NodeDecl, Ref, Task, build_dir, dep_files, load_fragment
 from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node_config
 
@@ -122,19 +122,13 @@ class ServingKind:
         return ItemPaths(inputs=dep_files(item))
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
-        return check_model(item)
+        return []
 
     def declare(self, project: Project, item: Target) -> NodeDecl:
         return declare(self.name, project, item, keyed_table(project, item))
 
 
 # --- following the registry: `model: NAME@STAGE` or `NAME@vX.Y.Z` ----------------------
-
-
-def is_tolerated(root: Path) -> bool:
-    from mlmake.registry.versions import is_tolerated as tolerated
-
-    return tolerated(root)
 
 
 def split_model(model: str) -> tuple[str, str | None]:
@@ -159,23 +153,20 @@ def _resolve(root: Path, name: str, selector: str) -> tuple[Any, str]:
     return found, f"no version of {name} holds the stage {selector!r} (stages used: {stages})"
 
 
-def check_model(item: ItemCheck) -> list[Diagnostic]:
-    """A target following the registry names a version that exists, recorded by mlmake."""
-    model = item.data.get("model")
-    name, selector = split_model(model) if isinstance(model, str) else ("", None)
-    if selector is None:
-        return []
-    found, why = _resolve(item.root, name, selector)
-    if found is None and is_tolerated(item.root):
-        return []
-    if found is None:
-        hint = (f"promote one: mlmake promote {name} VERSION --to {selector}" if not selector.startswith("v")
-                else f"see `mlmake registry {name}`")
-        return [item.problem(("model",), why, hint)]
-    if found.record is None:
-        return [item.problem(("model",), f"{name} {found.version} was not registered by mlmake: its tag "
-                             f"{found.tag} records no build to deploy", f"register a build: mlmake register {name}")]
-    return []
+def follow_problems(project: Project, nodes: Mapping[str, NodeDecl], addresses: Iterable[str]) -> list[Diagnostic]:
+    """Located errors for the targets among `addresses` that follow a version the registry does
+    not have (`plan` and `build` refuse them; the rest of the project still plans and builds)."""
+    found = []
+    for address in addresses:
+        registry = nodes[address].config.get("registry") if address in nodes else None
+        if not registry or not registry.get("problem"):
+            continue
+        key = (*address.split(".", 1), "model")
+        if project.doc is not None:
+            found.append(project.doc.diagnostic(key, registry["problem"], registry["hint"]))
+        else:
+            found.append(Diagnostic(None, ".".join(key), registry["problem"], registry["hint"]))
+    return found
 
 
 def followed_version(root: Path, name: str, selector: str) -> dict[str, Any]:
@@ -183,16 +174,19 @@ def followed_version(root: Path, name: str, selector: str) -> dict[str, Any]:
     from mlmake.registry import version_folder
 
     found, why = _resolve(root, name, selector)
-    if found is None and is_tolerated(root):
-        return {"stage": selector, "version": None}
-    if found is None or found.record is None:
-        raise MlmakeError(why)  # check_model reported it, located, before the graph was built
+    pinned = selector.startswith("v") and selector[1:2].isdigit()
+    if found is None:
+        hint = (f"see `mlmake registry {name}`" if pinned
+                else f"promote one: mlmake promote {name} VERSION --to {selector}")
+        return {"stage": None if pinned else selector, "version": None, "problem": why, "hint": hint}
+    if found.record is None:
+        return {"stage": None if pinned else selector, "version": found.version, "hint": f"mlmake register {name}",
+                "problem": f"{name} {found.version} was not registered by mlmake: its tag {found.tag} records no build"}
     record = found.record
     outputs = {p: {"hash": o.get("hash"), "md5": o.get("md5")} for p, o in sorted(record.outputs.items())}
     first = next(iter(record.outputs), "")
-    return {"stage": None if selector.startswith("v") and selector[1:2].isdigit() else selector,
-            "version": found.version, "fingerprint": record.fingerprint, "outputs": outputs,
-            "folder": version_folder(record.fingerprint, first)}
+    return {"stage": None if pinned else selector, "version": found.version, "fingerprint": record.fingerprint,
+            "outputs": outputs, "folder": version_folder(record.fingerprint, first)}
 
 
 def followed(task: Task) -> Task:
@@ -201,6 +195,8 @@ def followed(task: Task) -> Task:
     if not registry:
         return task
     name = split_model(str(task.config["model"]))[0]
+    if registry.get("problem"):  # plan and build refuse it first
+        raise NodeError(str(registry["problem"]))
     if not os.path.isdir(os.path.join(task.root, str(registry["folder"]))):
         raise NodeError(f"{name} {registry['version']} (fingerprint {str(registry['fingerprint'])[:8]}) could not be "
                         "brought back (the warning above says why)")

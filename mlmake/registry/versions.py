@@ -99,17 +99,6 @@ class Registry:
 
 
 _CACHE: dict[Path, tuple[RefsState, Registry]] = {}
-_LENIENT: set[Path] = set()
-
-
-def tolerate_unresolved(root: Path) -> None:
-    """Deploy targets of this project that follow a stage no version holds yet are not errors in
-    this process (`mlmake register` loads the project before there is a version to promote)."""
-    _LENIENT.add(root.resolve())
-
-
-def is_tolerated(root: Path) -> bool:
-    return root.resolve() in _LENIENT
 
 
 def read_registry(root: Path, *, fresh: bool = False) -> Registry:

@@ -143,8 +143,11 @@ def test_a_stage_no_version_holds_is_a_located_error(repo: Path, run_cli: Callab
     with open(proj / "mlproject.yaml", "a", encoding="utf-8") as f:
         f.write(TARGET.replace("production", "staging"))
     line = len((proj / "mlproject.yaml").read_text().splitlines()) - 1
+    assert run_cli(proj, "validate").exit_code == 0  # the file is right: the registry lacks the version
+    assert run_cli(proj, "plan", "models.species").exit_code == 0  # the rest of the project plans and builds
     result = run_cli(proj, "plan")
     assert result.exit_code == 1
+    assert run_cli(proj, "build", "deploy.prod_api").stderr == result.stderr
     assert result.stderr == (
         f"mlproject.yaml:{line}:12: deploy.prod_api.model: no version of species holds the stage 'staging' "
         "(stages used: none)\n"

@@ -38,22 +38,29 @@ def run_build(project: Project, graph: Graph, options: Options, runner: Runner, 
     thread = BuildStore(Restorer(root, store, hasher, pull=options.pull, warn=reporter.warn))
     cache = BuildCache(root, store.location, thread, pull=options.pull)
     return build(graph, options, Seams(hasher, thread, cache, LocalWorkspace(root), runner, reporter),
-                 prepare=lambda plan: _bring_back_versions(root, graph, plan, store.location, reporter.warn))
+                 prepare=lambda plan: _bring_back_versions(project, graph, plan, reporter.warn))
 
 
-def _bring_back_versions(root: Path, graph: Graph, plan: Plan, location: Location, warn: Callable[[str], None]) -> None:
+def _bring_back_versions(project: Project, graph: Graph, plan: Plan, warn: Callable[[str], None]) -> None:
     """The registered versions the deploy targets to build follow, brought back before they run
-    (one that cannot be is named here, and its target fails saying why)."""
+    (one that cannot be is named here, and its target fails saying why). DVC is opened only for
+    a version that is neither built here nor in a folder on this machine."""
     from mlmake.planning.plan import ABSENT, FRESH
-    from mlmake.remote.versions import bring_back_all
+    from mlmake.remote.versions import bring_back
 
     configs = [graph.nodes[s.address].config["registry"] for s in plan.steps
-               if s.action not in (FRESH, ABSENT) and "registry" in graph.nodes[s.address].config]
-    for config in configs:
-        try:
-            bring_back_all(root, [config], location, warn)
-        except MlmakeError as exc:
-            warn(str(exc))
+               if s.action not in (FRESH, ABSENT) and graph.nodes[s.address].config.get("registry", {}).get("folder")]
+    if not configs:
+        return
+    store = Store.of(project, warn)  # its own: the build's store belongs to the build's DVC thread
+    try:
+        for config in configs:
+            try:
+                bring_back(project.root, config, store, warn)
+            except MlmakeError as exc:
+                warn(str(exc))
+    finally:
+        store.close()
 
 
 def build(graph: Graph, options: Options, seams: Seams,

@@ -137,6 +137,23 @@ def test_a_deploy_target_follows_production(repo: Path, run_cli: Callable[..., R
     assert _gto(repo, "show") == {"proj:species": {"version": "v0.0.2", "stage": {"production": "v0.0.1"},
                                                    "registered": True, "active": True}}
 
+    # any clone has the tags; the version's outputs come from the remote (here through DVC itself:
+    # a [cache] setting mlmake's own copier does not follow), and its target builds without training
+    clone = repo.parent / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    (clone / "proj/.dvc/config.local").write_text("[cache]\n    type = copy\n")
+    pulled = run_cli(clone / "proj", "pull", "species@production")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert pulled.stdout == (f"pulled species v0.0.1 (fingerprint {fp1[:8]}) in "
+                             f".mlmake/registry/{fp1}/build/models/species\n")
+    assert run_cli(clone / "proj", "pull", "species@v0.0.1").stdout.startswith("already here: species v0.0.1")
+    deployed = run_cli(clone / "proj", "build", "deploy.prod_api")  # the remote's run cache has it
+    assert deployed.stdout.splitlines()[-1] == "Build: 0 built, 1 restored from cache, 0 up to date."
+    deployed = run_cli(clone / "proj", "build", "--force", "deploy.prod_api")  # bundled from the pulled version
+    assert deployed.stdout.splitlines()[-1] == "Build: 1 built, 0 up to date."
+    assert _manifest(clone / "proj", "prod_api")["model"]["fingerprint"] == fp1  # type: ignore[index]
+    assert not (clone / "proj/build/models").exists()  # nothing trained
+
 
 def test_a_stage_no_version_holds_is_a_located_error(repo: Path, run_cli: Callable[..., Result]) -> None:
     proj = repo / "proj"

@@ -48,8 +48,8 @@ def _bring_back_versions(project: Project, graph: Graph, plan: Plan, warn: Calla
     from mlmake.planning.plan import ABSENT, FRESH
     from mlmake.remote.versions import bring_back
 
-    configs = [graph.nodes[s.address].config["registry"] for s in plan.steps
-               if s.action not in (FRESH, ABSENT) and graph.nodes[s.address].config.get("registry", {}).get("folder")]
+    decls = [graph.nodes[s.address] for s in plan.steps if s.action not in (FRESH, ABSENT) and s.address in graph.nodes]
+    configs = [d.config["registry"] for d in decls if d.config.get("registry", {}).get("folder")]
     if not configs:
         return
     store = Store.of(project, warn)  # its own: the build's store belongs to the build's DVC thread

@@ -163,7 +163,7 @@ def refuse_unresolved(project: Project, graph: Graph, targets: tuple[str, ...], 
     """A deploy target to plan or build that follows a registry version that does not exist
     (a stage never assigned, an unknown version) is a located error."""
     from mlmake.core.errors import SpecError
-    from mlmake.kinds.target import follow_problems
+    from mlmake.kinds.follow import follow_problems
 
     problems = follow_problems(project, graph.nodes, graph.select(targets, downstream=downstream))
     if problems:

@@ -86,7 +86,7 @@ def pull(ctx: click.Context, targets: tuple[str, ...], env: str | None) -> None:
 
 def _pull_versions(project: Project, versions: tuple[str, ...], store: Store) -> None:
     """Each registered version named brought back into .mlmake/registry/ (from the remote where needed)."""
-    from mlmake.kinds.target import followed_version, split_model
+    from mlmake.kinds.follow import followed_version, split_model
     from mlmake.remote.versions import bring_back
 
     for wanted in versions:

@@ -118,6 +118,12 @@ def test_a_deploy_target_follows_production(repo: Path, run_cli: Callable[..., R
         ("assignment", "v0.0.2", "production"), ("registration", "v0.0.2", None),
         ("assignment", "v0.0.1", "production"), ("registration", "v0.0.1", None)]
 
+    assert run_cli(proj, "registry").stdout == (
+        "models.species\n"
+        f"  v0.0.2     production       {c2[:7]}  2027-01-15 08:00:02 UTC  Ann Lee <ann@example.com>\n"
+        f"  v0.0.1     -                {c1[:7]}  2027-01-15 08:00:00 UTC  Ann Lee <ann@example.com>\n"
+        "  2027-01-15 08:00:01 UTC  v0.0.1 → production  by Ann Lee <ann@example.com>  (proj=species#production#1)\n"
+        "  2027-01-15 08:00:03 UTC  v0.0.2 → production  by Ann Lee <ann@example.com>  (proj=species#production#2)\n")
     listed = json.loads(run_cli(proj, "registry", "species", "--json").stdout)["species"]
     assert listed["stages"] == {"production": "v0.0.2"}
     first = listed["versions"][0]

@@ -22,6 +22,11 @@ TARGET = """  prod_api:
     model: species@production
     kind: http
 """
+SCORES = """  prod_scores:
+    model: species@production
+    kind: batch
+    input: penguin_features
+"""
 T0 = 1_800_000_000  # tags made in one test second apart: GTO orders events by their time
 
 
@@ -75,10 +80,10 @@ def test_a_deploy_target_follows_production(repo: Path, run_cli: Callable[..., R
                                "share it: git push origin proj=species#production#1\n")
 
     with open(proj / "mlproject.yaml", "a", encoding="utf-8") as f:  # the target follows the stage
-        f.write(TARGET)
+        f.write(TARGET + SCORES)
     built = run_cli(proj, "build")
     assert built.exit_code == 0, built.stderr
-    assert built.stdout.splitlines()[-1] == "Build: 1 built, 5 up to date."
+    assert built.stdout.splitlines()[-1] == "Build: 2 built, 5 up to date."
     v1 = json.loads((proj / "build/models/species/metrics.json").read_text())
     manifest = _manifest(proj, "prod_api")
     assert manifest["registry"] == {"version": "v0.0.1", "stage": "production"}
@@ -105,11 +110,16 @@ def test_a_deploy_target_follows_production(repo: Path, run_cli: Callable[..., R
     assert moved.stdout.startswith("species v0.0.2 is now production: tag proj=species#production#2; was v0.0.1\n")
     plan = run_cli(proj, "plan")
     assert [line for line in plan.stdout.splitlines() if line.startswith(" ~")] == [
-        " ~ deploy.prod_api            production moved v0.0.1 → v0.0.2"]
+        " ~ deploy.prod_api            production moved v0.0.1 → v0.0.2",
+        " ~ deploy.prod_scores         production moved v0.0.1 → v0.0.2"]
     built = run_cli(proj, "build")
-    assert built.stdout.splitlines()[0] == "[1/1] deploy.prod_api  (production moved v0.0.1 → v0.0.2)"
-    assert built.stdout.splitlines()[-1] == "Build: 1 built, 5 up to date."  # no retraining
+    assert sorted(line.split(" ", 1)[1] for line in built.stdout.splitlines() if line.startswith("[")) == [
+        "deploy.prod_api  (production moved v0.0.1 → v0.0.2)",
+        "deploy.prod_scores  (production moved v0.0.1 → v0.0.2)"]
+    assert built.stdout.splitlines()[-1] == "Build: 2 built, 5 up to date."  # no retraining
     assert _manifest(proj, "prod_api")["registry"] == {"version": "v0.0.2", "stage": "production"}
+    scores = _manifest(proj, "prod_scores")
+    assert (scores["registry"], scores["rows"]) == ({"version": "v0.0.2", "stage": "production"}, 342)
 
     assert _gto(repo, "show") == {"proj:species": {"version": "v0.0.2", "stage": {"production": "v0.0.2"},
                                                    "registered": True, "active": True}}

@@ -17,7 +17,7 @@ from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node
 from mlmake.kinds.follow import followed_version, split_model
 
 SECTION = "deploy"
-RECIPE = 2  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it
+RECIPE = 3  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it; 3: raw rows (request.json)
 LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
 TABLES = ("features", "datasets")
 MODELS = ("models",)
@@ -120,4 +120,26 @@ class ServingKind:
         return []
 
     def declare(self, project: Project, item: Target) -> NodeDecl:
-        return declare(self.name, project, item, keyed_table(project, item))
+        decl = declare(self.name, project, item, keyed_table(project, item))
+        return request_features(project, item, decl)
+
+
+def request_features(project: Project, item: Target, decl: NodeDecl) -> NodeDecl:
+    """A serving target also reads its model's feature set and the datasets that set reads, so
+    its bundle can compute features from raw rows (ml/requestbundle.py)."""
+    from dataclasses import replace
+
+    from mlmake.kinds.features.sqlcolumns import read_names
+
+    table = model_table(project, item)
+    feature = project.section("features").get(table) if table else None
+    if feature is None or split_model(item.model)[1]:
+        return decl
+    reads = read_names(feature.sql) if feature.sql else None
+    config = {**decl.config, "features": {
+        "name": feature.name, "from": list(feature.inputs), "key": list(feature.key), "sql": feature.sql,
+        "reads": sorted(reads) if reads is not None else None}}
+    known = {r.name for r in decl.refs}
+    refs = [Ref(n, (SECTION, item.name, "model"), ("datasets",)) for n in feature.inputs
+            if n not in known and n in project.section("datasets")]
+    return replace(decl, config=config, refs=decl.refs + tuple(refs))

@@ -7,6 +7,9 @@ time, in one folder that can be copied anywhere (a docker image included).
     signature.json  the inputs with their types and category lists, in column order
     metrics.json    the model's held-out metrics
     store.parquet   the online store (key + inputs), when the feature set declares a key
+    request.json, request.*.parquet, lookup.*.parquet
+                    what computes the features of raw rows, when the feature set can run
+                    per request (ml/requestbundle.py); the manifest's "request" says why not
 
 The manifest is written last and holds the hash of every other file, so a reader can
 tell a complete bundle from one caught mid-copy. Nothing in it depends on the time, the
@@ -24,6 +27,7 @@ from typing import Any
 from mlmake import __version__
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Task
+from mlmake.ml.requestbundle import write_request
 from mlmake.ml.scoring import METRICS_FILE, SIGNATURE_FILE, model_files
 from mlmake.ml.tables import read_json, scan_upstream, upstream_folder, write_json, write_parquet
 
@@ -61,8 +65,11 @@ def write_bundle(task: Task, out: str) -> dict[str, Any]:
     store = _write_store(task, signature, out)
     if store:
         files.append(STORE_FILE)
+    request, written = write_request(task, signature, out)
+    files += written
     manifest = describe(task, os.path.join(out, files[0]), signature)
     manifest["store"] = store
+    manifest["request"] = request
     manifest["files"] = {name: hash_file(os.path.join(out, name)) for name in files}
     write_json(os.path.join(out, MANIFEST_FILE), manifest)
     return manifest

@@ -23,6 +23,7 @@ from mlmake.ml.bundle import BUNDLE_FORMAT, MANIFEST_FILE, STORE_FILE
 from mlmake.ml.design import inputs_from_signature
 from mlmake.ml.rows import RowEncoder
 from mlmake.ml.scoring import FORMAT_KEY, MODEL_FILE, SIGNATURE_FILE, Scorer, load_booster, load_predictor, predict
+from mlmake.serve.raw import RawRows, load_raw
 from mlmake.serve.store import OnlineStore, load_store
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Bundle:
     store: OnlineStore | None
     stamp: Stamp
     loaded_at: float
+    raw: RawRows | None = None  # computes the features of raw rows, when the feature set runs per request
 
     @property
     def fingerprint(self) -> str:
@@ -89,8 +91,10 @@ def load_bundle(folder: str, threads: int = 1) -> Bundle:
     if FORMAT_KEY in scorer.signature and stamp_of(folder) != stamp:  # a plugin's model is read from the folder
         raise BundleError(f"{folder} was rewritten while it loaded (mid-rebuild?)")
     store = _store(blobs, manifest, scorer)
+    raw = load_raw(blobs, manifest, [i.name for i in scorer.inputs])
     predict(scorer, np.full((1, len(scorer.inputs)), np.nan, dtype=np.float32))  # warm up before taking traffic
-    return Bundle(folder, manifest, scorer, RowEncoder(scorer.inputs, tuple(scorer.key)), store, stamp, time.time())
+    return Bundle(folder, manifest, scorer, RowEncoder(scorer.inputs, tuple(scorer.key)), store, stamp, time.time(),
+                  raw)
 
 
 def _read(folder: str, name: str) -> bytes:

@@ -7,6 +7,8 @@ Accepted /predict bodies:
     {"rows": [{…}, {…}]}   or   [{…}, {…}]                a batch
     {"customer_id": 17}    or   {"key": 17}               one row from the online store (keyed models)
     {"rows": [{"customer_id": 17}, {…full row…}]}         a batch may mix both
+    {"customer_id": 17, "age": 40, "plan": "pro", …}      a raw row: the columns of the feature set's
+                                                          first table; its features are computed (raw.py)
 
 A composite key is sent as {"a": 1, "b": "x"} or {"key": {"a": 1, "b": "x"}}."""
 
@@ -97,23 +99,34 @@ def _matrix(bundle: Bundle, rows: list[Any], at: Loc,
         _refuse_keys(bundle, rows, at, single)
     asks = {n: row for n, row in enumerate(rows) if _is_lookup(store, row, encoder.names)} \
         if store is not None and _shortest(rows) <= len(store.key) else {}
-    if not asks:
+    raws = {n for n, row in enumerate(rows) if n not in asks and bundle.raw.is_raw(row)} if bundle.raw else set()
+    if not asks and not raws:
         x, found = encoder.encode_one(rows[0], at) if single else encoder.encode(rows, at)
         if found:
             raise Rejected(422, found)
         return x, _echoed_keys(bundle, rows, at, single), {}
     import numpy as np
 
-    assert store is not None
     x = np.empty((len(rows), len(encoder.names)), dtype=np.float32)
     problems: list[Problem] = []
     keys, features = _echoed_keys(bundle, rows, at, single), {}
     for n, row in enumerate(rows):
         loc = at if single else (*at, n)
+        if n in raws:
+            assert bundle.raw is not None
+            computed = bundle.raw.feature_row(row, loc, problems)
+            if computed is not None:
+                x[n:n + 1], found = encoder.encode_one({k: computed[k] for k in encoder.names}, loc)
+                problems += found
+                features[n] = computed
+                if bundle.scorer.key:
+                    keys[n] = {k: row.get(k) for k in bundle.scorer.key}
+            continue
         if n not in asks:
             x[n:n + 1], found = encoder.encode_one(row, loc)
             problems += found
             continue
+        assert store is not None  # a lookup row is one only where there is a store
         position, key = _lookup(store, row, loc, problems)
         if position is not None:
             x[n] = store.matrix[position]

@@ -94,6 +94,12 @@ def store_note(manifest: dict[str, Any]) -> str:
     return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""
 
 
+def raw_note(manifest: dict[str, Any]) -> str:
+    """Whether the bundle computes features from raw rows; said by the build, not found by a client."""
+    request = manifest.get("request") or {}
+    return "features computed per request" if request.get("runs") else f"not accepted: {request.get('why')}"
+
+
 class ServingKind:
     """What the http and docker kinds share (they differ in `name`, the folder of their schema
     fragment, and `run`): a target that serves its model, and copies its keyed feature set."""

@@ -1,6 +1,6 @@
 """The FastAPI app of a serving bundle.
 
-    POST /predict    one row, a batch or an entity key → predictions (predictor.py)
+    POST /predict    one row (features or raw, raw.py), a batch or an entity key → predictions
     POST /feedback   {"prediction_id": …, "label": …} → the true label, logged
     GET  /health     {"status": "ok", "model": …, "fingerprint": …}; without the token (a load
                      balancer's probe) just {"status": "ok"}, unless the health check is private
@@ -64,7 +64,7 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
     if settings.token:
         app.add_middleware(TokenGuard, token=settings.token, public=("/health",) if settings.public_health else ())
 
-    @app.post("/predict")
+    @app.post("/predict", openapi_extra=_request_body(live))
     async def predict(request: Request) -> Response:
         bundle = live.current  # one read: the whole request is answered by one model version
         request_id = secrets.token_hex(8)
@@ -106,10 +106,21 @@ def create_app(live: Live, log: PredictionLog, settings: Settings) -> FastAPI:
         out = {k: bundle.manifest.get(k) for k in keys} | {
             "fingerprint": bundle.fingerprint, "inputs": bundle.scorer.signature.get("inputs"),
             "input_schema": bundle.encoder.json_schema(),
+            "raw_input_schema": bundle.raw.json_schema() if bundle.raw else None,
             "loaded_at": datetime.fromtimestamp(bundle.loaded_at, UTC).isoformat(timespec="seconds")}
         return Response(_dumps(out), media_type=JSON)
 
     return app
+
+
+def _request_body(live: Live) -> dict[str, Any]:
+    """The OpenAPI request body of /predict: a feature row, a raw row when the feature set runs per
+    request, or a batch of them (the bundle loaded at start; a rebuilt one may differ)."""
+    bundle = live.current
+    rows = [bundle.encoder.json_schema()] + ([bundle.raw.json_schema()] if bundle.raw else [])
+    batch = {"type": "array", "items": {"anyOf": rows}}
+    schema = {"anyOf": [*rows, batch, {"type": "object", "properties": {"rows": batch}, "required": ["rows"]}]}
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -63,6 +63,15 @@ class RawRows:
             return None
         return result.row(0, named=True)
 
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of one raw row: what /metadata and the OpenAPI document show clients."""
+        types = {_INTEGER: "integer", _NUMBER: "number", _STRING: "string", _BOOL: "boolean", _OTHER: "string"}
+        properties: dict[str, Any] = {name: {"anyOf": [{"type": types[kind]}, {"type": "null"}]}
+                                      for name, kind in self.columns.items()}
+        properties |= {name: {} for name in sorted(self.raw_only - set(self.columns))}  # read by no sql: ignored
+        return {"type": "object", "properties": properties,
+                "required": [n for n in self.columns if n not in self.optional], "additionalProperties": False}
+
     def _check(self, row: dict[str, Any], at: Loc) -> list[Problem]:
         problems = [Problem((*at, name), "missing", f"'{name}' is missing; a raw row carries every column of "
                             f"{self.features.table} the feature set reads ({', '.join(self.columns)}); "

@@ -22,7 +22,9 @@ class HttpKind(ServingKind):
         manifest = write_bundle(task, task.staged(target.task_folder(task)))
         log_line(task.log, f"bundle of {manifest['model']['address']} (fingerprint "
                            f"{manifest['model']['fingerprint']})" + target.store_note(manifest))
-        return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"]})
+        raw = target.raw_note(manifest)
+        log_line(task.log, f"raw rows: {raw}")
+        return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"], "raw_rows": raw})
 
 
 KIND: Kind[Target] = HttpKind()

@@ -230,7 +230,7 @@ def request_time(client: Client, feature_rows: list[dict[str, Any]], raw_rows: l
     bodies = {"feature row": [json.dumps(r).encode() for r in feature_rows],
               "raw row": [json.dumps(r).encode() for r in raw_rows]}
     times: dict[str, list[float]] = {name: [] for name in bodies}
-    for name, items in bodies.items():  # warm-up
+    for items in bodies.values():  # warm-up
         for body in items[:50]:
             client.post(body)
     done = 0

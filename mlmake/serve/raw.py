@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 _INTEGER, _NUMBER, _STRING, _BOOL, _OTHER = range(5)
 _ACCEPTS: dict[int, tuple[type, ...]] = {_INTEGER: (int,), _NUMBER: (int, float), _STRING: (str,), _BOOL: (bool,),
                                          _OTHER: (str,)}
+_CODE = {_INTEGER: "integer_type", _NUMBER: "number_type", _STRING: "string_type", _BOOL: "bool_type",
+         _OTHER: "string_type"}
 _WANTED = {_INTEGER: "an integer", _NUMBER: "a number", _STRING: "a string", _BOOL: "true or false",
            _OTHER: "a string"}
 
@@ -73,10 +75,8 @@ class RawRows:
                 "required": [n for n in self.columns if n not in self.optional], "additionalProperties": False}
 
     def _check(self, row: dict[str, Any], at: Loc) -> list[Problem]:
-        problems = [Problem((*at, name), "missing", f"'{name}' is missing; a raw row carries every column of "
-                            f"{self.features.table} the feature set reads ({', '.join(self.columns)}); "
-                            "send null for an unknown value") for name in self.columns
-                    if name not in row and name not in self.optional]
+        """Wrong values and unknown columns first (where the encoder would name them), then the missing."""
+        problems = []
         for name, value in row.items():
             kind = self.columns.get(name)
             if kind is None:
@@ -87,9 +87,13 @@ class RawRows:
                                             + f"; a raw row carries {', '.join(self.columns)}", value))
             elif value is not None and (isinstance(value, bool) != (kind == _BOOL)
                                         or not isinstance(value, _ACCEPTS[kind])):
-                problems.append(Problem((*at, name), "type", f"'{name}': expected {_WANTED[kind]}, got "
+                problems.append(Problem((*at, name), _CODE[kind], f"'{name}': expected {_WANTED[kind]}, got "
                                         f"{json.dumps(value)[:40]}", value))
-        return problems
+        return problems + [
+            Problem((*at, name), "missing", f"'{name}' is missing; a raw row carries every column of "
+                    f"{self.features.table} the feature set reads ({', '.join(self.columns)}); "
+                    "send null for an unknown value") for name in self.columns
+            if name not in row and name not in self.optional]
 
     def _frame(self, row: dict[str, Any], at: Loc, problems: list[Problem]) -> pl.DataFrame | None:
         import polars as pl
@@ -127,7 +131,8 @@ def load_raw(blobs: dict[str, bytes], manifest: dict[str, Any], input_names: lis
     inputs = set(input_names)
     return RawRows(features, str(manifest.get("model", {}).get("features") or table), columns,
                    frozenset({target} & set(columns)) if isinstance(target, str) else frozenset(),
-                   frozenset(inputs - set(columns)), frozenset((set(columns) | set(entry.get("ignores") or [])) - inputs - set(key)))
+                   frozenset(inputs - set(columns)),
+                   frozenset((set(columns) | set(entry.get("ignores") or [])) - inputs - set(key)))
 
 
 def _kind(dtype: pl.DataType) -> int:

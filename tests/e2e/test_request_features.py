@@ -86,7 +86,7 @@ def test_the_manifest_and_metadata_describe_the_raw_request(churn: tuple[Path, S
      "missing", "'monthly_fee' is missing; a raw row carries every column of customers the feature set reads "
      "(customer_id, age, plan, tenure_months, monthly_fee, region, churned); send null for an unknown value"),
     ({"customer_id": 1, "age": "forty", "plan": "pro", "tenure_months": 3, "monthly_fee": 1.0, "region": "north"},
-     ["body", "age"], "type", "'age': expected an integer, got \"forty\""),
+     ["body", "age"], "integer_type", "'age': expected an integer, got \"forty\""),
     ({"customer_id": 1, "age": 40, "plan": "pro", "tenure_months": 3, "monthly_fee": 1.0, "regoin": "north"},
      ["body", "regoin"], "extra_forbidden", "'regoin' is not a column of customers (did you mean 'region'?); "
      "a raw row carries customer_id, age, plan, tenure_months, monthly_fee, region, churned"),
@@ -95,7 +95,7 @@ def test_a_bad_raw_row_names_the_column(churn: tuple[Path, Service], row: dict[s
                                         msg: str) -> None:
     response = churn[1].predict(row)
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][-1] | {"input": None} == {"loc": loc, "type": kind, "msg": msg, "input": None}
+    assert response.json()["detail"][0] | {"input": None} == {"loc": loc, "type": kind, "msg": msg, "input": None}
 
 
 def test_every_raw_penguin_gets_the_batch_targets_prediction(penguins: tuple[Path, Service]) -> None:

@@ -70,6 +70,7 @@ deploy:
   tenure_api: {model: tenure, kind: http}
 """
 BUNDLE_FILES = ["manifest.json", "metrics.json", "model.json", "signature.json"]
+REQUEST_FILES = ["request.json", "request.customers.parquet"]  # its feature set runs per request (raw rows)
 
 
 def customers(n: int = 300, seed: int = 3) -> pl.DataFrame:
@@ -104,12 +105,13 @@ def read(path: Path) -> Any:
 
 def test_an_http_bundle_holds_the_model_signature_metrics_store_and_manifest(built: Path) -> None:
     bundle, model = built / "build/deploy/api", built / "build/models/churn"
-    assert sorted(p.name for p in bundle.iterdir()) == sorted(BUNDLE_FILES + ["store.parquet"])
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(BUNDLE_FILES + ["store.parquet"] + REQUEST_FILES)
     for name in ("model.json", "signature.json", "metrics.json"):
         assert (bundle / name).read_bytes() == (model / name).read_bytes()
     manifest = read(bundle / "manifest.json")
     assert manifest["files"] == {p: hash_file(str(bundle / p)) for p in manifest["files"]}
-    assert sorted(manifest["files"]) == ["metrics.json", "model.json", "signature.json", "store.parquet"]
+    assert sorted(manifest["files"]) == ["metrics.json", "model.json", "request.customers.parquet", "request.json",
+                                         "signature.json", "store.parquet"]
     store = pl.read_parquet(bundle / "store.parquet")
     assert store.columns == ["customer_id", "age", "plan", "tenure", "active"]  # the key, then the inputs in order
     assert store.height == 300 and manifest["store"] == {"file": "store.parquet", "key": ["customer_id"],
@@ -242,7 +244,8 @@ def test_the_docker_context_has_a_rendered_dockerfile_and_the_bundle(built: Path
     assert f"RUN pip install --no-deps ./wheels/mlmake-{__version__}-py3-none-any.whl" in dockerfile
     assert 'CMD ["python", "-m", "mlmake.serve", "/srv/bundle", "--host", "0.0.0.0", "--port", "8000"' in dockerfile
     assert "USER mlmake" in dockerfile and "EXPOSE 8000" in dockerfile
-    assert sorted(p.name for p in (context / "bundle").iterdir()) == sorted(BUNDLE_FILES + ["store.parquet"])
+    assert sorted(p.name for p in (context / "bundle").iterdir()) == sorted(BUNDLE_FILES + ["store.parquet"]
+                                                                            + REQUEST_FILES)
     assert read(context / "bundle/manifest.json")["model"]["fingerprint"] == fingerprint
     assert "__pycache__" in (context / ".dockerignore").read_text()
 
@@ -330,7 +333,8 @@ def test_a_bundle_reads_the_keyed_feature_set_and_a_batch_its_input(built: Path)
     from tests.helpers import load
 
     _, graph = load(built)
-    assert set(graph.upstream("deploy.api")) == {"models.churn", "features.customer_features"}
+    # and the datasets its feature set reads: the bundle computes features from raw rows with them
+    assert set(graph.upstream("deploy.api")) == {"models.churn", "features.customer_features", "datasets.customers"}
     assert set(graph.upstream("deploy.segment_api")) == {"models.segment"}
     assert set(graph.upstream("deploy.scores")) == {"models.churn", "features.customer_features"}
     assert set(graph.upstream("deploy.segments")) == {"models.segment", "datasets.customers"}

@@ -24,8 +24,22 @@ class Column:
 
 
 @dataclass(frozen=True, slots=True)
+class Leakage:
+    """No feature timestamp after the label's (ml/pointintime.py)."""
+
+    label: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     rows: str | None = None
+    leakage: Leakage | None = None
+
+
+def parse_check(d: Mapping[str, Any]) -> Check:
+    leak = d.get("leakage")
+    return Check(d.get("rows"), Leakage(leak["label"], tuple(leak["features"])) if leak else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +51,7 @@ class Dataset:
     null_values: tuple[str, ...] = ()
     schema: dict[str, Column] = field(default_factory=dict)
     checks: tuple[Check, ...] = ()
+    timestamp: str | None = None  # the column of each row's event time (what `as_of` joins on)
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     allow_outside: bool = field(default=False, metadata=NOT_FINGERPRINTED)  # read through a link out
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
@@ -45,8 +60,8 @@ class Dataset:
 def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Dataset:
     fmt = d.get("format") or format_of(d["path"])
     columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
-    checks = tuple(Check(**c) for c in d.get("checks", []))
-    return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks,
+    checks = tuple(parse_check(c) for c in d.get("checks", []))
+    return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks, d.get("timestamp"),
                    d.get("description", ""), bool(d.get("allow_outside", False)), deps_of(d))
 
 

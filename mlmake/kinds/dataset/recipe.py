@@ -35,8 +35,10 @@ def run(task: Task) -> Result:
     schema: dict[str, dict[str, Any]] = config.get("schema") or {}
     raw = _read(task.root, config, schema)
     frame, problems = _check(raw, schema)
-    checks, failed = _table_checks(frame.height, config.get("checks") or [])
+    checks, failed = _table_checks(frame, config.get("checks") or [])
     problems += failed
+    if config.get("timestamp") and config["timestamp"] not in frame.columns:
+        problems.append(f"timestamp: no column '{config['timestamp']}'; the table has {frame.columns}")
     if problems:
         raise NodeError(_report(config["path"], problems))
     out = output_dir(task)
@@ -106,11 +108,18 @@ def _missing(column: str, actual: list[str]) -> str:
     return f"column '{column}': missing; the file has columns {actual}" + (f" ({hint})" if hint else "")
 
 
-def _table_checks(rows: int, checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+def _table_checks(frame: pl.DataFrame, checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Each check with its outcome, and a line for each that failed."""
+    from mlmake.ml.pointintime import leakage
+
     done: list[dict[str, Any]] = []
     failed: list[str] = []
+    rows = frame.height
     for check in checks:
+        if check.get("leakage") is not None:
+            outcome, line = leakage(frame, check["leakage"])
+            done.append(outcome)
+            failed += [line] if line else []
         if check.get("rows") is None:
             continue
         op, limit = parse_comparison(str(check["rows"]))

@@ -25,6 +25,7 @@ from mlmake.core.kind import (
     load_fragment,
 )
 from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, names, node_config
+from mlmake.kinds.dataset.item import Check, parse_check
 from mlmake.kinds.features.sqlcolumns import sql_use
 
 TABLES = ("features", "datasets")  # a bare name is looked up in these sections, in order
@@ -36,6 +37,8 @@ class Feature:
     span: Span | None = field(metadata=INTERNAL, compare=False)
     inputs: tuple[str, ...] = field(metadata={"key": "from"})
     key: tuple[str, ...] = ()
+    as_of: tuple[str, ...] = ()  # tables joined to the first one as of its event time (ml/pointintime.py)
+    checks: tuple[Check, ...] = ()
     sql: str | None = None
     python: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
@@ -55,7 +58,8 @@ class FeaturesKind:
         return load_fragment(__file__)
 
     def parse(self, name: str, span: Span | None, d: Mapping[str, Any]) -> Feature:
-        return Feature(name, span, names(d["from"]), names(d.get("key")), d.get("sql"), d.get("python"),
+        return Feature(name, span, names(d["from"]), names(d.get("key")), names(d.get("as_of")),
+                       tuple(parse_check(c) for c in d.get("checks", [])), d.get("sql"), d.get("python"),
                        d.get("description", ""), deps_of(d))
 
     def paths(self, item: ItemCheck) -> ItemPaths:
@@ -71,10 +75,15 @@ class FeaturesKind:
 
     def declare(self, project: Project, item: Feature) -> NodeDecl:
         use = sql_use(item.sql) if item.sql else None  # a python hook cannot be analysed: whole tables
-        refs = tuple(Ref(n, (self.section, item.name, "from", i), TABLES, use) for i, n in enumerate(item.inputs))
+        whole = set(item.as_of) | ({item.inputs[0]} if item.as_of else set())  # the as-of join reads the timestamps
+        refs = tuple(Ref(n, (self.section, item.name, "from", i), TABLES, None if n in whole else use)
+                     for i, n in enumerate(item.inputs))
+        config = node_config(item)
+        if item.as_of:
+            config["as_of_times"] = as_of_times(project, item)
         hook = (item.python.rsplit(":", 1)[0],) if item.python else ()
         return NodeDecl(
-            f"{self.section}.{item.name}", self.name, item.span, node_config(item), refs,
+            f"{self.section}.{item.name}", self.name, item.span, config, refs,
             code=code_files(project, hook, item.deps), outputs=(build_dir(self.section, item.name),),
             recipe=self.recipe, libraries=self.libraries,
         )
@@ -83,6 +92,13 @@ class FeaturesKind:
         from mlmake.kinds.features.recipe import run as recipe
 
         return recipe(task)
+
+
+def as_of_times(project: Project, item: Feature) -> dict[str, str | None]:
+    """The timestamp column of the first table and of each as-of table (None: not declared)."""
+    datasets = project.section("datasets")
+    tables = [item.inputs[0], *item.as_of]
+    return {t: getattr(datasets.get(t), "timestamp", None) for t in tables}
 
 
 KIND: Kind[Feature] = FeaturesKind()

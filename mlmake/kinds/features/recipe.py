@@ -10,7 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.kind import TABLE_FILE, Result, Task
@@ -46,7 +46,9 @@ def run(task: Task) -> Result:
     use = sql_use(str(config["sql"])) if config.get("sql") else None
     frames = {n: restrict(scan_upstream(task, upstream_address(task, n)), use) for n in names}
     key = [str(k) for k in config.get("key") or []]
+    frames = _as_of(config, frames, names, key)
     frame = _table(task, frames, key)
+    _check_leakage(config, frame)
     if is_checking_determinism():
         _check_deterministic(task, frame, _table(task, frames, key))
     out = output_dir(task)
@@ -73,6 +75,38 @@ def _table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.Da
         return sort_frame(frame, key)
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"cannot sort the feature table (declare a key?): {first_line(exc)}") from None
+
+
+def _as_of(config: dict[str, Any], frames: dict[str, pl.LazyFrame], names: list[str],
+           key: list[str]) -> dict[str, pl.LazyFrame]:
+    """The first table with each `as_of` table joined to its rows as of their event time."""
+    from mlmake.ml.pointintime import join_as_of
+
+    tables = [str(t) for t in config.get("as_of") or []]
+    if not tables:
+        return frames
+    times = config.get("as_of_times") or {}
+    first = names[0]
+    for table in [first, *tables]:
+        if table not in names or table == first and table in tables:
+            raise NodeError(f"as_of {table}: not a table of `from` after the first ({', '.join(names[1:])})")
+        if not times.get(table):
+            raise NodeError(f"as_of: dataset {table} declares no `timestamp:` column to join on")
+    if not key:
+        raise NodeError("as_of: the feature set declares no key to join the tables by")
+    spine = frames[first]
+    for table in tables:
+        spine = join_as_of(spine, str(times[first]), frames[table], table, str(times[table]), key)
+    return {**frames, first: spine}
+
+
+def _check_leakage(config: dict[str, Any], frame: pl.DataFrame) -> None:
+    from mlmake.ml.pointintime import leakage
+
+    lines = [line for check in config.get("checks") or [] if check.get("leakage")
+             for line in [leakage(frame, check["leakage"])[1]] if line]
+    if lines:
+        raise NodeError("the feature table fails its checks:\n" + "\n".join(f"  {line}" for line in lines))
 
 
 def _check_deterministic(task: Task, first: pl.DataFrame, second: pl.DataFrame) -> None:

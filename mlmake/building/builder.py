@@ -62,6 +62,9 @@ class Builder:
 
     def run(self) -> Outcome:
         self.commit.removed([s.address for s in self.plan.steps if s.action == REMOVE])
+        for step in self.plan.steps:
+            if step.action == FRESH and step.address not in self.todo:
+                self.commit.reformatted(step)
         self.reporter.build_started(len(self.todo))
         if self.todo:
             self.seams.store.prefetch([a for a in self.todo if self.todo[a].action == ABSENT])
@@ -145,6 +148,7 @@ class Builder:
     def _without_running(self, step: Decision) -> Finished | None:
         """How a node ends without running its recipe; None when it must run."""
         if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes
+            self.commit.reformatted(step)
             return Finished("fresh", "up to date (upstream output unchanged)")
         if step.action == CHECK and (judged := self.commit.rejudged(step)) is not None:
             return judged
@@ -162,7 +166,8 @@ class Builder:
             staging=workspace.stage(step.address, decl.outputs, in_place=decl.in_place),
             upstream={u: list(self.graph.nodes[u].outputs) for u in ups},
             upstream_kinds={u: self.graph.nodes[u].kind for u in ups}, threads=self.threads,
-            log=workspace.start_log(step.address, header), baseline=self.commit.judge.metrics(step.address))
+            log=workspace.start_log(step.address, header), baseline=self.commit.judge.metrics(step.address),
+            env=decl.env)
 
     def _wait(self) -> None:
         done, _ = wait(list(self.running), timeout=WAIT, return_when=FIRST_COMPLETED)

@@ -53,6 +53,7 @@ class NodeDecl:
     lineage: bool = False  # its outputs record its name and its ancestors' fingerprints (a deploy manifest)
     in_place: bool = False  # its recipe writes its declared outputs where they belong, not in staging (cmd)
     log_tail: bool = True  # a failure shows its log's last lines (not for a kind whose message quotes its output)
+    env: tuple[str, ...] = ()  # the environment variables it reads (`env:`, a key of every node)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Task:
     threads: int = 1
     log: str = ""
     baseline: dict[str, float] = field(default_factory=dict)  # this node's metrics in the baseline lock
+    env: tuple[str, ...] = ()  # the environment variables it declares (a command sees only these and a minimal set)
 
     def staged(self, output: str) -> str:
         """The temporary path a declared output is written to."""

@@ -61,7 +61,8 @@ class Restorer:
             remote = self.pull or self.store.location.automatic
             if not self._bring_back(step.address, outputs, fetch=remote):
                 return None
-            return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates))
+            return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates),
+                         dict(step.code_bytes))
         if entry is None or entry.fingerprint != step.fingerprint or not has_pointer(self.root, step.address) \
                 or any(r.code == "outputs_moved" for r in step.reasons):
             return None

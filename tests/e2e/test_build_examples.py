@@ -297,7 +297,7 @@ def test_a_generator_change_that_writes_the_same_data_stops_at_the_generator(run
     root = built_copy(built_examples, "churn", tmp_path)
     artifacts = tree(root / "build")
     with open(root / "scripts" / "generate.py", "a", encoding="utf-8") as f:
-        f.write("# a comment changes the code, not the data it writes\n")
+        f.write("UNUSED = 1  # changes the code (a comment alone would not), not the data it writes\n")
     result, ran = build(run_cli, root)
     assert result.exit_code == 0, result.stderr
     # the deploy targets rebuild: their manifests record every upstream fingerprint

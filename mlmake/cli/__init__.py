@@ -199,4 +199,5 @@ from mlmake.cli import (  # noqa: E402,F401
     cmd_planning,
     cmd_project,
     cmd_remote,
+    cmd_report,
 )

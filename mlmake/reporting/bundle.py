@@ -6,6 +6,8 @@ from __future__ import annotations
 from mlmake.core.errors import MlmakeError
 
 EXTRA = "pip install 'mlmake[report]'"
+# the bundle's own code: the page calls window.vegaEmbed
+GLOBALS = "window.vegaEmbed = vegaEmbed; window.vegaLite = vegaLite; window.vega = vega;"
 
 
 def javascript() -> str:
@@ -15,5 +17,5 @@ def javascript() -> str:
     except ImportError:
         raise MlmakeError(f"mlmake report needs vl-convert-python (it holds the Vega-Lite JavaScript the report "
                           f"embeds): {EXTRA}") from None
-    return str(vl_convert.javascript_bundle())
+    return str(vl_convert.javascript_bundle(GLOBALS))
 

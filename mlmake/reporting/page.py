@@ -131,7 +131,8 @@ def _gates_table(model: ModelView) -> str:
     rows = "".join(
         f'<tr><td><code>{escape(g.rule)}</code></td><td class="num">{_number(g.value)}</td>'
         f'<td class="num">{_number(g.baseline)}</td>'
-        f'<td class="{"verdict fail" if g.result == "FAIL" else "verdict"}">{escape(g.result)}</td></tr>' for g in model.gates)
+        f'<td class="{"verdict fail" if g.result == "FAIL" else "verdict"}">{escape(g.result)}</td></tr>'
+        for g in model.gates)
     return f"<h3>Gates</h3><table><tr><th>gate</th><th>value</th><th>baseline</th><th>result</th></tr>{rows}</table>"
 
 

@@ -192,8 +192,8 @@ def test_report_errors_are_located_and_exit_1(built: dict[str, Path]) -> None:
     root = built["penguins"]
     result = run_cli(root, "report", "-o", "build/models/species/x.html")
     assert result.exit_code == 1
-    assert result.stderr == ("error: -o build/models/species/x.html: is an output of models.species (build/models/species), "
-                             "which its build replaces; choose another file\n")
+    assert result.stderr == ("error: -o build/models/species/x.html: is an output of models.species "
+                             "(build/models/species), which its build replaces; choose another file\n")
     result = run_cli(root, "report", "-o", "mlproject.yaml")
     assert (result.exit_code, result.stderr) == (1, "error: -o mlproject.yaml: would overwrite mlproject.yaml; "
                                                     "choose another file\n")
@@ -218,3 +218,114 @@ def test_an_unbuilt_project_reports_what_is_missing(tmp_path: Path) -> None:
     html = (root / "build" / "mlmake-report.html").read_text(encoding="utf-8")
     assert '<p class="note">not built in this workspace: run `mlmake build` (or `mlmake pull`) first</p>' in html
     assert charts(html) == {}
+
+
+# --- in a real browser -------------------------------------------------------------------------
+# Debian's chromium, headless (.ci/run installs it; these tests skip where it is missing). One run
+# dumps the DOM after vega-embed drew every chart (virtual time lets the scripts finish) and takes
+# a screenshot; Chromium's log has each console message of the page, its net log each request.
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+CONSOLE = re.compile(r":INFO:CONSOLE[^\]]*\] (.*)$", re.M)
+# a drawn mark: "bar", "line mark", "rect mark"...; axes, titles and legends are graphics symbols too
+MARK = re.compile(r'role="graphics-symbol" aria-roledescription="([a-z]+)(?: mark)?"')
+FURNITURE = {"axis", "title", "legend"}
+
+
+def browse(page: Path, out: Path) -> dict[str, Any]:
+    """Open page in headless chromium: its DOM, console messages, the requests the page made, and a screenshot."""
+    assert CHROMIUM is not None
+    out.mkdir(parents=True, exist_ok=True)
+    profile, net, shot = out / "profile", out / "net.json", out / "screenshot.png"
+    profile.mkdir()
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", f"--log-net-log={net}",
+         "--virtual-time-budget=15000", "--window-size=1280,2000", f"--screenshot={shot}", "--dump-dom",
+         page.resolve().as_uri()], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    return {"dom": done.stdout, "console": CONSOLE.findall(done.stderr), "requests": page_requests(net),
+            "screenshot": shot}
+
+
+def page_requests(net_log: Path) -> list[str]:
+    """The URLs the page asked for. Chromium's own background requests (its update and time services,
+    which fail here) carry no initiator ("not an origin"); a page's carry its origin ("null" for a file)."""
+    data = json.loads(net_log.read_text(encoding="utf-8"))
+    start = data["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [e["params"]["url"] for e in data["events"] if e["type"] == start and "url" in e.get("params", {})
+            and e["params"].get("initiator") != "not an origin"]
+
+
+def drawn(dom: str) -> dict[str, dict[str, Any]]:
+    """chart id -> whether vega-embed finished it, and the marks it drew by type."""
+    pieces = re.split(r'(?=<div class="chart[^"]*" id="chart-\d+")', dom)[1:]
+    out = {}
+    for piece in pieces:
+        head = re.match(r'<div class="chart[^"]*" id="(chart-\d+)"[^>]*?data-rendered="([a-z]+)"', piece)
+        assert head is not None, piece[:300]
+        marks: dict[str, int] = {}
+        for kind in MARK.findall(piece.split("</svg>")[0]):
+            if kind not in FURNITURE:
+                marks[kind] = marks.get(kind, 0) + 1
+        out[head.group(1)] = {"rendered": head.group(2), "marks": marks}
+    return out
+
+
+@needs_chromium
+@pytest.mark.parametrize("name", ["churn", "penguins", "houses"])
+def test_the_report_renders_offline_in_chromium(name: str, built: dict[str, Path], tmp_path: Path) -> None:
+    args = ("--env", "dev") if name == "houses" else ()
+    _, html = report(built[name], *args)
+    specs = charts(html)
+    seen = browse(built[name] / "build" / "mlmake-report.html", tmp_path / "browser")
+    assert seen["console"] == []
+    assert seen["requests"] == []
+    assert 'data-charts="done"' in seen["dom"]
+    charts_drawn = drawn(seen["dom"])
+    assert len(charts_drawn) == len(specs) > 0
+    for chart_id, chart in charts_drawn.items():
+        assert chart["rendered"] == "true" and sum(chart["marks"].values()) > 0, (chart_id, chart)
+    assert seen["screenshot"].stat().st_size > 10_000
+    assert seen["screenshot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_chromium
+def test_the_confusion_matrix_draws_a_cell_and_a_count_per_pair(built: dict[str, Path], tmp_path: Path) -> None:
+    _, html = report(built["penguins"])
+    ids = {title: chart_id for chart_id, _, title in CHART.findall(html)}
+    seen = browse(built["penguins"] / "build" / "mlmake-report.html", tmp_path / "browser")
+    assert drawn(seen["dom"])[ids["Confusion matrix"]]["marks"] == {"rect": 9, "text": 9}
+
+
+@needs_chromium
+def test_the_browser_check_sees_failures(built: dict[str, Path], tmp_path: Path) -> None:
+    """The checks above can fail: a chart vega cannot draw, a console error and a request are all seen."""
+    _, html = report(built["penguins"])
+    broken = tmp_path / "broken.html"
+    without_csp = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html)
+    broken.write_text(without_csp.replace('"mark":"bar"', '"mark":"nosuchmark"', 1).replace(
+        "<body>", '<body><img src="http://127.0.0.1:9/pixel.png">', 1), encoding="utf-8")
+    seen = browse(broken, tmp_path / "browser")
+    assert seen["requests"] == ["http://127.0.0.1:9/pixel.png"]
+    assert any(line.startswith('"mlmake report: chart chart-') and " failed: " in line for line in seen["console"]), \
+        seen["console"]
+    assert "error" in {c["rendered"] for c in drawn(seen["dom"]).values()}
+
+
+@needs_chromium
+def test_the_pages_policy_blocks_any_request(built: dict[str, Path], tmp_path: Path) -> None:
+    """Were anything to slip into a report (an image, a fetch), its Content-Security-Policy refuses it."""
+    _, html = report(built["penguins"])
+    page = tmp_path / "slipped.html"
+    page.write_text(html.replace("<body>", '<body><img src="http://127.0.0.1:9/pixel.png">'
+                                 '<script>fetch("http://127.0.0.1:9/data").catch(() => {})</script>', 1),
+                    encoding="utf-8")
+    seen = browse(page, tmp_path / "browser")
+    assert seen["requests"] == []
+    assert any("violates the following Content Security Policy directive: \"img-src data:\"" in line
+               for line in seen["console"]), seen["console"]
+    assert any("violates the following Content Security Policy directive: \"connect-src 'none'\"" in line
+               for line in seen["console"]), seen["console"]

@@ -31,8 +31,10 @@ def test_one_class_has_no_roc_and_no_positives_no_pr() -> None:
 
 def test_calibration_bins_only_where_rows_fall() -> None:
     assert curves.calibration(P, (Y == 1).astype(float)) == [
-        {"bin": 1, "predicted": 0.1, "observed": 0.0, "rows": 1}, {"bin": 3, "predicted": 0.35, "observed": 1.0, "rows": 1},
-        {"bin": 4, "predicted": 0.4, "observed": 0.0, "rows": 1}, {"bin": 8, "predicted": 0.8, "observed": 1.0, "rows": 1}]
+        {"bin": 1, "predicted": 0.1, "observed": 0.0, "rows": 1},
+        {"bin": 3, "predicted": 0.35, "observed": 1.0, "rows": 1},
+        {"bin": 4, "predicted": 0.4, "observed": 0.0, "rows": 1},
+        {"bin": 8, "predicted": 0.8, "observed": 1.0, "rows": 1}]
     # a probability of exactly 1 belongs to the last bin
     assert curves.calibration(np.array([1.0]), np.array([1.0]))[0]["bin"] == 9
 

@@ -23,20 +23,21 @@ def model_charts(model: ModelView, base: str | None) -> list[tuple[str, Spec]]:
     """(title, spec) of every chart a model's records can draw, in the order the report shows them."""
     curves, old = model.curves, model.base_curves
     label = f"base {base}" if base else "base"
+    color = _color(["this build", label] if old else ["this build"])
     charts: list[tuple[str, Spec]] = []
     if curves.get("roc"):
         charts.append(("ROC curve", curve("ROC curve", _overlay(curves, old, "roc", label), "fpr", "tpr",
-                                          "false positive rate", "true positive rate", diagonal=True)))
+                                          "false positive rate", "true positive rate", color, diagonal=True)))
     if curves.get("pr"):
         charts.append(("Precision-recall curve", curve("Precision-recall curve", _overlay(curves, old, "pr", label),
-                                                       "recall", "precision", "recall", "precision")))
+                                                       "recall", "precision", "recall", "precision", color)))
     if curves.get("confusion"):
         charts.append(("Confusion matrix", confusion(curves["confusion"])))
     if curves.get("scatter"):
         charts.append(("Predicted vs actual", predicted_vs_actual(curves["scatter"])))
         charts.append(("Residuals", residuals(curves["scatter"])))
     if curves.get("calibration"):
-        charts.append(("Calibration", calibration(_overlay(curves, old, "calibration", label), curves["task"])))
+        charts.append(("Calibration", calibration(_overlay(curves, old, "calibration", label), curves["task"], color)))
     if model.importance:
         charts.append(("Feature importance", importance(model.importance)))
     for column, values in sorted(model.slices.items()):
@@ -55,9 +56,10 @@ def _base(title: str, values: list[dict[str, Any]]) -> Spec:
     return {"$schema": SCHEMA, "title": title, "data": {"values": values}, **SIZE}
 
 
-def _color() -> dict[str, Any]:
-    return {"field": "build", "type": "nominal", "title": None, "sort": "ascending",
-            "scale": {"range": ["#1f77b4", "#ff7f0e"]}, "legend": {"orient": "bottom"}}
+def _color(builds: list[str]) -> dict[str, Any]:
+    """This build in blue, the base in orange."""
+    return {"field": "build", "type": "nominal", "title": None,
+            "scale": {"domain": builds, "range": ["#1f77b4", "#ff7f0e"][:len(builds)]}, "legend": {"orient": "bottom"}}
 
 
 def _diagonal() -> Spec:
@@ -67,12 +69,12 @@ def _diagonal() -> Spec:
 
 
 def curve(title: str, values: list[dict[str, Any]], x: str, y: str, x_title: str, y_title: str,
-          *, diagonal: bool = False) -> Spec:
+          color: dict[str, Any], *, diagonal: bool = False) -> Spec:
     """A ROC or precision-recall curve, one line per build."""
     line = {"mark": {"type": "line", "interpolate": "step-after" if x == "recall" else "linear", "point": False},
             "encoding": {"x": {"field": x, "type": "quantitative", "title": x_title, "scale": {"domain": [0, 1]}},
                          "y": {"field": y, "type": "quantitative", "title": y_title, "scale": {"domain": [0, 1]}},
-                         "color": _color(), "order": {"field": "threshold", "sort": "descending"},
+                         "color": color, "order": {"field": "threshold", "sort": "descending"},
                          "tooltip": [{"field": "threshold", "type": "quantitative"}, {"field": x}, {"field": y}]}}
     spec = _base(title, values)
     spec["layer"] = [_diagonal(), line] if diagonal else [line]
@@ -96,7 +98,7 @@ def confusion(values: list[dict[str, Any]]) -> Spec:
     return spec
 
 
-def calibration(values: list[dict[str, Any]], task: str) -> Spec:
+def calibration(values: list[dict[str, Any]], task: str, color: dict[str, Any]) -> Spec:
     """Observed against predicted, per bin; the diagonal is perfect calibration."""
     probability = task != "regression"
     names = ({"binary": ("predicted probability", "observed rate"),
@@ -106,7 +108,7 @@ def calibration(values: list[dict[str, Any]], task: str) -> Spec:
     line = {"mark": {"type": "line", "point": True},
             "encoding": {"x": {"field": "predicted", "type": "quantitative", "title": names[0], **scale},
                          "y": {"field": "observed", "type": "quantitative", "title": names[1], **scale},
-                         "color": _color(),
+                         "color": color,
                          "tooltip": [{"field": "predicted"}, {"field": "observed"}, {"field": "rows"}]}}
     spec = _base("Calibration", values)
     if probability:
@@ -165,7 +167,7 @@ def slices(column: str, values: dict[str, dict[str, float]]) -> Spec:
             "resolve": {"scale": {"x": "independent"}},
             "spec": {"width": SIZE["width"], "mark": "bar",
                      "encoding": {"x": {"field": "value", "type": "quantitative", "title": None},
-                                  "y": {"field": "slice", "type": "nominal", "title": column},
+                                  "y": {"field": "slice", "type": "nominal", "title": None},
                                   "tooltip": [{"field": "slice"}, {"field": "metric"}, {"field": "value"}]}}}
     return spec
 

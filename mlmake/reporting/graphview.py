@@ -21,7 +21,7 @@ def graph_svg(nodes: list[NodeView]) -> str:
     edges = [_edge(place[up], place[n.address]) for n in nodes for up in n.upstream if up in place]
     boxes = [_box(n, *place[n.address]) for n in nodes]
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="the graph">'
+            f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" role="img" aria-label="the graph">'
             f'{"".join(edges)}{"".join(boxes)}</svg>')
 
 

@@ -17,6 +17,9 @@ from mlmake.state import records
 from mlmake.state.lock import Lock
 
 STATES = {"fresh": "built", "absent": "missing", "remove": "removed"}  # every other action: stale
+# documents a node downstream of a model may write about it (a model card, a drift report), shown
+# with the model as their text: whichever kind writes them, by the file's name in its output folder
+DOCUMENTS = {"card.md": "Model card", "drift.md": "Drift"}
 HISTORY_RUNS = 30  # the last runs of each model drawn over time
 
 
@@ -38,6 +41,13 @@ class GateRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    title: str  # "Model card"
+    source: str  # the file, relative to the project
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ModelView:
     address: str
     state: str
@@ -50,6 +60,7 @@ class ModelView:
     gates: list[GateRow]
     base_curves: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    documents: tuple[Document, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +126,23 @@ def _model(root: Path, graph: Graph, lock: Lock, address: str, state: str, base:
     return ModelView(address, state, str(summary.get("task") or decl.config.get("task") or ""), metrics, curves,
                      list(_read(folder / "importance.json").get("importance") or []),
                      dict(summary.get("slices") or {}), _history(root, address),
-                     _gates(decl.gates, metrics, base_metrics), base_curves, tuple(notes))
+                     _gates(decl.gates, metrics, base_metrics), base_curves, tuple(notes),
+                     _documents(root, graph, address))
+
+
+def _documents(root: Path, graph: Graph, address: str) -> tuple[Document, ...]:
+    """What the nodes reading the model wrote about it (DOCUMENTS), in build order."""
+    found = []
+    for reader in graph.downstream(address):
+        for out in graph.nodes[reader].outputs:
+            for name, title in DOCUMENTS.items():
+                path = root / out / name
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue
+                found.append(Document(title, f"{out}/{name}", text))
+    return tuple(found)
 
 
 def _read(path: Path) -> dict[str, Any]:

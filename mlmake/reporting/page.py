@@ -30,7 +30,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .state{padding:1px 7px;border-radius:9px;font-size:12px;color:#fff}
 .built{background:#2da44e}.stale{background:#bf8700}.missing{background:#8c959f}.failed{background:#cf222e}
 .removed{background:#6e7781}.note{color:#57606a;font-style:italic}.fail{color:#cf222e;font-weight:600}
-.chart-error{color:#cf222e;white-space:pre-wrap}
+.chart-error{color:#cf222e;white-space:pre-wrap}pre.document{white-space:pre-wrap;background:#f6f8fa;padding:8px}
 """
 
 # each chart is drawn as SVG; a chart that fails says so in its place (and on the console)
@@ -107,7 +107,8 @@ def _model(model: ModelView, base: str | None, specs: dict[str, charts.Spec]) ->
                      f'data-title="{escape(title)}"></div>')
     if cells:
         parts.append(f'<div class="charts">{"".join(cells)}</div>')
-    # a seam for what later issues add per model (the model card, drift): a section of its own here
+    parts += [f"<details open><summary><b>{escape(d.title)}</b> <code>{escape(d.source)}</code></summary>"
+              f'<pre class="document">{escape(d.text)}</pre></details>' for d in model.documents]
     return "".join(parts) + "</section>"
 
 

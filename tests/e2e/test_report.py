@@ -329,3 +329,24 @@ def test_the_pages_policy_blocks_any_request(built: dict[str, Path], tmp_path: P
                for line in seen["console"]), seen["console"]
     assert any("violates the following Content Security Policy directive: \"connect-src 'none'\"" in line
                for line in seen["console"]), seen["console"]
+
+
+def test_a_model_card_written_downstream_is_shown_with_its_model(built: dict[str, Path], tmp_path: Path) -> None:
+    """Whatever node writes card.md (or drift.md) from a model's outputs, the report shows its text there."""
+    root = tmp_path / "penguins"
+    shutil.copytree(built["penguins"], root, symlinks=True)
+    (root / "card.py").write_text(
+        "import json, os, sys\n"
+        "metrics = json.load(open('build/models/species/metrics.json'))['metrics']\n"
+        "os.makedirs('build/cards/species', exist_ok=True)\n"
+        "open('build/cards/species/card.md', 'w').write('# species <card>\\naccuracy: %s\\n' % metrics['accuracy'])\n",
+        encoding="utf-8")
+    with (root / "mlproject.yaml").open("a", encoding="utf-8") as f:
+        f.write("steps:\n  card:\n    cmd: [python, card.py]\n    deps: [card.py, models.species]\n"
+                "    outs: [build/cards/species]\n")
+    mlmake(root, "build", "steps.card")
+    _, html = report(root)
+    accuracy = json.loads((root / "build/models/species/metrics.json").read_text(encoding="utf-8"))["metrics"][
+        "accuracy"]
+    assert ('<details open><summary><b>Model card</b> <code>build/cards/species/card.md</code></summary>'
+            f'<pre class="document"># species &lt;card&gt;\naccuracy: {accuracy}\n</pre></details></section>') in html

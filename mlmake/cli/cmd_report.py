@@ -19,10 +19,12 @@ from mlmake.outputs import report as out
 @click.pass_context
 def report(ctx: click.Context, targets: tuple[str, ...], output: str, base: str | None, env: str | None,
            params: tuple[str, ...]) -> None:
-    """Write one self-contained HTML report of what is built: per model its curves, confusion
-    matrix or residuals, calibration, feature importance, metrics per slice and over the run
-    history, and its gates; the graph with each node's state; the data contracts. It opens
-    offline (no request leaves the page) and draws what the build recorded: nothing retrains.
+    """Write an offline HTML report of what is built, with its plots.
+
+    Per model its curves, confusion matrix or residuals, calibration, feature importance,
+    metrics per slice and over the run history, and its gates; the graph with each node's
+    state; the data contracts. The file opens offline (no request leaves the page) and draws
+    what the build recorded: nothing retrains. Needs pip install 'mlmake[report]'.
 
     \b
     Examples:

@@ -15,8 +15,6 @@ from mlmake.reporting.base import open_base
 from mlmake.reporting.gather import Report, gather
 from mlmake.state.lock import LOCK_FILE, Lock
 
-DEFAULT_OUTPUT = "build/mlmake-report.html"
-
 
 @dataclass(frozen=True)
 class Written:

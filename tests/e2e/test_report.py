@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -350,3 +351,24 @@ def test_a_model_card_written_downstream_is_shown_with_its_model(built: dict[str
         "accuracy"]
     assert ('<details open><summary><b>Model card</b> <code>build/cards/species/card.md</code></summary>'
             f'<pre class="document"># species &lt;card&gt;\naccuracy: {accuracy}\n</pre></details></section>') in html
+
+
+def test_a_model_without_curves_says_so_and_draws_the_rest(built: dict[str, Path], tmp_path: Path) -> None:
+    """A model built by an earlier mlmake, or by a kind that records no curves.json (a plugin)."""
+    root = tmp_path / "penguins"
+    shutil.copytree(built["penguins"], root, symlinks=True)
+    (root / "build" / "models" / "species" / "curves.json").unlink()
+    _, html = report(root)
+    assert ('<p class="note">no curves recorded (curves.json): a model built by an earlier mlmake, or a kind that '
+            "does not record them; rebuild it to draw them</p>") in html
+    assert [n.split(": ", 1)[1] for n in charts(html)] == ["Feature importance", "Metrics by island",
+                                                          "Metrics over runs"]
+
+
+def test_without_the_report_extra_the_command_says_what_to_install(built: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "vl_convert", None)  # as if vl-convert-python were not installed
+    result = run_cli(built["penguins"], "report")
+    assert (result.exit_code, result.stderr) == (1, "error: mlmake report needs vl-convert-python (it holds the "
+                                                    "Vega-Lite JavaScript the report embeds): pip install "
+                                                    "'mlmake[report]'\n")

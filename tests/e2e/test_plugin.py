@@ -146,7 +146,8 @@ def test_build_trains_the_baseline_beside_the_xgboost_model(
         "[5/7] models.body_mass  (new node)\n"
         "  done models.body_mass in Ts  rmse=378.9, r2=0.8026\n"
         "[6/7] deploy.baseline_api  (new node)\n"
-        f"  done deploy.baseline_api in Ts  model_fingerprint={fingerprint}\n"
+        f"  done deploy.baseline_api in Ts  model_fingerprint={fingerprint}, "
+        "raw_rows=features computed per request\n"
         "[7/7] deploy.baseline_scores  (new node)\n"
         f"  done deploy.baseline_scores in Ts  rows=342, model_fingerprint={fingerprint}\n"
         "Build: 7 built, 0 up to date.\n")
@@ -154,7 +155,8 @@ def test_build_trains_the_baseline_beside_the_xgboost_model(
     assert sorted(p.name for p in model.iterdir()) == ["estimator.json", "metrics.json", "predictions.parquet",
                                                         "signature.json"]
     assert sorted(p.name for p in (root / "build/deploy/baseline_api").iterdir()) == [
-        "estimator.json", "manifest.json", "metrics.json", "signature.json"]
+        "estimator.json", "manifest.json", "metrics.json", "request.json", "request.penguins.parquet",
+        "signature.json"]
     signature = json.loads((model / "signature.json").read_text(encoding="utf-8"))
     assert {k: signature[k] for k in ("format", "files", "estimator", "classes")} == {
         "format": "sklearn", "files": ["estimator.json"], "estimator": "LogisticRegression",

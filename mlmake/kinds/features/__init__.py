@@ -37,8 +37,8 @@ class Feature:
     span: Span | None = field(metadata=INTERNAL, compare=False)
     inputs: tuple[str, ...] = field(metadata={"key": "from"})
     key: tuple[str, ...] = ()
-    as_of: tuple[str, ...] = ()  # tables joined to the first one as of its event time (ml/pointintime.py)
-    checks: tuple[Check, ...] = ()
+    as_of: tuple[str, ...] | None = None  # tables joined to the first one as of its event time (ml/pointintime.py)
+    checks: tuple[Check, ...] | None = None  # unset: out of the config, so older fingerprints hold
     sql: str | None = None
     python: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
@@ -58,9 +58,10 @@ class FeaturesKind:
         return load_fragment(__file__)
 
     def parse(self, name: str, span: Span | None, d: Mapping[str, Any]) -> Feature:
-        return Feature(name, span, names(d["from"]), names(d.get("key")), names(d.get("as_of")),
-                       tuple(parse_check(c) for c in d.get("checks", [])), d.get("sql"), d.get("python"),
-                       d.get("description", ""), deps_of(d))
+        as_of = names(d["as_of"]) if "as_of" in d else None
+        checks = tuple(parse_check(c) for c in d["checks"]) if "checks" in d else None
+        return Feature(name, span, names(d["from"]), names(d.get("key")), as_of, checks, d.get("sql"),
+                       d.get("python"), d.get("description", ""), deps_of(d))
 
     def paths(self, item: ItemCheck) -> ItemPaths:
         hook = item.data.get("python")
@@ -75,7 +76,8 @@ class FeaturesKind:
 
     def declare(self, project: Project, item: Feature) -> NodeDecl:
         use = sql_use(item.sql) if item.sql else None  # a python hook cannot be analysed: whole tables
-        whole = set(item.as_of) | ({item.inputs[0]} if item.as_of else set())  # the as-of join reads the timestamps
+        # the as-of join reads the timestamps, which the sql need not name: whole tables
+        whole = set(item.as_of or ()) | ({item.inputs[0]} if item.as_of else set())
         refs = tuple(Ref(n, (self.section, item.name, "from", i), TABLES, None if n in whole else use)
                      for i, n in enumerate(item.inputs))
         config = node_config(item)
@@ -97,7 +99,7 @@ class FeaturesKind:
 def as_of_times(project: Project, item: Feature) -> dict[str, str | None]:
     """The timestamp column of the first table and of each as-of table (None: not declared)."""
     datasets = project.section("datasets")
-    tables = [item.inputs[0], *item.as_of]
+    tables = [item.inputs[0], *(item.as_of or ())]
     return {t: getattr(datasets.get(t), "timestamp", None) for t in tables}
 
 

@@ -19,6 +19,7 @@ from mlmake.building.seams import Done, Seams
 from mlmake.core.errors import BuildError, Interrupted
 from mlmake.core.graph import Graph
 from mlmake.core.kind import Task
+from mlmake.planning import approval
 from mlmake.planning.plan import (
     ABSENT,
     BUILD,
@@ -33,6 +34,7 @@ from mlmake.planning.plan import (
     Reason,
     decide,
 )
+from mlmake.state.approvals import Approvals, read_approvals
 
 TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT, CHECK)  # actions a build acts on
 WAIT = 0.5  # seconds: with polars loaded an unbounded wait may not wake for Ctrl-C
@@ -57,6 +59,7 @@ class Builder:
         self.running: dict[Future[Done], Running] = {}
         self.stopped = False
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
+        self.approvals: Approvals | None = None  # approvals.yaml, read when a target needs it
 
     def run(self) -> Outcome:
         self.commit.removed([s.address for s in self.plan.steps if s.action == REMOVE])
@@ -123,7 +126,7 @@ class Builder:
         decl = self.graph.nodes[planned.address]
         forced = self.options.force and planned.action != ABSENT and any(r.code == "forced" for r in planned.reasons)
         step = decide(decl, self.graph, self.commit.lock, self.seams.files, cache=self.seams.cache, forced=forced)
-        finished = self._without_running(step)
+        finished = self._unapproved(step) or self._without_running(step)
         if finished is not None:
             self._ended(step.address, finished)
             return
@@ -132,6 +135,16 @@ class Builder:
         self.seams.store.open()  # DVC for its save, opened while it runs
         self.reporter.node_started(step)
         self.running[self.seams.runner.submit(task)] = Running(step, task, time.time())
+
+    def _unapproved(self, step: Decision) -> Finished | None:
+        """A target that needs approvals its model (as built now) lacks fails without running; one up
+        to date by the lock was approved when it was built."""
+        if not self.graph.nodes[step.address].approvals or step.action in (FRESH, ABSENT):
+            return None
+        if self.approvals is None:
+            self.approvals = read_approvals(self.seams.workspace.root)
+        problem = approval.refusal(self.graph, step.address, self.commit.lock, self.approvals)
+        return Finished("failed", problem) if problem else None
 
     def _without_running(self, step: Decision) -> Finished | None:
         """How a node ends without running its recipe; None when it must run."""

@@ -50,6 +50,7 @@ class NodeDecl:
     lineage: bool = False  # its outputs record its name and its ancestors' fingerprints (a deploy manifest)
     in_place: bool = False  # its recipe writes its declared outputs where they belong, not in staging (cmd)
     log_tail: bool = True  # a failure shows its log's last lines (not for a kind whose message quotes its output)
+    approvals: int = 0  # approvals of its model (`mlmake approve`) it needs before a build delivers it
 
 
 @dataclass(frozen=True)

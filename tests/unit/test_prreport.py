@@ -212,6 +212,17 @@ def test_gate_rows() -> None:
     assert prreport._gate_section(Graph({}, {}, {}), base, now) == []
 
 
+def test_a_failing_slice_gate_row_names_the_slice() -> None:
+    nodes = {"models.m": NodeDecl("models.m", "model", None, {}, gates={"auc.min_slice": ">= 0.8",
+                                                                        "auc.slice_gap": "<= 0.2"})}
+    graph = Graph(nodes, {"models.m": {}}, {"models.m": ()})
+    slices = {"plan": {"basic": {"auc": 0.84}, "pro|x": {"auc": 0.71}}}
+    now = Snapshot("this branch", {"models.m": {"auc": 0.8, "slices": slices}})
+    assert prreport._gate_section(graph, Snapshot("main"), now)[4:6] == [
+        "| `models.m` | `auc.min_slice >= 0.8` | 0.71 | - | **FAIL** (slice plan=pro\\|x) |",
+        "| `models.m` | `auc.slice_gap <= 0.2` | 0.13 | - | pass |"]
+
+
 def test_a_node_that_is_not_a_model_is_never_listed_as_not_built(graph: Graph) -> None:
     text = prreport.pr_markdown(PENDING, graph, "demo", BASE, PENDING_NOW, {})
     line = next(line for line in text.splitlines() if line.startswith("Not built yet"))

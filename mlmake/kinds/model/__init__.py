@@ -34,7 +34,9 @@ class ModelKind:
     section = "models"
     default = True
     word = "model"
-    recipe = 2  # 2: metrics.json no longer holds gate verdicts (gates are judged by the build, not fingerprinted)
+    # 2: metrics.json no longer holds gate verdicts (gates are judged by the build, not fingerprinted)
+    # 3: the metrics recorded in the lock hold the slice metrics, which fairness gates judge
+    recipe = 3
     libraries: tuple[str, ...] = ("polars", "xgboost")
     item_type = Model
 

@@ -144,7 +144,9 @@ class Builder:
         if self.approvals is None:
             self.approvals = read_approvals(self.seams.workspace.root)
         problem = approval.refusal(self.graph, step.address, self.commit.lock, self.approvals)
-        return Finished("failed", problem) if problem else None
+        # nothing is wrong with what was built: the rest of the build goes on (the model's card
+        # is what a reviewer reads before approving), and the build still exits 1
+        return Finished("failed", problem, stops=False) if problem else None
 
     def _without_running(self, step: Decision) -> Finished | None:
         """How a node ends without running its recipe; None when it must run."""
@@ -186,7 +188,7 @@ class Builder:
             self.reporter.node_skipped(address, finished.message)
         else:
             self.reporter.node_failed(address, finished.message, finished.log_tail)
-            self.stopped = self.stopped or not self.options.keep_going
+            self.stopped = self.stopped or (finished.stops and not self.options.keep_going)
 
     def _interrupted(self) -> NoReturn:
         self.seams.runner.shutdown(cancel=True)

@@ -14,6 +14,7 @@ from click.testing import Result
 
 from mlmake.state.approvals import read_approvals
 from mlmake.state.lock import read_lock
+from tests.e2e.test_model_cards import with_card
 from tests.helpers import build, copy_example
 
 RunCli = Callable[..., Result]
@@ -33,7 +34,7 @@ def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def churn_needing_approval(tmp_path: Path) -> Path:
-    root = copy_example("churn", tmp_path / "churn")
+    root = with_card(copy_example("churn", tmp_path / "churn"), "churn")  # the card shows the approvals
     path = root / "mlproject.yaml"
     text = path.read_text(encoding="utf-8")
     assert text.count(API) == 1
@@ -61,8 +62,9 @@ def test_an_unapproved_target_is_refused_then_approved_then_built_and_a_new_mode
         "review it, run `mlmake approve deploy.churn_api` and commit approvals.yaml")
     assert result.stderr.endswith("error: 1 node(s) failed: deploy.churn_api\n")
     assert ran["models.churn_xgb"] == "built" and "deploy.churn_api" not in ran
-    # like a failed gate, a refusal stops the build (--keep-going goes on with the rest)
-    assert "  skip deploy.churn_scores: the build stopped" in result.stdout.splitlines()
+    # unlike a failed gate, a refusal does not stop the build: the rest, the model's card among it, is built
+    assert (ran["deploy.churn_scores"], ran["cards.churn_xgb"]) == ("built", "built")
+    assert result.stdout.endswith("Build: 8 built, 0 up to date, 1 failed.\n")
     assert "deploy.churn_api" not in read_lock(root).nodes
     plan = run_cli(root, "plan")
     assert approval_lines(plan.stdout) == [f"  deploy.churn_api: 0 of 1 approval(s) of models.churn_xgb {fp[:8]}"]
@@ -84,7 +86,9 @@ def test_an_unapproved_target_is_refused_then_approved_then_built_and_a_new_mode
         "version: 1\napprovals:\n  deploy.churn_api:\n  - by: Ada Lovelace <ada@example.com>\n")
 
     result, ran = build(run_cli, root)
-    assert (result.exit_code, ran) == (0, {"deploy.churn_api": "built", "deploy.churn_scores": "built"}), result.stderr
+    assert (result.exit_code, ran) == (0, {"deploy.churn_api": "built", "cards.churn_xgb": "built"}), result.stderr
+    card = (root / "build" / "cards" / "churn_xgb" / "card.md").read_text(encoding="utf-8")
+    assert f"| `deploy.churn_api` | {ADA} | {given.at} | `{fp}` | valid |" in card.splitlines()
     plan = run_cli(root, "plan", "--detailed-exitcode")
     assert plan.exit_code == 0
     assert approval_lines(plan.stdout) == [f"  deploy.churn_api: 1 of 1 approval(s) of models.churn_xgb {fp[:8]} "

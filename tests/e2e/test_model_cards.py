@@ -22,6 +22,34 @@ from tests.helpers import build, copy_example
 RunCli = Callable[..., Result]
 HEX32 = re.compile(r"\b[0-9a-f]{32}\b")
 CARDS = {"churn": "churn_xgb", "penguins": "species"}
+# each example's model card, as a user adds it to the example's mlproject.yaml
+CARD_YAML = {
+    "churn": """
+cards:                              # a model card per model: build/cards/NAME/card.md and card.json
+  churn_xgb:
+    model: churn_xgb
+    intended_use: >-
+      Rank customers by churn risk for the retention team's weekly outreach list.
+    limitations: >-
+      Trained on synthetic data; not for decisions about an individual customer's contract.
+""",
+    "penguins": """
+cards:
+  species:
+    model: species
+    intended_use: >-
+      Teaching and demonstration: a species from a penguin's measurements (Palmer Archipelago, 2007-2009).
+    limitations: >-
+      Three species from three islands only; the Torgersen slice is small, so its metrics are uncertain.
+""",
+}
+
+
+def with_card(root: Path, example: str) -> Path:
+    """The example with its model card added."""
+    with open(root / "mlproject.yaml", "a", encoding="utf-8") as fh:
+        fh.write(CARD_YAML[example])
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +58,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     out = {}
     for name in CARDS:
-        root = copy_example(name, tmp_path_factory.mktemp("cards") / name)
+        root = with_card(copy_example(name, tmp_path_factory.mktemp("cards") / name), name)
         result = run_cli(root, "build")
         assert result.exit_code == 0, result.stderr
         out[name] = root

@@ -62,10 +62,15 @@ def _approvals(task: Task, model: str, fingerprint: str) -> list[dict[str, Any]]
     """Every approval of this model for a deploy target; valid while it is of the fingerprint built."""
     from pathlib import Path
 
+    from mlmake.core.errors import MlmakeError, NodeError
     from mlmake.state.approvals import read_approvals
 
+    try:
+        approvals = read_approvals(Path(task.root))
+    except MlmakeError as exc:
+        raise NodeError(str(exc)) from None
     out = []
-    for target, given in sorted(read_approvals(Path(task.root)).items()):
+    for target, given in sorted(approvals.items()):
         out += [{"target": target, "by": a.by, "at": a.at, "fingerprint": a.fingerprint, "plan_hash": a.plan,
                  "valid": a.fingerprint == fingerprint} for a in given if a.model == model]
     return out

@@ -14,6 +14,7 @@ from mlmake.cli import (
     load,
     param_option,
     project_root,
+    refuse_unresolved,
     targets_argument,
 )
 from mlmake.outputs import report
@@ -53,6 +54,7 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
     from mlmake.ml.tables import checking_determinism
 
     project, graph = load(ctx, env, params)
+    refuse_unresolved(project, graph, targets, downstream)
     if ensure_gitignore(project.root):
         report.out("wrote .gitignore: build/ and .mlmake/ are never committed (commit mlproject.lock and "
                    ".mlmake-artifacts/)")

@@ -13,6 +13,7 @@ from mlmake.cli import (
     env_option,
     param_option,
     plan_project,
+    refuse_unresolved,
     remote_cache,
     targets_argument,
 )
@@ -58,6 +59,7 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
 
     warned = terminal.warnings_written()
     project, graph, lock, result = plan_project(ctx, env, params, targets, force, downstream)
+    refuse_unresolved(project, graph, targets, downstream)
     if base and fmt != "markdown":
         raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
     code = 2 if detailed_exitcode and result.has_changes else 0
@@ -119,11 +121,14 @@ def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: 
         if step.action != REMOVE:  # a node to remove has no components
             current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
+    runs: dict[str, list[dict[str, float]]] = {}  # each node's built runs' numeric metrics, oldest first
     for rec in reversed(records.history(project.root, limit=100_000)):
         if rec.status == "built":
             durations[rec.node] = rec.duration
+            runs.setdefault(rec.node, []).append({m: float(v) for m, v in rec.metrics.items()
+                                                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
     baseline = history.from_lock(history.lock_at(project.root, base), base)
-    return pr_markdown(result, graph, project.project, baseline, current, durations, approvals)
+    return pr_markdown(result, graph, project.project, baseline, current, durations, runs, approvals)
 
 
 @cli.command()

@@ -23,7 +23,7 @@ def step_note(step: Decision) -> list[str]:
     """The reasons of a step as lines (empty for an up-to-date node)."""
     if step.action == ABSENT:
         where = "restorable from the DVC remote" if step.restorable else "not in this workspace"
-        return [f"up to date; {where}: {', '.join(step.missing)}"]
+        return [f"up to date; {where}: {', '.join(step.missing)}"] + [r.text() for r in step.reasons]
     return [r.text() for r in step.reasons]
 
 
@@ -85,13 +85,14 @@ def plan_markdown(plan: Plan, graph: Graph, project: str, approvals: Sequence[St
     """A pull-request comment: a table of what changes and why, and a mermaid graph."""
     lines = [f"### mlmake plan: `{project}`", "", f"**{plan.summary()}**", ""]
     changed = [s for s in plan.steps if s.action not in (FRESH, ABSENT)]
-    if changed:
+    noted = [s for s in plan.steps if s.action not in (FRESH, ABSENT) or s.reasons]  # a reformat says so
+    if not changed:
+        lines += ["Nothing to build: every node is up to date."] + ([""] if noted else [])
+    if noted:
         lines += ["| | node | kind | why |", "|---|---|---|---|"]
-        for s in changed:
+        for s in noted:
             why = "<br>".join(_md_escape(n) for n in step_note(s))
             lines.append(f"| `{SYMBOLS[s.action]}` | `{s.address}` | {s.kind} | {why} |")
-    else:
-        lines.append("Nothing to build: every node is up to date.")
     if approvals:
         lines += ["", "Approvals:", "", *(f"- {_md_escape(a.lines()[0])}" for a in approvals),
                   *(f"  - {_md_escape(line.strip())}" for a in approvals for line in a.lines()[1:])]

@@ -34,7 +34,19 @@ def plan_hash(plan: Plan) -> str:
 
 def subject(graph: Graph, address: str) -> str | None:
     """The model a deploy target delivers (what its approvers approve)."""
+    if followed := _followed(graph, address):
+        return followed[0]
     return next((u for u in graph.upstream(address) if u.startswith("models.")), None)
+
+
+def _followed(graph: Graph, address: str) -> tuple[str, str] | None:
+    """A target following the registry (`model: NAME@STAGE`): the model and the fingerprint of the
+    version it delivers, which is what its approvers approve (no model of the workspace)."""
+    decl = graph.nodes.get(address)
+    found = decl.config.get("registry") if decl else None
+    if decl is None or not isinstance(found, dict) or not found.get("fingerprint"):
+        return None
+    return f"models.{str(decl.config['model']).partition('@')[0]}", str(found["fingerprint"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +86,8 @@ def standings(graph: Graph, plan: Plan, lock: Lock, approvals: Approvals) -> lis
         required = graph.nodes[step.address].approvals if step.address in graph.nodes else 0
         if not required or model is None:
             continue
-        fingerprint, change = _model_state(steps.get(model), lock, model)
+        followed = _followed(graph, step.address)
+        fingerprint, change = (followed[1], "") if followed else _model_state(steps.get(model), lock, model)
         out.append(standing(step.address, required, model, fingerprint, approvals, change))
     return out
 
@@ -105,8 +118,9 @@ def refusal(graph: Graph, address: str, lock: Lock, approvals: Approvals) -> str
     required, model = graph.nodes[address].approvals, subject(graph, address)
     if not required or model is None:
         return ""
-    entry = lock.get(model)
-    found = standing(address, required, model, entry.fingerprint if entry else "", approvals)
+    entry, followed = lock.get(model), _followed(graph, address)
+    fingerprint = followed[1] if followed else (entry.fingerprint if entry else "")
+    found = standing(address, required, model, fingerprint, approvals)
     if found.approved:
         return ""
     void = (f" ({len(found.void)} void: given for another fingerprint of the model)" if found.void else "")
@@ -120,13 +134,19 @@ def approve(root: Path, graph: Graph, plan: Plan, lock: Lock, address: str, by: 
     model = subject(graph, address)
     if not graph.nodes[address].approvals or model is None:
         raise MlmakeError(f"{address} needs no approval: add `approval: {{required: 1}}` to it to require one")
+    if followed := _followed(graph, address):  # a registered version: approved as registered
+        return _record(root, graph, address, Approval(by, at, model, followed[1], plan_hash(plan)))
     step = next((s for s in plan.steps if s.address == model), None)
     entry = lock.get(model)
     if entry is None or step is None or step.action not in BUILT:
         why = "; ".join(r.text() for r in step.reasons) if step else "not built"
         raise MlmakeError(f"{model} is not built as the file says ({why}): an approval is of a model as "
                           f"built, so run `mlmake build {model}`, review it, then approve")
-    given = Approval(by, at, model, entry.fingerprint, plan_hash(plan), dict(entry.scores()))
+    return _record(root, graph, address, Approval(by, at, model, entry.fingerprint, plan_hash(plan),
+                                                  dict(entry.scores())))
+
+
+def _record(root: Path, graph: Graph, address: str, given: Approval) -> Standing:
     approvals = with_approval(read_approvals(root), address, given)
     write_approvals(root, approvals)
-    return standing(address, graph.nodes[address].approvals, model, entry.fingerprint, approvals)
+    return standing(address, graph.nodes[address].approvals, given.model, given.fingerprint, approvals)

@@ -50,3 +50,17 @@ def test_a_build_refuses_a_target_short_of_approvals() -> None:
         "`mlmake approve deploy.api` and commit approvals.yaml")
     assert refusal(graph, "deploy.api", lock, {"deploy.api": (approval("Ada <a@x>", "f" * 32),)}) == ""
     assert refusal(graph, "models.m", lock, {}) == ""
+
+
+def test_a_target_following_the_registry_needs_approval_of_the_version_it_delivers() -> None:
+    registry = {"stage": "production", "version": "v0.0.2", "fingerprint": "9" * 32}
+    nodes = {"models.m": NodeDecl("models.m", "model", None, {}),
+             "deploy.api": NodeDecl("deploy.api", "http", None, {"model": "m@production", "registry": registry},
+                                    approvals=1)}
+    graph = Graph(nodes, {"models.m": {}, "deploy.api": {}}, {"models.m": (), "deploy.api": ()})
+    lock = Lock({"models.m": Entry("f" * 32, "model", Components())})
+    assert refusal(graph, "deploy.api", lock, {}) == (
+        "needs 1 approval(s) of models.m as built (fingerprint 99999999), has 0: review it, run "
+        "`mlmake approve deploy.api` and commit approvals.yaml")
+    assert refusal(graph, "deploy.api", lock, {"deploy.api": (approval("Ada <a@x>", "9" * 32),)}) == ""
+    assert refusal(graph, "deploy.api", lock, {"deploy.api": (approval("Ada <a@x>", "f" * 32),)}) != ""

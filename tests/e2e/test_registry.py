@@ -139,7 +139,7 @@ def test_a_deploy_target_follows_production(repo: Path, run_cli: Callable[..., R
     first = listed["versions"][0]
     assert (first["version"], first["commit"], first["author"], first["record"]["fingerprint"]) == (
         "v0.0.1", c1, "Ann Lee", fp1)
-    assert first["record"]["metrics"] == v1["metrics"]
+    assert first["record"]["metrics"] == {**v1["metrics"], "slices": v1["slices"]}  # the lock's: slices too
     assert first["record"]["data"] == {"data/penguins.csv": first["record"]["data"]["data/penguins.csv"]}
 
     # a rollback: v0.0.1's outputs come back from the DVC cache (the workspace holds v0.0.2's)

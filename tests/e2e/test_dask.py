@@ -31,9 +31,14 @@ SMALL = ("-P", "rows=400", "-P", "models.churn_xgb.params.nthread=1")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def workers_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workers")
+
+
+@pytest.fixture(scope="module")
+def cluster(workers_folder: Path) -> Iterator[Any]:
     """Two worker processes with a thread each; each worker's local directory is its own."""
-    folder = tmp_path_factory.mktemp("workers")
+    folder = workers_folder
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, local_directory=str(folder)) as local:
         yield local
@@ -250,3 +255,68 @@ def test_ctrl_c_of_the_client_records_what_finished_and_nothing_that_ran(run_cli
     assert result.exit_code == 0, result.stderr
     assert ran == {"steps.b": "built"}
     assert (held.root / "build" / "b.txt").read_text() == "b done\n"
+
+
+# --- where a node runs, and what is asked of the user --------------------------------------------------
+
+WHERE = """\
+version: 1
+project: where
+steps:
+  where:
+    cmd: [python, scripts/where.py, build/where.txt]
+    outs: [build/where.txt]
+"""
+
+WHERE_PY = """\
+import os
+import sys
+from pathlib import Path
+
+Path(sys.argv[1]).write_text(os.getcwd())
+"""
+
+
+def test_workers_run_in_folders_of_their_own_unless_told_the_file_system_is_shared(
+        run_cli: RunCli, make_project: Any, cluster: Any, workers_folder: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_project({"mlproject.yaml": WHERE, "scripts/where.py": WHERE_PY})
+    monkeypatch.setenv("MLMAKE_SCHEDULER", cluster.scheduler_address)
+    result = run_cli(root, "build")
+    assert result.exit_code == 0, result.stderr
+    ran_in = Path((root / "build" / "where.txt").read_text())
+    assert ran_in.is_relative_to(workers_folder) and ran_in.parent.name == "tasks"
+    assert not ran_in.exists()  # removed once its outputs were pushed
+
+    result = run_cli(root, "build", "--force", "--shared-fs")
+    assert result.exit_code == 0, result.stderr
+    assert (root / "build" / "where.txt").read_text() == str(root)
+
+
+def test_without_dask_installed_the_scheduler_option_says_what_to_install(
+        run_cli: RunCli, make_project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_project({"mlproject.yaml": WHERE, "scripts/where.py": WHERE_PY})
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    result = run_cli(root, "build", "--scheduler", "tcp://127.0.0.1:8786")
+    assert result.exit_code == 1
+    assert result.stderr == ("error: building on a Dask cluster (--scheduler tcp://127.0.0.1:8786) needs Dask: "
+                             "pip install 'mlmake[dask]'\n")
+    assert not (root / "mlproject.lock").exists()
+
+
+def test_an_environments_runner_is_checked_like_the_rest_of_the_file(
+        run_cli: RunCli, make_project: Any) -> None:
+    text = WHERE + "environments:\n  cluster: {runner: {scheduler: dask-host:8786, shared: true}}\n"
+    root = make_project({"mlproject.yaml": text, "scripts/where.py": WHERE_PY})
+    result = run_cli(root, "validate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "mlproject.yaml:8:33: environments.cluster.runner.scheduler: expected a value matching "
+        "^[a-z][a-z0-9+.-]*://\\S+$, got 'dask-host:8786'\n"
+        "    cluster: {runner: {scheduler: dask-host:8786, shared: true}}\n"
+        "                                  ^\n"
+        "mlproject.yaml:8:49: environments.cluster.runner.shared: unknown key 'shared'\n"
+        "    cluster: {runner: {scheduler: dask-host:8786, shared: true}}\n"
+        "                                                  ^\n"
+        "  hint: did you mean 'shared_fs'?\n"
+        "2 errors found\n")

@@ -93,7 +93,12 @@ class DaskRunner:
         future.set_running_or_notify_cancel()
         key = f"mlmake-{task.address}-{uuid.uuid4().hex[:8]}"
         if self.shipper is not None:
-            remote = self.client.submit(run_parcel, self.shipper.parcel(task), key=key, pure=False)
+            try:
+                parcel = self.shipper.parcel(task)
+            except (MlmakeError, OSError) as exc:  # the remote cannot take its inputs: this node fails
+                future.set_result(Done(ok=False, error=f"its inputs cannot be sent to the workers: {exc}"))
+                return future
+            remote = self.client.submit(run_parcel, parcel, key=key, pure=False)
         else:
             remote = self.client.submit(run_shared, task, self.topic, key=key, pure=False)
         self.futures[remote] = task

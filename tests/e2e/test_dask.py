@@ -320,3 +320,16 @@ def test_an_environments_runner_is_checked_like_the_rest_of_the_file(
         "                                                  ^\n"
         "  hint: did you mean 'shared_fs'?\n"
         "2 errors found\n")
+
+
+def test_a_remote_that_cannot_take_a_nodes_inputs_fails_that_node_by_name(
+        run_cli: RunCli, make_project: Any, cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_project({"mlproject.yaml": WHERE, "scripts/where.py": WHERE_PY})
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MLMAKE_REMOTE", str(tmp_path / "a-file" / "remote"))
+    result = run_cli(root, "build", "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"FAILED steps.where: its inputs cannot be sent to the workers: cannot push where.py to the remote "
+        f"{tmp_path / 'a-file' / 'remote'}: Not a directory")
+    assert not (root / "mlproject.lock").exists()

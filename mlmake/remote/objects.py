@@ -123,7 +123,10 @@ class Objects:
         if self._fs is None:
             from fsspec.core import url_to_fs
 
-            self._fs = url_to_fs(self.url)[0]
+            try:
+                self._fs = url_to_fs(self.url)[0]
+            except (ImportError, ValueError) as exc:  # no fsspec plugin for its scheme, a malformed URL
+                raise ObjectError(f"cannot open the remote {self.url}: {exc}") from None
         return self._fs
 
 

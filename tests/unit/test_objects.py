@@ -55,3 +55,20 @@ def test_a_folders_files_are_listed_sorted_with_their_paths_inside_it(tmp_path: 
     top = tmp_path / "out"
     assert [relative(f, top) for f in files_of(top)] == ["a.txt", "b/z.txt", "b/a/y.txt"]
     assert [relative(f, top / "a.txt") for f in files_of(top / "a.txt")] == [""]
+
+
+def test_a_remote_url_goes_through_fsspec_and_a_scheme_without_its_plugin_says_so(tmp_path: Path) -> None:
+    source = tmp_path / "a.txt"
+    source.write_text("hello\n")
+    md5 = md5_file(source)
+    objects = Objects("memory://mlmake-test-remote")  # fsspec's in-process file system
+    objects.put(source, md5)
+    assert objects.has(md5)
+    assert objects._remote_fs().ls("/mlmake-test-remote/files/md5/" + md5[:2], detail=False) == [
+        f"/mlmake-test-remote/{object_key(md5)}"]
+    objects.get(md5, tmp_path / "b.txt")
+    assert (tmp_path / "b.txt").read_text() == "hello\n"
+
+    with pytest.raises(ObjectError) as exc:
+        Objects("nosuchscheme://bucket/x").has(md5)
+    assert str(exc.value).startswith("cannot open the remote nosuchscheme://bucket/x: ")

@@ -102,8 +102,16 @@ class DaskRunner:
         else:
             remote = self.client.submit(run_shared, task, self.topic, key=key, pure=False)
         self.futures[remote] = task
-        remote.add_done_callback(lambda f: self.pool.submit(self._finish, f, task, future))
+        remote.add_done_callback(lambda f: self._ended(f, task, future))
         return future
+
+    def _ended(self, remote: Any, task: Task, future: Future[Done]) -> None:
+        """A Dask future is done (on the client's own thread): its outputs are fetched on ours."""
+        try:
+            self.pool.submit(self._finish, remote, task, future)
+        except RuntimeError:  # the build stopped: nothing is fetched any more
+            if not future.done():
+                future.set_result(Done(ok=False, error="the build stopped"))
 
     def _finish(self, remote: Any, task: Task, future: Future[Done]) -> None:
         self.futures.pop(remote, None)

@@ -333,3 +333,35 @@ def test_a_remote_that_cannot_take_a_nodes_inputs_fails_that_node_by_name(
         f"FAILED steps.where: its inputs cannot be sent to the workers: cannot push where.py to the remote "
         f"{tmp_path / 'a-file' / 'remote'}: Not a directory")
     assert not (root / "mlproject.lock").exists()
+
+
+PARTS = """\
+version: 1
+project: parts
+datasets:
+  events:
+    path: data/events
+    format: parquet
+    schema:
+      id: {type: int64, unique: true, nullable: false}
+"""
+
+
+def test_a_dataset_that_is_a_folder_of_parquet_partitions_builds_on_the_cluster(
+        run_cli: RunCli, make_project: Any, cluster: Any) -> None:
+    import polars as pl
+
+    root = make_project({"mlproject.yaml": PARTS})
+    (root / "data" / "events").mkdir(parents=True)
+    for part in range(2):
+        pl.DataFrame({"id": [2 * part + 1, 2 * part + 2]}).write_parquet(root / "data" / "events" / f"{part}.parquet")
+    result, ran = build(run_cli, root, "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.stderr
+    assert ran == {"datasets.events": "built"}
+    assert read_lock(root).nodes["datasets.events"].metrics == {"rows": 4, "columns": 1}
+
+    pl.DataFrame({"id": [5, 6]}).write_parquet(root / "data" / "events" / "2.parquet")  # a new partition
+    result, ran = build(run_cli, root, "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "[1/1] datasets.events  (data/events changed)"
+    assert read_lock(root).nodes["datasets.events"].metrics == {"rows": 6, "columns": 1}

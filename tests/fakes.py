@@ -21,7 +21,7 @@ from mlmake.building.seams import Done, Outputs
 from mlmake.core.kind import Task
 from mlmake.core.spec import is_address
 from mlmake.planning.plan import Decision
-from mlmake.state.hashing import ABSENT, Digest, canonical, hash_bytes
+from mlmake.state.hashing import ABSENT, CodeDigest, Digest, canonical, hash_bytes
 from mlmake.state.lock import Entry
 from mlmake.state.runcache import Hit
 
@@ -191,6 +191,9 @@ class FakeFiles:
 
     def source_digest(self, rel: str) -> Digest:
         return self.pointers.get(rel) or self.digest(rel)
+
+    def code_digest(self, rel: str) -> CodeDigest:
+        return CodeDigest(self.source_digest(rel).hash)
 
 
 class MemoryStore:

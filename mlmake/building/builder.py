@@ -19,6 +19,7 @@ from mlmake.building.seams import Done, Seams
 from mlmake.core.errors import BuildError, Interrupted
 from mlmake.core.graph import Graph
 from mlmake.core.kind import Task
+from mlmake.planning.columns import fresh_note
 from mlmake.planning.plan import (
     ABSENT,
     BUILD,
@@ -51,6 +52,7 @@ class Builder:
     def __init__(self, plan: Plan, graph: Graph, options: Options, seams: Seams, commit: Commit) -> None:
         self.plan, self.graph, self.options, self.seams, self.commit = plan, graph, options, seams, commit
         self.reporter = seams.reporter
+        self.before = commit.lock  # the lock as planned: what an early cutoff compares with
         self.outcome = Outcome()
         self.todo = self._todo()
         self.busy = set(self.todo)  # started or waiting, not ended: what a node must wait for
@@ -60,6 +62,9 @@ class Builder:
 
     def run(self) -> Outcome:
         self.commit.removed([s.address for s in self.plan.steps if s.action == REMOVE])
+        for step in self.plan.steps:
+            if step.action == FRESH and step.address not in self.todo:
+                self.commit.reformatted(step)
         self.reporter.build_started(len(self.todo))
         if self.todo:
             self.seams.store.prefetch([a for a in self.todo if self.todo[a].action == ABSENT])
@@ -125,7 +130,7 @@ class Builder:
         step = decide(decl, self.graph, self.commit.lock, self.seams.files, cache=self.seams.cache, forced=forced)
         finished = self._without_running(step)
         if finished is not None:
-            self._ended(step.address, finished)
+            self._ended(step.address, self._cut_off_by_column(step, finished))
             return
         step = _to_build(step)
         task = self._task(step)
@@ -133,9 +138,17 @@ class Builder:
         self.reporter.node_started(step)
         self.running[self.seams.runner.submit(task)] = Running(step, task, time.time())
 
+    def _cut_off_by_column(self, step: Decision, finished: Finished) -> Finished:
+        """An early cutoff where upstream columns the node does not read changed says which."""
+        if step.action != FRESH:
+            return finished
+        note = fresh_note(self.graph.nodes[step.address], self.graph, self.before, self.commit.lock)
+        return replace(finished, message=f"up to date ({note})") if note else finished
+
     def _without_running(self, step: Decision) -> Finished | None:
         """How a node ends without running its recipe; None when it must run."""
         if step.action == FRESH:  # early cutoff: upstream rebuilt to identical bytes
+            self.commit.reformatted(step)
             return Finished("fresh", "up to date (upstream output unchanged)")
         if step.action == CHECK and (judged := self.commit.rejudged(step)) is not None:
             return judged
@@ -153,7 +166,8 @@ class Builder:
             staging=workspace.stage(step.address, decl.outputs, in_place=decl.in_place),
             upstream={u: list(self.graph.nodes[u].outputs) for u in ups},
             upstream_kinds={u: self.graph.nodes[u].kind for u in ups}, threads=self.threads,
-            log=workspace.start_log(step.address, header), baseline=self.commit.judge.metrics(step.address))
+            log=workspace.start_log(step.address, header), baseline=self.commit.judge.metrics(step.address),
+            env=decl.env)
 
     def _wait(self) -> None:
         done, _ = wait(list(self.running), timeout=WAIT, return_when=FIRST_COMPLETED)

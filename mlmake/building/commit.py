@@ -55,7 +55,8 @@ class Commit:
         if problem:
             return self._failed(step, task, done.metrics, problem, started, seconds)
         self._put(step.address, Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components,
-                                      outputs=outputs, metrics=done.metrics, gates=dict(step.gates)))
+                                      outputs=outputs, metrics=done.metrics, gates=dict(step.gates),
+                                      code_bytes=dict(step.code_bytes)))
         self.seams.store.save(step, outputs, done.metrics)
         for failure in self.seams.store.failures():
             self.seams.reporter.warn(failure)
@@ -73,7 +74,7 @@ class Commit:
         if failed:  # cached outputs still answer to today's gates and baseline
             self._record(step, "failed", started, time.time() - started, entry.metrics, failed)
             return Finished("failed", failed + " (restored from the cache; not recorded)")
-        self._put(step.address, replace(entry, gates=dict(step.gates)))
+        self._put(step.address, replace(entry, gates=dict(step.gates), code_bytes=dict(step.code_bytes)))
         seconds = time.time() - started
         self._record(step, "restored", started, seconds, entry.metrics)
         return Finished("restored", seconds=seconds, metrics=entry.metrics)
@@ -88,11 +89,18 @@ class Commit:
             failed += " (judged on the recorded metrics)"
             self._record(step, "failed", time.time(), 0.0, entry.metrics, failed)
             return Finished("failed", failed)
-        self._put(step.address, replace(entry, gates=dict(step.gates)))
+        self._put(step.address, replace(entry, gates=dict(step.gates), code_bytes=dict(step.code_bytes)))
         if step.missing:
             return None
         return Finished("fresh", "gates re-checked on the recorded metrics: "
                         + "; ".join(r.text() for r in step.reasons))
+
+    def reformatted(self, step: Decision) -> None:
+        """An up-to-date node whose python code changed in form only: its lock entry records the
+        new bytes' hashes, as a clean build of the same sources would."""
+        entry = self.lock.get(step.address)
+        if entry is not None and entry.fingerprint == step.fingerprint and entry.code_bytes != step.code_bytes:
+            self._put(step.address, replace(entry, code_bytes=dict(step.code_bytes)))
 
     def removed(self, addresses: list[str]) -> None:
         """Drop the lock entries of nodes no longer in the project."""
@@ -107,7 +115,7 @@ class Commit:
             return {}, done.error or "the recipe failed"
         if problem := self._refusal(step, done.metrics):
             return {}, problem
-        return self._place(step, task)
+        return self._place(step, task, done.tables)
 
     def _refusal(self, step: Decision, metrics: dict[str, Any]) -> str:
         """Why a node that ran must not be recorded as built ('' when nothing): an input moved,
@@ -117,7 +125,7 @@ class Commit:
             return MOVED
         return self.judge.failures(step.address, metrics)
 
-    def _place(self, step: Decision, task: Task) -> tuple[Outputs, str]:
+    def _place(self, step: Decision, task: Task, tables: Outputs) -> tuple[Outputs, str]:
         """The node's outputs moved into place and hashed, or why they cannot be."""
         decl, workspace = self.graph.nodes[step.address], self.seams.workspace
         outputs: Outputs = {}
@@ -127,7 +135,7 @@ class Commit:
             digest = self.seams.files.digest(out)
             if not digest.exists:
                 return {}, f"declared output '{out}' was not written"
-            outputs[out] = {"hash": digest.hash, "size": digest.size}
+            outputs[out] = {"hash": digest.hash, "size": digest.size, **tables.get(out, {})}
         workspace.discard(step.address)
         return outputs, ""
 

@@ -20,7 +20,7 @@ def run_task(task: Task) -> Done:
 
     try:
         result = registry.registry().by_name(task.kind).run(task)
-        return Done(ok=True, metrics=result.metrics)
+        return Done(ok=True, metrics=result.metrics, tables=result.tables)
     except NodeError as exc:
         return Done(ok=False, metrics=exc.metrics, error=str(exc))
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ class Done:
     ok: bool
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # output → its column record
 
 
 class Runner(Protocol):

@@ -15,6 +15,7 @@ from mlmake.core.kind import Kind
 
 NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_-]*$"
 SECTION_NOTE = "x-section"  # a fragment's description of its whole section (not JSON Schema)
+COMMON_KEYS = {"env": {"$ref": "#/$defs/env"}}  # keys every node has, whatever its kind
 
 
 def base_schema() -> dict[str, Any]:
@@ -47,6 +48,11 @@ def _add_fragment(defs: dict[str, Any], kind: Kind[Any], shared: bool) -> str:
     note = str(fragment.pop(SECTION_NOTE, ""))
     for name, definition in dict(fragment.pop("$defs", {})).items():
         _define(defs, name, definition, kind)
+    for key, definition in COMMON_KEYS.items():
+        if key in fragment.get("properties", {}):
+            raise MlmakeError(f"the kind '{kind.name}' defines the item key '{key}', which every node has "
+                              "(the environment variables it reads); rename the kind's key")
+        fragment.setdefault("properties", {})[key] = definition
     if shared:
         own = {"const": kind.name, "description": str(fragment.get("description", ""))}
         fragment["properties"] = {"kind": own, **fragment.get("properties", {})}

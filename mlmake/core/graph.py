@@ -84,7 +84,7 @@ def build_graph(project: Project) -> Graph:
             decl = known.by_name(kind_name).declare(project, project.section(section)[name])
             used = node_params.get(decl.address, NodeParams())
             decls[decl.address] = replace(decl, params=used.param_values(), param_keys=used.param_keys(),
-                                          templates=dict(used.templates))
+                                          templates=dict(used.templates), env=_env(project, section, name))
     errors: list[Diagnostic] = []
     located = _Locator(project.doc)
     owners = _output_owners(decls, errors, located)
@@ -98,6 +98,13 @@ def build_graph(project: Project) -> Graph:
         raise SpecError(errors)
     order = _topological(uses, list(decls))
     return Graph({a: decls[a] for a in order}, {a: uses[a] for a in order}, {a: files[a] for a in order})
+
+
+def _env(project: Project, section: str, name: str) -> tuple[str, ...]:
+    """The environment variables an item declares (`env:`, which every kind takes), sorted."""
+    data = project.doc.data if project.doc is not None else {}
+    item = (data.get(section) or {}).get(name)
+    return tuple(sorted(set(item.get("env") or ()))) if isinstance(item, dict) else ()
 
 
 class _Locator:

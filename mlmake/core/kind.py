@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from mlmake.core.columns import ColumnUse
 from mlmake.core.errors import Diagnostic, Span
 from mlmake.core.source import Document, Path
 
@@ -22,11 +23,13 @@ class Ref:
     """A reference to another node, with the key that makes it.
 
     `name` is a full address when `sections` is empty, else a bare name looked
-    up in those sections in order (a feature's `from: [customers]`)."""
+    up in those sections in order (a feature's `from: [customers]`). `columns`: the columns
+    of that table the node reads, when its kind can tell (None: the whole table)."""
 
     name: str
     key: Path
     sections: tuple[str, ...] = ()
+    columns: ColumnUse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class NodeDecl:
     lineage: bool = False  # its outputs record its name and its ancestors' fingerprints (a deploy manifest)
     in_place: bool = False  # its recipe writes its declared outputs where they belong, not in staging (cmd)
     log_tail: bool = True  # a failure shows its log's last lines (not for a kind whose message quotes its output)
+    env: tuple[str, ...] = ()  # the environment variables it reads (`env:`, a key of every node)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Task:
     threads: int = 1
     log: str = ""
     baseline: dict[str, float] = field(default_factory=dict)  # this node's metrics in the baseline lock
+    env: tuple[str, ...] = ()  # the environment variables it declares (a command sees only these and a minimal set)
 
     def staged(self, output: str) -> str:
         """The temporary path a declared output is written to."""
@@ -77,6 +82,7 @@ class Result:
     """What a recipe reports back besides its files."""
 
     metrics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)  # output → its column record (core.columns)
 
 
 # --- the kind interface ----------------------------------------------------------------

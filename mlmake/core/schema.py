@@ -19,6 +19,7 @@ _TYPE_WORDS = {
 }
 _PATTERN_WORDS = {
     "^[A-Za-z_][A-Za-z0-9_-]*$": "a name of letters, digits, '_' and '-' that does not start with a digit",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "an environment variable's name (letters, digits and '_', not starting with a digit)",
 }
 
 

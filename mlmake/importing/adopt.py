@@ -49,7 +49,7 @@ def adopt(root: Path, names: Mapping[str, str], status: Mapping[str, Any]) -> Ad
             done.stale.append(address)
             continue
         recorded: dict[str, dict[str, Json]] = {o: {"hash": d.hash, "size": d.size} for o, d in outputs.items()}
-        entry = Entry(step.fingerprint, decl.kind, step.components, recorded)
+        entry = Entry(step.fingerprint, decl.kind, step.components, recorded, code_bytes=dict(step.code_bytes))
         if stage in status:
             done.stale.append(address)
             marked = _marked(root, entry, status[stage])
@@ -83,7 +83,8 @@ def _marked(root: Path, entry: Entry, changes: Any) -> Entry | None:
         (inputs if p in inputs else code)[p] = CHANGED
     outputs = {o: {**info, "hash": CHANGED} if o in outs else info for o, info in entry.outputs.items()}
     components = replace(entry.components, inputs=inputs, code=code)
-    return Entry(fingerprint(components) if deps else entry.fingerprint, entry.kind, components, outputs)
+    return Entry(fingerprint(components) if deps else entry.fingerprint, entry.kind, components, outputs,
+                 code_bytes=entry.code_bytes)
 
 
 def _relative(root: Path, path: str) -> str:

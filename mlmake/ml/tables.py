@@ -13,11 +13,14 @@ polars is imported inside functions so importing a kind stays cheap."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from mlmake.core.columns import COLUMNS, LAYOUT, ColumnUse, select
 from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.gates import OPERATORS, parse_gate
 from mlmake.core.kind import TABLE_FILE, Task
@@ -181,6 +184,28 @@ def write_parquet(frame: pl.DataFrame, path: str) -> None:
     """Write a table with fixed options, as one chunk (pages follow chunks), so equal frames
     give equal bytes; polars writes no time stamp."""
     frame.rechunk().write_parquet(path, **PARQUET_OPTIONS)
+
+
+def table_record(task: Task, frame: pl.DataFrame, key: list[str]) -> dict[str, dict[str, Any]]:
+    """The column record of a kind's one table output (core.columns): a hash per column, of
+    its type and values as written (each column alone, with the table's parquet options, so
+    the hash depends on nothing else of the table), and a hash of its layout."""
+    columns = {name: _column_hash(frame.select(name)) for name in frame.columns}
+    layout = hashlib.md5(json.dumps({"columns": frame.columns, "key": key}).encode()).hexdigest()
+    return {next(iter(task.staging)): {COLUMNS: columns, LAYOUT: layout}}
+
+
+def _column_hash(column: pl.DataFrame) -> str:
+    buffer = io.BytesIO()
+    column.rechunk().write_parquet(buffer, **PARQUET_OPTIONS)
+    return hashlib.md5(buffer.getvalue()).hexdigest()
+
+
+def restrict(frame: pl.LazyFrame, use: ColumnUse | None) -> pl.LazyFrame:
+    """Only the columns a node declared it reads (core.columns), so that a column its
+    analysis missed fails the query instead of being read unseen by its fingerprint."""
+    chosen = select(use, frame.collect_schema().names()) if use is not None else None
+    return frame if chosen is None else frame.select(chosen)
 
 
 def columns_of(frame: pl.DataFrame) -> list[dict[str, str]]:

@@ -21,7 +21,7 @@ def step_note(step: Decision) -> list[str]:
     """The reasons of a step as lines (empty for an up-to-date node)."""
     if step.action == ABSENT:
         where = "restorable from the DVC remote" if step.restorable else "not in this workspace"
-        return [f"up to date; {where}: {', '.join(step.missing)}"]
+        return [f"up to date; {where}: {', '.join(step.missing)}"] + [r.text() for r in step.reasons]
     return [r.text() for r in step.reasons]
 
 
@@ -69,13 +69,14 @@ def plan_markdown(plan: Plan, graph: Graph, project: str) -> str:
     """A pull-request comment: a table of what changes and why, and a mermaid graph."""
     lines = [f"### mlmake plan: `{project}`", "", f"**{plan.summary()}**", ""]
     changed = [s for s in plan.steps if s.action not in (FRESH, ABSENT)]
-    if changed:
+    noted = [s for s in plan.steps if s.action not in (FRESH, ABSENT) or s.reasons]  # a reformat says so
+    if not changed:
+        lines += ["Nothing to build: every node is up to date."] + ([""] if noted else [])
+    if noted:
         lines += ["| | node | kind | why |", "|---|---|---|---|"]
-        for s in changed:
+        for s in noted:
             why = "<br>".join(_md_escape(n) for n in step_note(s))
             lines.append(f"| `{SYMBOLS[s.action]}` | `{s.address}` | {s.kind} | {why} |")
-    else:
-        lines.append("Nothing to build: every node is up to date.")
     actions = {s.address: s.action for s in plan.steps}
     lines += ["", "<details><summary>Graph</summary>", "", "```mermaid",
               *mermaid(graph, actions).splitlines(), "```", "", "</details>", ""]

@@ -6,17 +6,20 @@ inputs: the graph, the lock, a hasher (the file system seam) and a cache."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal, Protocol
 
 from mlmake.core import gates
+from mlmake.core.columns import as_recorded
 from mlmake.core.graph import Graph
 from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
+from mlmake.planning.columns import column_uses, read_columns, upstream_hashes
 from mlmake.planning.reasons import Reason, ReasonCode, diff, differences, explain
 from mlmake.state.fingerprint import Components, Lineage, fingerprint
-from mlmake.state.hashing import Digest, library_version
+from mlmake.state.hashing import CodeDigest, Digest, env_hash, library_version
 from mlmake.state.lock import Entry, Lock, with_entry
 from mlmake.state.runcache import Hit, is_complete, onto
 
@@ -40,6 +43,8 @@ class Files(Protocol):
     def digest(self, rel: str) -> Digest: ...
 
     def source_digest(self, rel: str) -> Digest: ...
+
+    def code_digest(self, rel: str) -> CodeDigest: ...
 
 
 class Cache(Protocol):
@@ -74,6 +79,7 @@ class Decision:
     restorable: bool = False  # absent outputs have DVC pointers: pull restores them
     cached: Hit | None = None  # RESTORE: the run-cache entry, its outputs mapped onto this node's paths
     gates: dict[str, str] = field(default_factory=dict)  # the node's gates now (judged, not fingerprinted)
+    code_bytes: Mapping[str, str] = field(default_factory=dict)  # python code hashed by meaning → its bytes' hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,21 +117,26 @@ def components(decl: NodeDecl, graph: Graph, lock: Lock, files: Files,
     the fingerprints already decided in this plan (the lock's stand in for the others)."""
     sources = graph.files[decl.address]
     code = set(decl.code)
+    uses = column_uses(decl, graph)
     return Components(
         config=decl.config,
         params=decl.params,
         recipe=decl.recipe,
         libraries={name: library_version(name) for name in decl.libraries},
         inputs={p: files.source_digest(p).hash for p in sources if p not in code},
-        code={p: files.source_digest(p).hash for p in sources if p in code},
-        upstream={u: _upstream_hashes(lock.get(u), outs) for u, outs in graph.uses[decl.address].items()},
+        code={p: files.code_digest(p).hash for p in sources if p in code},
+        env={name: env_hash(name, os.environ.get(name)) for name in decl.env},
+        upstream={u: upstream_hashes(lock.get(u), outs, uses.get(u)) for u, outs in graph.uses[decl.address].items()},
         lineage=_lineage(decl.address, graph, lock, current or {}) if decl.lineage else None,
     )
 
 
-def _upstream_hashes(entry: Entry | None, outputs: tuple[str, ...]) -> dict[str, str]:
-    recorded = entry.outputs if entry else {}
-    return {o: str(recorded.get(o, {}).get("hash", "")) for o in outputs}
+def code_bytes(decl: NodeDecl, graph: Graph, files: Files) -> dict[str, str]:
+    """The bytes' hash of each python code file hashed by its meaning (not fingerprinted: it
+    tells a reformat, which rebuilds nothing, from no change at all)."""
+    code = set(decl.code)
+    digests = {p: files.code_digest(p) for p in graph.files[decl.address] if p in code}
+    return {p: d.bytes for p, d in digests.items() if d.bytes}
 
 
 def _lineage(address: str, graph: Graph, lock: Lock, current: Mapping[str, str]) -> Lineage:
@@ -143,7 +154,19 @@ def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *, cache: Cac
            pending: Iterable[str] = (), forced: bool = False, current: Mapping[str, str] | None = None) -> Decision:
     """The decision for one node, given which of its upstream nodes will rebuild."""
     step = _judge(decl, graph, lock, files, set(pending), forced, current)
-    return _use_cache(step, decl, cache or NoCache(), forced=forced)
+    return _use_cache(_columns_awaited(step, decl, graph, lock), decl, cache or NoCache(), forced=forced)
+
+
+def _columns_awaited(step: Decision, decl: NodeDecl, graph: Graph, lock: Lock) -> Decision:
+    """A node waiting on upstream tables it reads by column names the columns it waits on."""
+    if step.action != MAYBE:
+        return step
+    uses = column_uses(decl, graph)
+    reasons = []
+    for r in step.reasons:
+        read = read_columns(lock.get(r.subject), uses.get(r.subject)) if r.code == "upstream_pending" else []
+        reasons.append(replace(r, new=list(read)) if read else r)
+    return replace(step, reasons=tuple(reasons))
 
 
 def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[str], forced: bool,
@@ -151,7 +174,8 @@ def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[
     comps = components(decl, graph, lock, files, current)
     fp = fingerprint(comps)
     entry = lock.get(decl.address)
-    step = Decision(decl.address, decl.kind, FRESH, (), fp, comps, gates=dict(decl.gates))
+    step = Decision(decl.address, decl.kind, FRESH, (), fp, comps, gates=dict(decl.gates),
+                    code_bytes=code_bytes(decl, graph, files))
     if entry is None:
         return _with(step, NEW, Reason("new"))
     if forced:
@@ -163,7 +187,7 @@ def _judge(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, pending: set[
         return _with(step, BUILD, *reasons)
     if waiting:
         return _with(step, MAYBE, *(Reason("upstream_pending", u) for u in sorted(waiting)))
-    return _check_gates(_check_outputs(step, decl, entry, files), entry)
+    return _reformatted(_check_gates(_check_outputs(step, decl, entry, files), entry), entry)
 
 
 def _changes(entry: Entry, comps: Components, decl: NodeDecl) -> list[Reason]:
@@ -188,6 +212,16 @@ def _check_outputs(step: Decision, decl: NodeDecl, entry: Entry, files: Files) -
         elif now.hash != entry.outputs[out].get("hash"):
             return _with(step, BUILD, Reason("output_modified", out))
     return replace(step, action=ABSENT, missing=tuple(missing)) if missing else step
+
+
+def _reformatted(step: Decision, entry: Entry) -> Decision:
+    """An up-to-date node whose python code changed in form only says so (and the build
+    records the new bytes, as a clean build would)."""
+    if step.action not in (FRESH, ABSENT, CHECK):
+        return step
+    notes = [Reason("code_reformatted", p, entry.code_bytes[p], now) for p, now in sorted(step.code_bytes.items())
+             if entry.code_bytes.get(p, now) != now]
+    return replace(step, reasons=step.reasons + tuple(notes)) if notes else step
 
 
 def _check_gates(step: Decision, entry: Entry) -> Decision:
@@ -273,6 +307,6 @@ def _hit(step: Decision, decl: NodeDecl, cache: Cache) -> Hit | None:
 
 
 def _restored_entry(step: Decision, hit: Hit) -> Entry:
-    outputs = {p: {"hash": o.get("hash", ""), "size": o.get("size", 0)} for p, o in hit.outputs.items()}
+    outputs = {p: as_recorded(o) for p, o in hit.outputs.items()}
     return Entry(fingerprint=step.fingerprint, kind=step.kind, components=step.components, outputs=outputs,
-                 metrics=hit.metrics, gates=dict(step.gates))
+                 metrics=hit.metrics, gates=dict(step.gates), code_bytes=dict(step.code_bytes))

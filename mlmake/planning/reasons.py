@@ -11,14 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from mlmake.core.columns import changed_columns
 from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
 from mlmake.state.fingerprint import Components, Lineage
-from mlmake.state.hashing import canonical
+from mlmake.state.hashing import UNSET, canonical
 
 ReasonCode = Literal[
     "new", "forced", "config", "param", "config_added", "config_removed", "recipe", "library",
-    "input", "input_added", "input_removed", "input_missing", "code", "code_added", "code_missing",
+    "input", "input_added", "input_removed", "input_missing", "code", "code_added", "code_missing", "code_reformatted",
+    "env", "env_added", "env_removed",
     "upstream", "upstream_added", "upstream_removed", "upstream_pending", "lineage",
     "output_missing", "output_modified", "outputs_moved", "removed", "cached",
     "gate", "gate_added", "gate_removed", "component", "fingerprint",
@@ -33,7 +35,7 @@ class Reason:
     subject: str = ""
     old: Json = None
     new: Json = None
-    note: str = ""  # a gate's verdict on the recorded metrics
+    note: str = ""  # a gate's verdict on the recorded metrics; the columns of an upstream that changed
 
     def text(self) -> str:
         s, old, new = self.subject, _show(self.old), _show(self.new)
@@ -53,10 +55,16 @@ class Reason:
             "code": f"code {s} changed" if _is_code(s) else f"{s} changed",
             "code_added": f"code {s} added" if _is_code(s) else f"{s} added",
             "code_missing": f"code {s} is missing",
-            "upstream": f"upstream {s} changed",
+            "code_reformatted": f"code {s} reformatted, same meaning",
+            "env": _env_change(s, self.old, self.new),
+            "env_added": f"env {s} now declared",
+            "env_removed": f"env {s} no longer declared",
+            "upstream": f"upstream {s} changed" + (f": {self.note}" if self.note else ""),
             "upstream_added": f"now depends on {s}",
             "upstream_removed": f"no longer depends on {s}",
-            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if its output changes",
+            "upstream_pending": f"upstream {s} will rebuild; rebuilds only if "
+                                + (f"columns {', '.join(map(str, self.new))} change" if isinstance(self.new, list)
+                                   else "its output changes"),
             "output_missing": f"output {s} missing",
             "output_modified": f"output {s} modified since it was built",
             "removed": "no longer in mlproject.yaml",
@@ -89,7 +97,7 @@ def differences(old: Components, new: Components, decl: NodeDecl) -> list[Reason
             if canonical(old.value(name)) != canonical(new.value(name))]
 
 
-_BY_DIFF = ("params", "config", "recipe", "libraries", "inputs", "code", "upstream", "lineage")  # diff's order
+_BY_DIFF = ("params", "config", "recipe", "libraries", "inputs", "code", "env", "upstream", "lineage")  # diff's order
 
 
 def explain(reasons: list[Reason], decl: NodeDecl) -> list[Reason]:
@@ -144,6 +152,7 @@ def diff(old: Components, new: Components, kind: str = "") -> list[Reason]:
             reasons.append(Reason("library", name, a, b))
     reasons += _diff_files(old.inputs, new.inputs, "input")
     reasons += _diff_files(old.code, new.code, "code")
+    reasons += _diff_env(old.env, new.env)
     reasons += _diff_upstream(old.upstream, new.upstream)
     reasons += _diff_lineage(old.lineage, new.lineage)
     return reasons
@@ -195,6 +204,27 @@ def _diff_files(old: Mapping[str, str], new: Mapping[str, str], kind: str) -> li
     return out
 
 
+def _diff_env(old: Mapping[str, str], new: Mapping[str, str]) -> list[Reason]:
+    """Declared variables by the hashes of their values: the plan never shows a value."""
+    out: list[Reason] = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            out.append(Reason("env_added", name, None, new[name]))
+        elif name not in new:
+            out.append(Reason("env_removed", name, old[name], None))
+        elif old[name] != new[name]:
+            out.append(Reason("env", name, old[name], new[name]))
+    return out
+
+
+def _env_change(name: str, old: Json, new: Json) -> str:
+    if old == UNSET:
+        return f"env {name} set (was unset)"
+    if new == UNSET:
+        return f"env {name} unset (was set)"
+    return f"env {name} changed"
+
+
 def _diff_upstream(old: Mapping[str, Mapping[str, str]], new: Mapping[str, Mapping[str, str]]) -> list[Reason]:
     out: list[Reason] = []
     for address in sorted(set(old) | set(new)):
@@ -203,7 +233,7 @@ def _diff_upstream(old: Mapping[str, Mapping[str, str]], new: Mapping[str, Mappi
         elif address not in new:
             out.append(Reason("upstream_removed", address))
         elif old[address] != new[address]:
-            out.append(Reason("upstream", address))
+            out.append(Reason("upstream", address, note=changed_columns(old[address], new[address])))
     return out
 
 

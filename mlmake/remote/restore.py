@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mlmake.core.columns import as_recorded
 from mlmake.core.errors import MlmakeError
 from mlmake.core.paths import writable_output
 from mlmake.planning.plan import Decision
@@ -55,12 +56,13 @@ class Restorer:
         if step.cached is not None:
             hit = step.cached
             self.store.write_pointer(step.address, hit.outputs)
-            outputs = {p: {"hash": o["hash"], "size": o["size"]} for p, o in hit.outputs.items()}
+            outputs = {p: as_recorded(o) for p, o in hit.outputs.items()}
             # the machine's default remote is on this machine: fetched from without being asked
             remote = self.pull or self.store.location.automatic
             if not self._bring_back(step.address, outputs, fetch=remote):
                 return None
-            return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates))
+            return Entry(step.fingerprint, step.kind, step.components, outputs, hit.metrics, dict(step.gates),
+                         dict(step.code_bytes))
         if entry is None or entry.fingerprint != step.fingerprint or not has_pointer(self.root, step.address) \
                 or any(r.code == "outputs_moved" for r in step.reasons):
             return None

@@ -12,10 +12,11 @@ from typing import Final, Literal
 from mlmake.core.plain import Json
 from mlmake.state.hashing import hash_json
 
-ComponentName = Literal["config", "params", "recipe", "libraries", "inputs", "code", "upstream", "lineage"]
+ComponentName = Literal["config", "params", "recipe", "libraries", "inputs", "code", "env", "upstream", "lineage"]
 # the order `mlmake why` lists them in; the finer diffs of planning.reasons read each of them
 NAMES: Final[tuple[ComponentName, ...]] = (
-    "config", "params", "recipe", "libraries", "inputs", "code", "upstream", "lineage")
+    "config", "params", "recipe", "libraries", "inputs", "code", "env", "upstream", "lineage")
+_WHEN_SET: Final = ("env", "lineage")  # recorded only where a node has them (other fingerprints stay as they were)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Components:
     code: Mapping[str, str] = field(default_factory=dict)  # code file → content hash ('' when missing)
     upstream: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # node → its output read → hash
     lineage: Lineage | None = None
+    env: Mapping[str, str] = field(default_factory=dict)  # declared variable → hash of its value, or "unset"
     extra: Mapping[str, Json] = field(default_factory=dict)
     unrecorded: frozenset[ComponentName] = frozenset()
 
@@ -53,7 +55,7 @@ class Components:
     def items(self) -> Iterator[tuple[str, Json]]:
         """(name, plain value) of every recorded component, `NAMES` first."""
         for name in NAMES:
-            if name not in self.unrecorded and (name != "lineage" or self.lineage is not None):
+            if name not in self.unrecorded and (name not in _WHEN_SET or self._plain(name)):
                 yield name, self._plain(name)
         yield from self.extra.items()
 
@@ -78,11 +80,12 @@ class Components:
     @classmethod
     def from_plain(cls, data: Mapping[str, Json]) -> Components:
         """Components as a lock entry records them; ComponentError for one of the wrong shape."""
-        unrecorded = frozenset(n for n in NAMES if n not in data and n != "lineage")
+        unrecorded = frozenset(n for n in NAMES if n not in data and n not in _WHEN_SET)
         extra = {k: v for k, v in data.items() if k not in NAMES}
         return cls(config=_mapping(data, ("config",)), params=_mapping(data, ("params",)),
                    recipe=_recipe(data.get("recipe", 0)), libraries=_texts(data, ("libraries",)),
-                   inputs=_texts(data, ("inputs",)), code=_texts(data, ("code",)), upstream=_upstream(data),
+                   inputs=_texts(data, ("inputs",)), code=_texts(data, ("code",)), env=_texts(data, ("env",)),
+                   upstream=_upstream(data),
                    lineage=_lineage(data.get("lineage")), extra=extra, unrecorded=unrecorded)
 
 

@@ -44,6 +44,15 @@ class Digest:
 ABSENT = Digest("", 0)
 
 
+@dataclass(frozen=True, slots=True)
+class CodeDigest:
+    """A code file's hash, and for a python file hashed by its meaning ('py:…') its bytes'
+    hash beside it (what tells a reformat from no change); bytes is '' otherwise."""
+
+    hash: str
+    bytes: str = ""
+
+
 def hash_bytes(data: bytes) -> str:
     from blake3 import blake3
 
@@ -53,6 +62,17 @@ def hash_bytes(data: bytes) -> str:
 def hash_json(value: Any) -> str:
     """A hash of a JSON-able value that ignores key order."""
     return hash_bytes(canonical(value).encode())
+
+
+UNSET = "unset"  # a declared environment variable that is not set
+
+
+def env_hash(name: str, value: str | None) -> str:
+    """What the lock records of a declared environment variable: a hash of its value (never
+    the value: it may be a secret), or "unset"."""
+    if value is None:
+        return UNSET
+    return hash_bytes(f"{name}={value}".encode("utf-8", "surrogateescape"))
 
 
 def canonical(value: Any) -> str:
@@ -77,6 +97,14 @@ def _md5_file(path: str) -> str:
             h.update(chunk)
     return h.hexdigest()
 
+
+def _meaning_file(path: str) -> str:
+    """'py:' and the hash of a python file's normal form; '' when it has none."""
+    from mlmake.state.pycode import normal_form
+
+    with open(path, "rb") as f:
+        form = normal_form(f.read())
+    return "" if form is None else "py:" + hash_bytes(form)
 
 
 class Hasher:
@@ -134,13 +162,27 @@ class Hasher:
         hit = self.entries.get(kind + rel)
         if hit is not None and hit[:5] == key:
             return str(hit[5])
-        digest = _md5_file(full) if kind == "md5:" else _hash_file(full)
+        digest = _md5_file(full) if kind == "md5:" else _meaning_file(full) if kind == "py:" else _hash_file(full)
         # "racily clean" (as git calls it): a file modified within the clock's resolution
         # of being hashed may change again with the same mtime, so it is not remembered
         if time.time_ns() - st.st_mtime_ns > _RACY_NS:
             self.entries[kind + rel] = key + [digest]
             self.dirty = True
         return digest
+
+    def code_digest(self, rel: str) -> CodeDigest:
+        """A code file's hash: a python file's by its meaning (pycode.py says what counts),
+        any other file, folder or DVC-tracked path's as source_digest has it."""
+        full = os.path.join(self.root, rel)
+        if not rel.endswith(".py") or dvc_pointer(self.root, rel) is not None:
+            return CodeDigest(self.source_digest(rel).hash)
+        self.seen.note(f"{full}.dvc")
+        st = self._stat(full)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return CodeDigest(self.digest(rel).hash)
+        data = self._file_hash(rel, full, st)
+        meaning = self._file_hash(rel, full, st, "py:")
+        return CodeDigest(meaning, data) if meaning else CodeDigest(data)
 
     def _digest_dir(self, rel: str, full: str) -> Digest:
         lines: list[str] = []

@@ -27,7 +27,7 @@ _HEADER = "# Written by mlmake after each successful node. Commit it; do not edi
 
 
 Output = dict[str, Json]  # one output as built: {"hash", "size"}
-_FIELDS = ("fingerprint", "kind", "outputs", "metrics", "gates")  # an entry's keys beside its components
+_FIELDS = ("fingerprint", "kind", "outputs", "metrics", "gates", "code_bytes")  # an entry's keys beside its components
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +40,16 @@ class Entry:
     outputs: dict[str, Output] = field(default_factory=dict)  # declared path → its hash and size
     metrics: dict[str, Json] = field(default_factory=dict)
     gates: dict[str, str] = field(default_factory=dict)  # the gates its metrics passed (not fingerprinted)
+    # python code hashed by meaning → its bytes' hash as built (not fingerprinted: plan names a reformat)
+    code_bytes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Json]:
         """The entry as the lock records it: its components beside the fingerprint."""
         gates: dict[str, Json] = {"gates": dict(self.gates)} if self.gates else {}
+        code: dict[str, Json] = {"code_bytes": dict(self.code_bytes)} if self.code_bytes else {}
         return {"fingerprint": self.fingerprint, "kind": self.kind, **self.components.to_plain(),
-                "outputs": {p: dict(o) for p, o in self.outputs.items()}, "metrics": dict(self.metrics), **gates}
+                "outputs": {p: dict(o) for p, o in self.outputs.items()}, "metrics": dict(self.metrics), **gates,
+                **code}
 
     def scores(self) -> dict[str, float]:
         """Its numeric metrics (what a relative gate compares with)."""
@@ -57,7 +61,8 @@ class Entry:
         components = Components.from_plain({k: v for k, v in data.items() if k not in _FIELDS})
         return cls(str(data["fingerprint"]), str(data.get("kind", "")), components,
                    _outputs(data.get("outputs")), _mapping(data.get("metrics")),
-                   {str(k): str(v) for k, v in _mapping(data.get("gates")).items()})
+                   {str(k): str(v) for k, v in _mapping(data.get("gates")).items()},
+                   {str(k): str(v) for k, v in _mapping(data.get("code_bytes")).items()})
 
 
 def _mapping(value: Json) -> dict[str, Json]:
@@ -176,7 +181,7 @@ def _shape_problems(data: dict[str, Json]) -> list[_Problem]:
             continue
         if not isinstance(entry.get("fingerprint"), str):
             found.append((here + ("fingerprint",), "expected a fingerprint string"))
-        for key in ("outputs", "metrics"):
+        for key in ("outputs", "metrics", "code_bytes"):
             value = entry.get(key)
             if value is not None and not isinstance(value, dict):
                 found.append((here + (key,), f"expected a mapping, got {_kind(value)}"))

@@ -240,7 +240,8 @@ def test_editing_the_raw_csv_rebuilds_dataset_features_and_model(run_cli: RunCli
     assert ran == dict.fromkeys(rebuilt, "built")
     assert started(result.stdout)[:3] == [
         "datasets.penguins  (data/penguins.csv changed)",
-        "features.penguin_features  (upstream datasets.penguins changed)",
+        "features.penguin_features  (upstream datasets.penguins changed: columns species, island, bill_length_mm "
+        "and 4 more)",
         "models.species  (upstream features.penguin_features changed)"]
     assert json.loads((root / "build" / "datasets" / "penguins" / "contract.json").read_text())["rows"] == 345
     assert plan_exit(run_cli, root) == 0
@@ -271,8 +272,10 @@ def test_a_csv_change_the_feature_sql_filters_out_stops_at_the_features(run_cli:
                                                                         tmp_path: Path) -> None:
     root = built_copy(built_examples, "penguins", tmp_path)
     model = tree(root / "build" / "models")
-    # line 5 is the penguin measured not at all: `WHERE bill_length_mm IS NOT NULL` drops it
-    edit_line(root / "data" / "penguins.csv", 5, "Adelie,Torgersen,,,,,,2007", "Adelie,Torgersen,,,,,,2008")
+    # line 5 is the penguin measured not at all: `WHERE bill_length_mm IS NOT NULL` drops it (its
+    # island is a column the SQL reads; a change to `year`, which it does not read, would stop at
+    # the dataset: tests/e2e/test_column_deps.py)
+    edit_line(root / "data" / "penguins.csv", 5, "Adelie,Torgersen,,,,,,2007", "Adelie,Biscoe,,,,,,2007")
     result, ran = build(run_cli, root)
     assert result.exit_code == 0, result.stderr
     # the deploy targets rebuild: their manifests record every upstream fingerprint
@@ -294,7 +297,7 @@ def test_a_generator_change_that_writes_the_same_data_stops_at_the_generator(run
     root = built_copy(built_examples, "churn", tmp_path)
     artifacts = tree(root / "build")
     with open(root / "scripts" / "generate.py", "a", encoding="utf-8") as f:
-        f.write("# a comment changes the code, not the data it writes\n")
+        f.write("UNUSED = 1  # changes the code (a comment alone would not), not the data it writes\n")
     result, ran = build(run_cli, root)
     assert result.exit_code == 0, result.stderr
     # the deploy targets rebuild: their manifests record every upstream fingerprint

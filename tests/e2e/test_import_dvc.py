@@ -144,10 +144,21 @@ def test_linear_code_change_is_stale_in_both(tmp_path: Path, env: dict[str, str]
     root = built_by_dvc(tmp_path, env, "linear", ("data/data.xml",))
     imported(root, LINEAR_IMPORT)
     with (root / "src" / "train.py").open("a") as f:
-        f.write("# tuned\n")
+        f.write("TUNED = True\n")
     assert dvc_stale(env, root) == {"train"}
     assert mlmake_stale(root) == {"steps.train"}
     assert " ~ steps.train      code src/train.py changed\n" in run_cli(root, "plan").stdout
+
+
+def test_a_comment_is_stale_for_dvc_and_up_to_date_for_mlmake(tmp_path: Path, env: dict[str, str]) -> None:
+    """Where mlmake goes past DVC: python code counts by its meaning, not its bytes."""
+    root = built_by_dvc(tmp_path, env, "linear", ("data/data.xml",))
+    imported(root, LINEAR_IMPORT)
+    with (root / "src" / "train.py").open("a") as f:
+        f.write("# tuned\n")
+    assert dvc_stale(env, root) == {"train"}
+    assert mlmake_stale(root) == set()
+    assert " = steps.train      code src/train.py reformatted, same meaning\n" in run_cli(root, "plan").stdout
 
 
 def test_an_output_edited_by_hand_is_stale_in_both(tmp_path: Path, env: dict[str, str]) -> None:

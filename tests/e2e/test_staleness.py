@@ -132,9 +132,9 @@ def test_a_fingerprint_that_differs_with_no_nameable_reason_is_not_fresh(run_cli
 
 
 def test_lineage_after_early_cutoff_equals_a_clean_builds(run_cli: RunCli, root: Path, tmp_path: Path) -> None:
-    # a dataset check changes the dataset's contract.json, not its table: the features rebuild
-    # to the same bytes and the model stops there (early cutoff), but the deploy manifests
-    # record the new upstream fingerprints, as a clean build does
+    # a dataset check changes the dataset's contract.json, not its table: the features read
+    # only the table's columns and stop there (early cutoff), but the deploy manifests record
+    # the new upstream fingerprints, as a clean build does
     edit(root / "mlproject.yaml", 'rows: ">= 300"', 'rows: ">= 200"')
     result, ran = build(run_cli, root)
     assert result.exit_code == 0, result.stderr
@@ -145,8 +145,8 @@ def test_lineage_after_early_cutoff_equals_a_clean_builds(run_cli: RunCli, root:
     assert (clean / "mlproject.lock").read_text(encoding="utf-8") == (root / "mlproject.lock").read_text(
         encoding="utf-8")
     assert tree(clean / "build") == tree(root / "build")
-    assert ran == {"datasets.penguins": "built", "features.penguin_features": "built",
-                   "deploy.species_api": "built", "deploy.species_scores": "built"}
+    assert ran == {"datasets.penguins": "built", "deploy.species_api": "built", "deploy.species_scores": "built"}
+    assert "skip features.penguin_features: up to date (upstream output unchanged)" in result.stdout
     assert "skip models.species: up to date (upstream output unchanged)" in result.stdout
 
 

@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mlmake.core import spec
+from mlmake.core.fragments import COMMON_KEYS
 from mlmake.core.registry import builtin
 from mlmake.core.schema import builtin_schema, schema_text
 from mlmake.kinds.dataset.item import Check, Column
@@ -108,9 +109,10 @@ def test_each_section_maps_names_to_its_item(section: str) -> None:
 
 
 def own_keys(name: str | None) -> set[str]:
-    """A definition's keys, less the `kind` the registry adds in a shared section."""
+    """A definition's keys, less the `kind` the registry adds in a shared section and the keys
+    every node has (`env`), which the graph reads, not the kind."""
     kind = KINDS.get(name or "")
-    keys = set(definition(name)["properties"])
+    keys = set(definition(name)["properties"]) - (set(COMMON_KEYS) if kind is not None else set())
     return keys - {"kind"} if kind is not None and kind.section in SHARED else keys
 
 

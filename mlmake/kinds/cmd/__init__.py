@@ -34,6 +34,18 @@ TAIL_LINES = 20
 STOP_GRACE_S = 5.0
 WAIT_SLICE_S = 0.2
 CODE_SUFFIXES = (".py", ".sh", ".r", ".jl", ".js", ".ts", ".rb", ".pl", ".ipynb")
+# what every command sees besides its declared `env:`: what describes the machine, not the
+# experiment (README "Declared environment"): where programs, libraries and the temporary folder
+# are, the user, the locale and time zone, the network's proxies and certificates, and how the
+# interpreter writes (not what it imports: PYTHONPATH, PYTHONHASHSEED must be declared)
+PASSED = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
+          "XDG_CACHE_HOME", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH",
+          "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+          "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+          "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8",
+          "PYTHONNOUSERSITE", "PYTHONFAULTHANDLER",
+          "SYSTEMROOT", "WINDIR", "COMSPEC", "PATHEXT")
+PASSED_PREFIXES = ("LC_",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +141,7 @@ def run(task: Task) -> Result:
         sink.write(f"$ {_show(argv)}\n".encode())
         sink.flush()
         start = sink.tell()
-        code = _execute(_resolve(argv), task.root, sink)
+        code = _execute(_resolve(argv), task.root, sink, environment(os.environ, task.env))
         if code:
             raise NodeError(f"{_exit(code)}: {_show(argv)}{_tail(sink, start, task.log)}")
     missing = [o for o, path in outs.items() if not os.path.lexists(path)]
@@ -181,10 +193,17 @@ def _output(log: str) -> Iterator[BinaryIO]:
             yield fh
 
 
-def _execute(argv: list[str], cwd: str, sink: BinaryIO) -> int:
+def environment(outer: Mapping[str, str], declared: tuple[str, ...]) -> dict[str, str]:
+    """What a command sees: the declared variables that are set and the minimal set (PASSED),
+    so a variable nobody declared cannot change an output without the fingerprint knowing."""
+    return {name: value for name, value in outer.items()
+            if name in declared or name in PASSED or name.startswith(PASSED_PREFIXES)}
+
+
+def _execute(argv: list[str], cwd: str, sink: BinaryIO, env: dict[str, str]) -> int:
     try:
         child = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                                 preexec_fn=_default_signals)
+                                 preexec_fn=_default_signals, env=env)
     except FileNotFoundError:
         raise NodeError(f"command not found: '{argv[0]}'") from None
     except PermissionError:

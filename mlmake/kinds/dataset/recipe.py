@@ -17,6 +17,7 @@ from mlmake.ml.tables import (
     log_line,
     output_dir,
     parse_comparison,
+    table_record,
     write_json,
     write_parquet,
 )
@@ -42,7 +43,7 @@ def run(task: Task) -> Result:
     write_parquet(frame, os.path.join(out, TABLE_FILE))
     write_json(os.path.join(out, CONTRACT_FILE), _contract(config, frame, schema, checks))
     log_line(task.log, f"{config['path']}: {frame.height} rows, {frame.width} columns, contract holds")
-    return Result(metrics={"rows": frame.height, "columns": frame.width})
+    return Result(metrics={"rows": frame.height, "columns": frame.width}, tables=table_record(task, frame, []))
 
 
 def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame:

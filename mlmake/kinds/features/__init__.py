@@ -25,6 +25,7 @@ from mlmake.core.kind import (
     load_fragment,
 )
 from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, names, node_config
+from mlmake.kinds.features.sqlcolumns import sql_use
 
 TABLES = ("features", "datasets")  # a bare name is looked up in these sections, in order
 
@@ -69,7 +70,8 @@ class FeaturesKind:
         return []
 
     def declare(self, project: Project, item: Feature) -> NodeDecl:
-        refs = tuple(Ref(n, (self.section, item.name, "from", i), TABLES) for i, n in enumerate(item.inputs))
+        use = sql_use(item.sql) if item.sql else None  # a python hook cannot be analysed: whole tables
+        refs = tuple(Ref(n, (self.section, item.name, "from", i), TABLES, use) for i, n in enumerate(item.inputs))
         hook = (item.python.rsplit(":", 1)[0],) if item.python else ()
         return NodeDecl(
             f"{self.section}.{item.name}", self.name, item.span, node_config(item), refs,

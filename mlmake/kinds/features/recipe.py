@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.kind import TABLE_FILE, Result, Task
+from mlmake.kinds.features.sqlcolumns import sql_use
 from mlmake.ml.tables import (
     SCHEMA_FILE,
     collect,
@@ -24,8 +25,10 @@ from mlmake.ml.tables import (
     is_checking_determinism,
     log_line,
     output_dir,
+    restrict,
     scan_upstream,
     sort_frame,
+    table_record,
     upstream_address,
     write_json,
     write_parquet,
@@ -40,7 +43,8 @@ def run(task: Task) -> Result:
     """Compute the feature table, check its key, write data.parquet and schema.json."""
     config = task.config
     names = [str(n) for n in config["from"]]
-    frames = {n: scan_upstream(task, upstream_address(task, n)) for n in names}
+    use = sql_use(str(config["sql"])) if config.get("sql") else None
+    frames = {n: restrict(scan_upstream(task, upstream_address(task, n)), use) for n in names}
     key = [str(k) for k in config.get("key") or []]
     frame = _table(task, frames, key)
     if is_checking_determinism():
@@ -50,7 +54,7 @@ def run(task: Task) -> Result:
     write_json(os.path.join(out, SCHEMA_FILE), {"columns": columns_of(frame), "key": key, "rows": frame.height,
                                                 "from": names})
     log_line(task.log, f"{frame.height} rows, {frame.width} columns from {', '.join(names)}")
-    return Result(metrics={"rows": frame.height, "columns": frame.width})
+    return Result(metrics={"rows": frame.height, "columns": frame.width}, tables=table_record(task, frame, key))
 
 
 def _table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.DataFrame:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from mlmake.core.columns import ColumnUse
 from mlmake.core.errors import Diagnostic, Span
 from mlmake.core.kind import (
     ItemCheck,
@@ -51,7 +52,7 @@ class ModelKind:
         return check.check(item, _typed_params())
 
     def declare(self, project: Project, item: Model) -> NodeDecl:
-        ref = Ref(item.features, (self.section, item.name, "features"), TABLES)
+        ref = Ref(item.features, (self.section, item.name, "features"), TABLES, _column_use(project, item))
         # gates judge the metrics a model produced; they are not an input of its training
         config = {k: v for k, v in node_config(item).items() if k != "gates"}
         return NodeDecl(
@@ -64,6 +65,19 @@ class ModelKind:
         from mlmake.kinds.model.recipe import run as recipe
 
         return recipe(task)
+
+
+def _column_use(project: Project, item: Model) -> ColumnUse | None:
+    """A model with `drop:` on a keyed feature set reads every column but those it drops: its
+    target, slices and the key (its rows' order) are read even when listed. Its inputs follow
+    the table's column order and key, so it reads the layout too. Without a key its rows are
+    ordered by every column: it reads the whole table, as a model without `drop:` does."""
+    upstream = project.section("features").get(item.features)
+    if project.kinds.get(f"features.{item.features}") != "features" or upstream is None:
+        return None
+    key = set(getattr(upstream, "key", ()) or ())
+    drop = set(item.drop) - {item.target, *item.slices, *key}
+    return ColumnUse(drop=frozenset(drop), layout=True) if key and drop else None
 
 
 @cache

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlmake.building.parcel import Returned
 from mlmake.building.seams import Done
-from mlmake.building.shipping import Shipper
+from mlmake.building.shipping import Shipper, declared_values
 from mlmake.building.worker import run_parcel, run_shared
 from mlmake.core.errors import MlmakeError
 from mlmake.core.graph import Graph
@@ -100,7 +100,7 @@ class DaskRunner:
                 return future
             remote = self.client.submit(run_parcel, parcel, key=key, pure=False)
         else:
-            remote = self.client.submit(run_shared, task, self.topic, key=key, pure=False)
+            remote = self.client.submit(run_shared, task, self.topic, declared_values(task), key=key, pure=False)
         self.futures[remote] = task
         remote.add_done_callback(lambda f: self._ended(f, task, future))
         return future

@@ -22,6 +22,7 @@ class Parcel:
     outputs: tuple[str, ...]  # the node's declared outputs, in order
     in_place: bool  # its recipe writes its outputs where they belong (a command)
     topic: str  # the Dask event topic the worker announces itself on
+    environ: dict[str, str] = field(default_factory=dict)  # the declared `env:` variables set on the client
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ class Shipper:
             for file in files_of(full):
                 sub = relative(file, full)
                 files[Path(rel, sub).as_posix() if sub else Path(rel).as_posix()] = self._push(file)
-        return Parcel(task, files, tuple(folders), self.objects.url, decl.outputs, decl.in_place, self.topic)
+        return Parcel(task, files, tuple(folders), self.objects.url, decl.outputs, decl.in_place, self.topic,
+                      declared_values(task))
 
     def receive(self, task: Task, returned: Returned, stopping: threading.Event) -> Done:
         """The worker's outputs fetched into the task's staging paths, its log appended to the
@@ -92,6 +93,11 @@ class Shipper:
                 shutil.rmtree(incoming, ignore_errors=True)
             else:
                 incoming.unlink(missing_ok=True)
+
+
+def declared_values(task: Task) -> dict[str, str]:
+    """The values the node's declared `env:` variables have here (those that are set)."""
+    return {name: os.environ[name] for name in task.env if name in os.environ}
 
 
 def _inside(folder: Path, sub: str) -> Path:

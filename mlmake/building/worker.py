@@ -8,9 +8,11 @@ The worker never writes the client's lock, run records or DVC cache: the client 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,11 @@ from mlmake.remote.objects import MODE, Objects, Piece, files_of, md5_file, rela
 FOLDER_ENV = "MLMAKE_WORKER_DIR"  # where a worker keeps its objects and task folders
 
 
-def run_shared(task: Task, topic: str) -> Returned:
+def run_shared(task: Task, topic: str, environ: dict[str, str]) -> Returned:
     """A task run in the project folder the client and the workers share."""
     worker = _announce(task.address, topic)
-    return Returned(run_task(replace(task, threads=_threads(worker))), _address(worker))
+    with declared(environ, task.env):
+        return Returned(run_task(replace(task, threads=_threads(worker))), _address(worker))
 
 
 def run_parcel(parcel: Parcel) -> Returned:
@@ -39,7 +42,8 @@ def run_parcel(parcel: Parcel) -> Returned:
     try:
         _fetch(parcel, folder, base / "objects", objects)
         task = _relocated(parcel, folder, _threads(worker))
-        done = run_task(task)
+        with declared(parcel.environ, task.env):
+            done = run_task(task)
         log = _read(task.log)
         if not done.ok:
             return Returned(_restated(done, task, parcel.task), _address(worker), log)
@@ -47,6 +51,26 @@ def run_parcel(parcel: Parcel) -> Returned:
         return Returned(done, _address(worker), log, outputs, folders)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def declared(values: dict[str, str], names: tuple[str, ...]) -> Iterator[None]:
+    """The node's declared environment variables as the client has them (set, or unset) while
+    it runs: its fingerprint holds the client's values, not the worker's."""
+    before = {name: os.environ.get(name) for name in names}
+    try:
+        for name in names:
+            if name in values:
+                os.environ[name] = values[name]
+            else:
+                os.environ.pop(name, None)
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _announce(address: str, topic: str) -> Any:

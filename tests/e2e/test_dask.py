@@ -365,3 +365,39 @@ def test_a_dataset_that_is_a_folder_of_parquet_partitions_builds_on_the_cluster(
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "[1/1] datasets.events  (data/events changed)"
     assert read_lock(root).nodes["datasets.events"].metrics == {"rows": 6, "columns": 1}
+
+
+GREET = """\
+version: 1
+project: greet
+steps:
+  greet:
+    cmd: [python, scripts/greet.py, build/greeting.txt]
+    env: [MLMAKE_TEST_GREETING]
+    outs: [build/greeting.txt]
+"""
+
+GREET_PY = """\
+import os
+import sys
+from pathlib import Path
+
+Path(sys.argv[1]).write_text(os.environ.get("MLMAKE_TEST_GREETING", "(unset)"))
+"""
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["share-nothing", "shared-fs"])
+def test_a_nodes_declared_environment_is_the_clients_on_the_worker(
+        run_cli: RunCli, make_project: Any, cluster: Any, monkeypatch: pytest.MonkeyPatch, shared: bool) -> None:
+    root = make_project({"mlproject.yaml": GREET, "scripts/greet.py": GREET_PY})
+    monkeypatch.setenv("MLMAKE_TEST_GREETING", "hello from the client")  # the workers started without it
+    extra = ["--shared-fs"] if shared else []
+    result = run_cli(root, "build", "--scheduler", cluster.scheduler_address, *extra)
+    assert result.exit_code == 0, result.stderr
+    assert (root / "build" / "greeting.txt").read_text() == "hello from the client"
+
+    monkeypatch.delenv("MLMAKE_TEST_GREETING")
+    result = run_cli(root, "build", "--scheduler", cluster.scheduler_address, *extra)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "[1/1] steps.greet  (env MLMAKE_TEST_GREETING unset (was set))"
+    assert (root / "build" / "greeting.txt").read_text() == "(unset)"

@@ -5,6 +5,7 @@ the saves the store holds are kept."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from mlmake.building.builder import Builder
@@ -36,10 +37,34 @@ def run_build(project: Project, graph: Graph, options: Options, runner: Runner, 
     store = Store.of(project, reporter.warn)  # DVC itself is imported when first used
     thread = BuildStore(Restorer(root, store, hasher, pull=options.pull, warn=reporter.warn))
     cache = BuildCache(root, store.location, thread, pull=options.pull)
-    return build(graph, options, Seams(hasher, thread, cache, LocalWorkspace(root), runner, reporter))
+    return build(graph, options, Seams(hasher, thread, cache, LocalWorkspace(root), runner, reporter),
+                 prepare=lambda plan: _bring_back_versions(project, graph, plan, reporter.warn))
 
 
-def build(graph: Graph, options: Options, seams: Seams) -> Outcome:
+def _bring_back_versions(project: Project, graph: Graph, plan: Plan, warn: Callable[[str], None]) -> None:
+    """The registered versions the deploy targets to build follow, brought back before they run
+    (one that cannot be is named here, and its target fails saying why). DVC is opened only for
+    a version that is neither built here nor in a folder on this machine."""
+    from mlmake.planning.plan import ABSENT, FRESH
+    from mlmake.remote.versions import bring_back
+
+    decls = [graph.nodes[s.address] for s in plan.steps if s.action not in (FRESH, ABSENT) and s.address in graph.nodes]
+    configs = [d.config["registry"] for d in decls if d.config.get("registry", {}).get("folder")]
+    if not configs:
+        return
+    store = Store.of(project, warn)  # its own: the build's store belongs to the build's DVC thread
+    try:
+        for config in configs:
+            try:
+                bring_back(project.root, config, store, warn)
+            except MlmakeError as exc:
+                warn(str(exc))
+    finally:
+        store.close()
+
+
+def build(graph: Graph, options: Options, seams: Seams,
+          prepare: Callable[[Plan], None] = lambda plan: None) -> Outcome:
     """One build under the project's build lock: the plan made, then run by the builder."""
     root = seams.workspace.root
     judge = Judge(graph, baseline(root, graph, options.baseline), seams.reporter.warn)
@@ -48,7 +73,9 @@ def build(graph: Graph, options: Options, seams: Seams) -> Outcome:
         seams.workspace.clean()
         commit = Commit(graph, read_lock(root), seams, judge, run)
         try:
-            return Builder(_plan(graph, options, seams, commit), graph, options, seams, commit).run()
+            plan = _plan(graph, options, seams, commit)
+            prepare(plan)
+            return Builder(plan, graph, options, seams, commit).run()
         finally:
             seams.files.save()
             for failure in seams.store.close():

@@ -36,6 +36,9 @@ class Shipper:
         """The task, with every file it reads on the remote."""
         decl = self.graph.nodes[task.address]
         paths = [*decl.inputs, *decl.code, *(o for outs in task.upstream.values() for o in outs), LOCK_FILE]
+        registry = task.config.get("registry")
+        if isinstance(registry, dict) and isinstance(registry.get("folder"), str):
+            paths.append(registry["folder"])  # a deploy target reads a registered version from there (kinds/follow.py)
         files: dict[str, str] = {}
         folders = []
         for rel in dict.fromkeys(paths):

@@ -159,6 +159,17 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     return project, graph, lock, plan
 
 
+def refuse_unresolved(project: Project, graph: Graph, targets: tuple[str, ...], downstream: bool = False) -> None:
+    """A deploy target to plan or build that follows a registry version that does not exist
+    (a stage never assigned, an unknown version) is a located error."""
+    from mlmake.core.errors import SpecError
+    from mlmake.kinds.follow import follow_problems
+
+    problems = follow_problems(project, graph.nodes, graph.select(targets, downstream=downstream))
+    if problems:
+        raise SpecError(problems)
+
+
 def remote_cache(project: Project, note: Callable[[Path], None] | None = None) -> RemoteCache:
     """What plan may promise about restoring: checked by stat on a local remote; each path it
     reads or stats is handed to note first (the plan memo's Seen.note)."""
@@ -198,5 +209,6 @@ from mlmake.cli import (  # noqa: E402,F401
     cmd_import,
     cmd_planning,
     cmd_project,
+    cmd_registry,
     cmd_remote,
 )

@@ -14,6 +14,7 @@ from mlmake.cli import (
     load,
     param_option,
     project_root,
+    refuse_unresolved,
     targets_argument,
 )
 from mlmake.outputs import report
@@ -61,6 +62,7 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
     from mlmake.ml.tables import checking_determinism
 
     project, graph = load(ctx, env, params)
+    refuse_unresolved(project, graph, targets, downstream)
     setting = cluster.setting(project, env, scheduler, shared_fs)
     if setting is not None and check_determinism:
         raise click.UsageError("--check-determinism runs on this machine only: leave out the scheduler")

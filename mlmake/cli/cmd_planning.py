@@ -13,6 +13,7 @@ from mlmake.cli import (
     env_option,
     param_option,
     plan_project,
+    refuse_unresolved,
     remote_cache,
     targets_argument,
 )
@@ -57,6 +58,7 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
 
     warned = terminal.warnings_written()
     project, graph, lock, result = plan_project(ctx, env, params, targets, force, downstream)
+    refuse_unresolved(project, graph, targets, downstream)
     if base and fmt != "markdown":
         raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
     code = 2 if detailed_exitcode and result.has_changes else 0

@@ -1,7 +1,9 @@
 """What the deploy kinds (http, batch, docker) share: the item, and the references a target
 declares. A target depends on its model and, when it reads one, on a table: the batch input, or
 the keyed feature set an http/docker bundle copies into its online store. Its outputs record its
-name and every upstream fingerprint (lineage), so those are part of its fingerprint."""
+name and every upstream fingerprint (lineage), so those are part of its fingerprint.
+A target following the registry (`model: churn_xgb@production`) does not depend on the model
+built here: see mlmake.kinds.follow."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 from mlmake.core.errors import Diagnostic, Span
 from mlmake.core.kind import ItemCheck, ItemPaths, NodeDecl, Ref, Task, build_dir, dep_files, load_fragment
 from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node_config
+from mlmake.kinds.follow import followed_version, split_model
 
 SECTION = "deploy"
 RECIPE = 2  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it
@@ -49,7 +52,11 @@ def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarg
 
 def declare(kind: str, project: Project, item: Target, table: str | None) -> NodeDecl:
     """A target's node: its model, the table it reads (if any), its folder and its output."""
-    refs = [Ref(item.model, (SECTION, item.name, "model"), MODELS)]
+    name, selector = split_model(item.model)
+    refs = [] if selector else [Ref(item.model, (SECTION, item.name, "model"), MODELS)]
+    config = {"kind": kind, **node_config(item)}
+    if selector:
+        config["registry"] = followed_version(project.root, name, selector)
     source = item.input if isinstance(item, BatchTarget) else None
     output = item.output if isinstance(item, BatchTarget) else None
     if source:
@@ -58,7 +65,7 @@ def declare(kind: str, project: Project, item: Target, table: str | None) -> Nod
         refs.append(Ref(table, (SECTION, item.name, "model"), TABLES))
     outputs = (build_dir(SECTION, item.name),) + ((output,) if output else ())
     return NodeDecl(
-        f"{SECTION}.{item.name}", kind, item.span, {"kind": kind, **node_config(item)}, tuple(refs),
+        f"{SECTION}.{item.name}", kind, item.span, config, tuple(refs),
         code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
         lineage=True,  # the manifest records the target's name and every upstream fingerprint
     )
@@ -66,7 +73,7 @@ def declare(kind: str, project: Project, item: Target, table: str | None) -> Nod
 
 def model_table(project: Project, item: Target) -> str | None:
     """The table its model trains on (None when the model is unknown: the graph reports that)."""
-    model = project.section("models").get(item.model)
+    model = project.section("models").get(split_model(item.model)[0])
     return str(model.features) if model is not None else None
 
 

@@ -79,7 +79,8 @@ def describe(task: Task, model_file: str, signature: dict[str, Any]) -> dict[str
     """What a deploy target records about its model: fingerprint, lineage, metrics, versions."""
     address = model_address(task)
     nodes = lock_nodes(task.root)
-    entry = nodes.get(address) or {}
+    registry = task.config.get("registry")  # a version from the registry, not the workspace's model
+    entry = {"fingerprint": registry["fingerprint"]} if registry else nodes.get(address) or {}
     model_hash = hash_file(model_file)
     summary = read_json(os.path.join(upstream_folder(task, address), METRICS_FILE))
     libraries = [*RUNTIME_LIBRARIES, *(str(n) for n in signature.get("libraries") or [])]
@@ -90,14 +91,17 @@ def describe(task: Task, model_file: str, signature: dict[str, Any]) -> dict[str
         "model": {
             "name": task.config["model"], "address": address,
             "fingerprint": str(entry.get("fingerprint") or model_hash),
-            "fingerprint_from": LOCK_FILE if entry.get("fingerprint") else os.path.basename(model_file),
+            "fingerprint_from": ("registry" if registry else LOCK_FILE) if entry.get("fingerprint")
+            else os.path.basename(model_file),
             "hash": model_hash, "task": signature.get("task"), "objective": signature.get("objective"),
             "features": signature.get("features"), "key": signature.get("key") or [],
             "target": signature.get("target"), "classes": signature.get("classes"),
         },
         "metrics": summary.get("metrics") or {},
-        "lineage": lineage(nodes, [address, *[a for a in task.upstream if a != address]]),
+        # a version's own lineage is in its registry record: here, what else the target reads
+        "lineage": lineage(nodes, ([] if registry else [address]) + [a for a in task.upstream if a != address]),
         "versions": {"mlmake": __version__, **{name: _version(name) for name in libraries}},
+        **({"registry": {"version": registry["version"], "stage": registry["stage"]}} if registry else {}),
     }
 
 

@@ -23,7 +23,7 @@ ReasonCode = Literal[
     "env", "env_added", "env_removed",
     "upstream", "upstream_added", "upstream_removed", "upstream_pending", "lineage",
     "output_missing", "output_modified", "outputs_moved", "removed", "cached",
-    "gate", "gate_added", "gate_removed", "component", "fingerprint",
+    "gate", "gate_added", "gate_removed", "component", "fingerprint", "stage",
 ]
 
 
@@ -74,6 +74,7 @@ class Reason:
             "gate": f"gate {s} {old} → {new}: {self.note}",
             "gate_added": f"gate {s} {new} added: {self.note}",
             "gate_removed": f"gate {s} {old} removed",
+            "stage": f"{s} moved {old} → {new}",  # a deploy target following a stage
             "component": f"fingerprint changed: {s} {_brief(self.old)} → {_brief(self.new)}",
             "fingerprint": f"fingerprint changed: recorded {_short(self.old)}, current {_short(self.new)}",
         }.get(self.code, f"{self.code} {s}".strip())
@@ -143,7 +144,9 @@ def _text(value: Json) -> str:
 def diff(old: Components, new: Components, kind: str = "") -> list[Reason]:
     """Reasons between recorded and current components, most specific first."""
     reasons = _diff_params(old.params, new.params)
-    reasons += _diff_config(dict(old.config), dict(new.config), "")
+    old_config, new_config = dict(old.config), dict(new.config)
+    reasons += _stage_moved(old_config, new_config)
+    reasons += _diff_config(old_config, new_config, "")
     if old.value("recipe") != new.value("recipe"):
         reasons.append(Reason("recipe", kind, old.value("recipe"), new.value("recipe")))
     for name in sorted(set(old.libraries) | set(new.libraries)):
@@ -156,6 +159,21 @@ def diff(old: Components, new: Components, kind: str = "") -> list[Reason]:
     reasons += _diff_upstream(old.upstream, new.upstream)
     reasons += _diff_lineage(old.lineage, new.lineage)
     return reasons
+
+
+def _stage_moved(old: dict[str, Json], new: dict[str, Json]) -> list[Reason]:
+    """A deploy target following a stage whose version moved: one reason, `production moved
+    v1.2.0 → v1.3.0`, for what its `registry` config says in detail (taken out of both)."""
+    a, b = old.get("registry"), new.get("registry")
+    if not (isinstance(a, dict) and isinstance(b, dict)) or a.get("stage") != b.get("stage") or not b.get("stage"):
+        return []
+    del old["registry"], new["registry"]
+    if canonical(a) == canonical(b):
+        return []
+    if a.get("version") == b.get("version"):  # the same name, another build: a re-created tag
+        return [Reason("stage", str(b["stage"]), f"{a.get('version')} ({_short(a.get('fingerprint'))})",
+                       f"{b.get('version')} ({_short(b.get('fingerprint'))})")]
+    return [Reason("stage", str(b["stage"]), a.get("version"), b.get("version"))]
 
 
 def _diff_params(old: Mapping[str, Json], new: Mapping[str, Json]) -> list[Reason]:

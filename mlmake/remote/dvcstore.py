@@ -146,6 +146,12 @@ class Store:
         if targets:  # none would check out every pointer of the repository
             self._call("checkout", quiet=True, targets=targets, force=True)
 
+    def checkout_pointer(self, pointer: Path) -> None:
+        """Fetch (from the remote where missing) and check out the outputs a pointer names that
+        is not a node's (a registered version's, written for the moment in .mlmake-artifacts/)."""
+        self._call("fetch", quiet=True, targets=[str(pointer)])
+        self._call("checkout", quiet=True, targets=[str(pointer)], force=True)
+
     def drop_cached(self, md5: str) -> None:
         """Remove one object from the local cache (it was found corrupted)."""
         odb = self.repo.cache.local

@@ -110,6 +110,17 @@ class LocalRestore:
             except OSError:  # an unreadable object, a full disk: DVC tries, and says what failed
                 return False
 
+    def restore_outputs(self, pointed: dict[str, str], recorded: dict[str, str], *, fetch: bool) -> bool:
+        """Outputs put back by their md5s alone (a registered version's, from its tag: no
+        pointer), checked against the hashes `recorded`; False when an object is not here."""
+        while True:
+            try:
+                return self._restore(pointed, recorded, fetch)
+            except _Dropped as exc:
+                self.warn(str(exc))
+            except OSError:
+                return False
+
     def _restore(self, pointed: dict[str, str], recorded: dict[str, str], fetch: bool) -> bool:
         stage = staging_root(self.root) / f"restore-{uuid.uuid4().hex[:12]}"
         places = {out: stage / str(i) for i, out in enumerate(sorted(pointed))}

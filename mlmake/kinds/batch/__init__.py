@@ -9,7 +9,7 @@ from typing import Any
 from mlmake.core.errors import Diagnostic, Span
 from mlmake.core.kind import ItemCheck, ItemPaths, Kind, NodeDecl, PathUse, Result, Task, dep_files, load_fragment
 from mlmake.core.spec import Project
-from mlmake.kinds import target
+from mlmake.kinds import follow, target
 from mlmake.kinds.target import BatchTarget
 
 
@@ -42,7 +42,7 @@ class BatchKind:
     def run(self, task: Task) -> Result:
         from mlmake.kinds.batch.recipe import score
 
-        return score(task)
+        return score(follow.followed(task))
 
 
 KIND: Kind[BatchTarget] = BatchKind()

@@ -4,7 +4,7 @@ model: a Dockerfile, pinned requirements, mlmake as a wheel and the http bundle 
 from __future__ import annotations
 
 from mlmake.core.kind import Kind, Result, Task
-from mlmake.kinds import target
+from mlmake.kinds import follow, target
 from mlmake.kinds.target import ServingKind, Target
 
 
@@ -18,6 +18,8 @@ class DockerKind(ServingKind):
         from mlmake.kinds.docker.context import write_context
         from mlmake.ml.bundle import write_bundle
         from mlmake.ml.tables import log_line
+
+        task = follow.followed(task)
 
         folder = task.staged(target.task_folder(task))
         bundle = os.path.join(folder, "bundle")

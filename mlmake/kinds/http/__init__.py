@@ -5,7 +5,7 @@ feature set has a key."""
 from __future__ import annotations
 
 from mlmake.core.kind import Kind, Result, Task
-from mlmake.kinds import target
+from mlmake.kinds import follow, target
 from mlmake.kinds.target import ServingKind, Target
 
 
@@ -15,6 +15,8 @@ class HttpKind(ServingKind):
 
     def run(self, task: Task) -> Result:
         from mlmake.ml.bundle import write_bundle
+
+        task = follow.followed(task)
         from mlmake.ml.tables import log_line
 
         manifest = write_bundle(task, task.staged(target.task_folder(task)))

@@ -7,6 +7,7 @@ Scripts that must be held mid-run coordinate through an absolute folder passed a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -101,6 +102,7 @@ def test_churn_on_the_cluster_locks_what_a_local_build_locks_and_a_clone_restore
 HOLD = '''\
 """hold.py OUT NAME SIGNALS: write OUT; before that, the first run of NAME marks that it started
 (with its worker's process id) and waits while SIGNALS/block-NAME exists or until its worker dies."""
+import json
 import os
 import sys
 import time
@@ -269,6 +271,7 @@ steps:
 """
 
 WHERE_PY = """\
+import json
 import os
 import sys
 from pathlib import Path
@@ -378,6 +381,7 @@ steps:
 """
 
 GREET_PY = """\
+import json
 import os
 import sys
 from pathlib import Path
@@ -401,3 +405,29 @@ def test_a_nodes_declared_environment_is_the_clients_on_the_worker(
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "[1/1] steps.greet  (env MLMAKE_TEST_GREETING unset (was set))"
     assert (root / "build" / "greeting.txt").read_text() == "(unset)"
+
+
+def test_a_deploy_target_following_a_registered_version_builds_on_the_cluster(
+        run_cli: RunCli, tmp_path: Path, cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{var}_NAME", "Ann Lee")
+        monkeypatch.setenv(f"GIT_{var}_EMAIL", "ann@example.com")
+    proj = copy_example("penguins", tmp_path / "proj")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    assert run_cli(proj, "build").exit_code == 0
+    git("add", "-A")
+    git("commit", "-qm", "first model")
+    assert run_cli(proj, "register", "species").exit_code == 0
+    assert run_cli(proj, "promote", "species", "v0.0.1", "--to", "production").exit_code == 0
+    with open(proj / "mlproject.yaml", "a", encoding="utf-8") as f:
+        f.write("  prod_api:\n    model: species@production\n    kind: http\n")
+    result, ran = build(run_cli, proj, "--scheduler", cluster.scheduler_address)
+    assert result.exit_code == 0, result.stderr
+    assert ran == {"deploy.prod_api": "built"}
+    assert "  deploy.prod_api runs on tcp://127.0.0.1:" in result.stdout
+    manifest = json.loads((proj / "build" / "deploy" / "prod_api" / "manifest.json").read_text())
+    assert manifest["registry"] == {"version": "v0.0.1", "stage": "production"}

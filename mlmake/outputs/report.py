@@ -63,6 +63,10 @@ class PlainReporter:
         self.started += 1
         out(f"[{self.started}/{self.total}] {step.address}" + (f"  ({why})" if why else ""))
 
+    def node_placed(self, address: str, worker: str) -> None:
+        """Where a node runs, when it runs on a cluster (called from the cluster client's thread)."""
+        out(f"  {address} runs on {worker}", "dim")
+
     def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
         self.done += 1
         shown = ", ".join(f"{k}={_num(v)}" for k, v in _scores(metrics)[:6])
@@ -119,6 +123,9 @@ class RichReporter(PlainReporter):
         self.progress.update(self.bar, description=f"building {step.address}")
         self.progress.console.print(f"[bold]{step.address}[/]  " + "; ".join(r.text() for r in step.reasons),
                                     highlight=False, markup=True)
+
+    def node_placed(self, address: str, worker: str) -> None:
+        self.progress.console.print(f"  [dim]{address} runs on {worker}[/]", highlight=False)
 
     def _advance(self, address: str = "") -> None:
         self.running.pop(address, None)

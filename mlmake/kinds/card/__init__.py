@@ -1,10 +1,12 @@
 """cards.NAME: a model card, built as a node after its model. build/cards/NAME/ holds card.md and
 card.json, generated from the graph and the lock: the model's description and the card's intended
 use and limitations, the data it was trained on (files, hashes, contracts), its features, training
-params, metrics and slice metrics with their gaps, its gates and their results, and its lineage.
+params, metrics and slice metrics with their gaps, its gates and their results, its registry
+versions and stages, and its lineage.
 
 What the card tells is its fingerprint: the card's own text, the model's description and gates
-(which are not the model's fingerprint) in its configuration, and every upstream fingerprint
+(which are not the model's fingerprint) and the model's registry (each version's fingerprint, the
+version each stage holds: git tags, read once per process) in its configuration, every upstream fingerprint
 (lineage), so it rebuilds exactly when one of them changes. The recipe (recipe.py) only reads JSON
 and writes text."""
 
@@ -71,7 +73,8 @@ class CardKind:
         ref = Ref(item.model, (SECTION, item.name, "model"), MODELS)
         model = project.section("models").get(item.model)
         told = {"model_description": str(getattr(model, "description", "") or ""),
-                "model_gates": {str(m): str(r) for m, r in (getattr(model, "gates", None) or {}).items()}}
+                "model_gates": {str(m): str(r) for m, r in (getattr(model, "gates", None) or {}).items()},
+                "model_registry": _registry(project, item.model)}
         return NodeDecl(
             f"{SECTION}.{item.name}", self.name, item.span, {**node_config(item), **told}, (ref,),
             inputs=(APPROVALS_FILE,),  # the approvals of the model's deploy targets (absent: none)
@@ -83,6 +86,17 @@ class CardKind:
         from mlmake.kinds.card.recipe import run as recipe
 
         return recipe(task)
+
+
+def _registry(project: Project, model: str) -> dict[str, Any]:
+    """The model's registered versions (version → the fingerprint it recorded) and the version each
+    stage holds now; empty outside git or before the first `mlmake register`."""
+    from mlmake.registry import read_registry
+
+    registry = read_registry(project.root)
+    versions = {v.version: v.record.fingerprint if v.record else "" for v in registry.versions_of(model)}
+    stages = {stage: event.version or "" for stage, event in registry.stages(model).items()}
+    return {"versions": versions, "stages": stages} if versions or stages else {}
 
 
 KIND: Kind[Card] = CardKind()

@@ -19,7 +19,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines += [f"## {title}", "", (card.get(key) or "Not stated.").strip(), ""]
     lines += _data(card["data"]) + _features(card["features"]) + _training(card["training"])
     lines += _metrics(card["metrics"]) + _slices(card["slices"]) + _gates(card["gates"])
-    lines += _approvals(card["approvals"])
+    lines += _registry(card["registry"]) + _approvals(card["approvals"])
     lines += ["## Lineage", "", "| node | fingerprint |", "|---|---|"]
     lines += [f"| `{a}` | `{fp}` |" for a, fp in card["lineage"].items()]
     return "\n".join(lines) + "\n"
@@ -102,6 +102,19 @@ def _gates(gates: list[dict[str, Any]]) -> list[str]:
     for gate in gates:
         where = f" ({gate['slice']})" if gate.get("slice") else ""
         lines.append(f"| `{gate['gate']}` | {_number(gate['value'])}{where} | {gate['result']} |")
+    return [*lines, ""]
+
+
+def _registry(registry: dict[str, Any]) -> list[str]:
+    lines = ["## Registry", ""]
+    if registry["versions"]:
+        stages = ", ".join(registry["stages"]) or "none"
+        lines.append(f"This build is registered as {', '.join(registry['versions'])}; the stages it holds: {stages}.")
+    else:
+        lines.append("This build is not registered (`mlmake register MODEL`).")
+    if registry["model_stages"]:
+        lines += ["", "| stage | version now |", "|---|---|"]
+        lines += [f"| {stage} | {version} |" for stage, version in registry["model_stages"].items()]
     return [*lines, ""]
 
 

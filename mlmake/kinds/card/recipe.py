@@ -53,6 +53,7 @@ def make_card(task: Task, model: str, nodes: dict[str, dict[str, Any]], summary:
         "metrics": summary.get("metrics") or {},
         "slices": _slices(summary.get("slices") or {}),
         "gates": _gates(config.get("model_gates") or {}, summary),
+        "registry": _registry(config.get("model_registry") or {}, str(entry.get("fingerprint") or "")),
         "approvals": _approvals(task, model, str(entry.get("fingerprint") or "")),
         "lineage": {a: n["fingerprint"] for a, n in ancestry["nodes"].items()},
     }
@@ -74,6 +75,16 @@ def _approvals(task: Task, model: str, fingerprint: str) -> list[dict[str, Any]]
         out += [{"target": target, "by": a.by, "at": a.at, "fingerprint": a.fingerprint, "plan_hash": a.plan,
                  "valid": a.fingerprint == fingerprint} for a in given if a.model == model]
     return out
+
+
+def _registry(told: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    """The registry's versions of this build (same fingerprint) and the stages they hold, beside every
+    stage of the model and the version holding it."""
+    versions = told.get("versions") or {}
+    stages = told.get("stages") or {}
+    mine = sorted(v for v, fp in versions.items() if fp and fp == fingerprint)
+    return {"versions": mine, "stages": sorted(s for s, v in stages.items() if v in mine),
+            "model_stages": dict(sorted(stages.items()))}
 
 
 def _data(nodes: dict[str, dict[str, Any]], ancestry: dict[str, Any]) -> list[dict[str, Any]]:

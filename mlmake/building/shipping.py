@@ -18,7 +18,8 @@ from mlmake.building.seams import Done
 from mlmake.core.graph import Graph
 from mlmake.core.kind import Task
 from mlmake.core.workdir import move_into_place
-from mlmake.remote.objects import ObjectError, Objects, Piece, files_of, md5_file, relative
+from mlmake.remote.objects import ObjectError, Objects, Piece, files_of, relative
+from mlmake.state.hashing import md5_file
 from mlmake.state.lock import LOCK_FILE
 
 _Stat = tuple[str, int, int, int]

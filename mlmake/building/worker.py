@@ -21,7 +21,8 @@ from mlmake.building.parcel import Parcel, Returned
 from mlmake.building.runners import run_task
 from mlmake.building.seams import Done
 from mlmake.core.kind import Task
-from mlmake.remote.objects import MODE, Objects, Piece, files_of, md5_file, relative
+from mlmake.remote.objects import MODE, Objects, Piece, files_of, relative
+from mlmake.state.hashing import md5_file
 
 FOLDER_ENV = "MLMAKE_WORKER_DIR"  # where a worker keeps its objects and task folders
 

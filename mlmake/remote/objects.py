@@ -9,7 +9,6 @@ never leaves a partial object under an md5."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mlmake.core.errors import MlmakeError
+from mlmake.state.hashing import md5_file
 
-_CHUNK = 1 << 20
 MODE = 0o444  # objects are never written in place once named (DVC's cache mode)
 
 
@@ -33,15 +32,6 @@ class Piece:
 
     sub: str
     md5: str
-
-
-def md5_file(path: Path) -> str:
-    """The md5 of a file's bytes, as DVC names its object."""
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def files_of(path: Path) -> list[Path]:

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from mlmake.state.lock import parse_lock
+from tests.e2e.test_plan_cli import check_golden as check_text_golden
 from tests.helpers import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,14 +62,8 @@ def summarised(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_golden(name: str, specs: dict[str, Any]) -> None:
-    actual = json.dumps({k: summarised(v) for k, v in specs.items()}, indent=2, sort_keys=True) + "\n"
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"no golden file {path}; run with UPDATE_GOLDEN=1 to create it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs (UPDATE_GOLDEN=1 rewrites it)"
+    check_text_golden(f"report/{name}", json.dumps({k: summarised(v) for k, v in specs.items()}, indent=2,
+                                                    sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmake.remote.objects import ObjectError, Objects, files_of, md5_file, object_key, relative
+from mlmake.remote.objects import ObjectError, Objects, files_of, object_key, relative
+from mlmake.state.hashing import md5_file
 
 
 def test_a_file_put_is_named_by_its_md5_in_dvcs_layout_and_read_only(tmp_path: Path) -> None:

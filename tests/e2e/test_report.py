@@ -24,7 +24,6 @@ from tests.e2e.test_plan_cli import check_golden as check_text_golden
 from tests.helpers import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO / "tests" / "golden" / "report"
 GIT_ENV = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com", "GIT_COMMITTER_NAME": "ci",
            "GIT_COMMITTER_EMAIL": "ci@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 CHART = re.compile(r'<div class="chart" id="(chart-\d+)" data-model="([^"]+)" data-title="([^"]+)"></div>')

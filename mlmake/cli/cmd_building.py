@@ -32,12 +32,17 @@ from mlmake.outputs import report
               "(default: HEAD).")
 @click.option("--check-determinism", is_flag=True, help="Compute each feature set twice and fail where the "
               "two tables differ (a python hook that is not deterministic); implies --force.")
+@click.option("--scheduler", metavar="ADDRESS", envvar="MLMAKE_SCHEDULER",
+              help="Run the nodes on a Dask cluster, its scheduler at ADDRESS (tcp://HOST:8786); also "
+              "$MLMAKE_SCHEDULER, or `runner:` in the --env environment. Needs pip install 'mlmake[dask]'.")
+@click.option("--shared-fs", is_flag=True, help="With --scheduler: the workers see the project at this same "
+              "path (a shared file system), so nothing goes through the remote.")
 @env_option
 @param_option
 @click.pass_context
 def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, keep_going: bool,
-          downstream: bool, pull: bool, baseline: str | None, check_determinism: bool, env: str | None,
-          params: tuple[str, ...]) -> None:
+          downstream: bool, pull: bool, baseline: str | None, check_determinism: bool, scheduler: str | None,
+          shared_fs: bool, env: str | None, params: tuple[str, ...]) -> None:
     """Build what is stale: the targets (default: everything) and what they need.
 
     \b
@@ -46,24 +51,38 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
       mlmake build models.churn -j 2
       mlmake build -P models.churn.params.max_depth=8 --env dev
       mlmake build --check-determinism features.customer_features
+      mlmake build --scheduler tcp://dask-scheduler:8786
     """
+    from mlmake.building import cluster
     from mlmake.building.options import Options
     from mlmake.building.runners import make_runner
+    from mlmake.building.seams import Runner
     from mlmake.building.session import run_build
     from mlmake.core.init import ensure_gitignore
     from mlmake.ml.tables import checking_determinism
 
     project, graph = load(ctx, env, params)
     refuse_unresolved(project, graph, targets, downstream)
+    setting = cluster.setting(project, env, scheduler, shared_fs)
+    if setting is not None and check_determinism:
+        raise click.UsageError("--check-determinism runs on this machine only: leave out the scheduler")
     if ensure_gitignore(project.root):
         report.out("wrote .gitignore: build/ and .mlmake/ are never committed (commit mlproject.lock and "
                    ".mlmake-artifacts/)")
+    reporter = report.make_reporter(project.root / ".mlmake" / "logs")
+    runner: Runner
+    if setting is not None:
+        runner = dask = cluster.make_runner(project.root, graph, setting, cluster.remote_url(project),
+                                            reporter.node_placed)
+        if ctx.get_parameter_source("jobs") != click.core.ParameterSource.COMMANDLINE:
+            jobs = dask.slots()
+    else:
+        runner = make_runner(jobs, max(1, (os.cpu_count() or 1) // jobs))
     options = Options(targets=targets, jobs=jobs, force=force or check_determinism, keep_going=keep_going,
                       downstream=downstream, env=env, overrides=params, pull=pull, baseline=baseline)
     with checking_determinism(check_determinism):
-        runner = make_runner(jobs, max(1, (os.cpu_count() or 1) // jobs))
         try:
-            run_build(project, graph, options, runner, report.make_reporter(project.root / ".mlmake" / "logs"))
+            run_build(project, graph, options, runner, reporter)
         finally:
             runner.shutdown(cancel=False)
 

@@ -29,9 +29,18 @@ class Remote:
 
 
 @dataclass(frozen=True, slots=True)
+class Cluster:
+    """Where an environment's builds run: a Dask scheduler (building.cluster)."""
+
+    scheduler: str
+    shared_fs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     params: dict[str, Any] = field(default_factory=dict)
     remote: Remote | None = None
+    runner: Cluster | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +168,9 @@ def _remote(data: dict[str, Any] | None) -> Remote | None:
 
 
 def _environment(data: dict[str, Any]) -> Environment:
-    return Environment(dict(data.get("params", {})), _remote(data.get("remote")))
+    runner = data.get("runner")
+    cluster = Cluster(runner["scheduler"], bool(runner.get("shared_fs", False))) if runner else None
+    return Environment(dict(data.get("params", {})), _remote(data.get("remote")), cluster)
 
 
 def names(value: str | list[str] | None) -> tuple[str, ...]:

@@ -8,7 +8,6 @@ rest."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from mlmake.planning.plan import Decision
 from mlmake.remote.dvcstore import Store
 from mlmake.remote.localrestore import LocalRestore, Refused
 from mlmake.state import runcache
-from mlmake.state.hashing import Hasher
+from mlmake.state.hashing import Hasher, md5_file
 from mlmake.state.lock import Entry
 from mlmake.state.remotecache import local_folder
 from mlmake.state.runcache import Hit, has_pointer
@@ -242,20 +241,12 @@ def drop_corrupt_objects(cache: Path, warn: Callable[[str], None]) -> list[Path]
         if not obj.is_file() or len(obj.parent.name) != 2:
             continue
         oid = (obj.parent.name + obj.name).removesuffix(".dir")
-        if _md5_file(obj) != oid:
+        if md5_file(obj) != oid:
             warn(f"cache object {obj} is corrupted (its bytes do not match its md5): removed")
             os.chmod(obj, 0o644)
             obj.unlink()
             dropped.append(obj)
     return dropped
-
-
-def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _first_line(exc: Exception) -> str:

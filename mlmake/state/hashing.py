@@ -89,7 +89,7 @@ def _hash_file(path: str) -> str:
     return str(h.hexdigest(length=16))
 
 
-def _md5_file(path: str) -> str:
+def md5_file(path: str | os.PathLike[str]) -> str:
     """The md5 of a file's bytes, as DVC 3 records it (`hash: md5`)."""
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
@@ -162,7 +162,7 @@ class Hasher:
         hit = self.entries.get(kind + rel)
         if hit is not None and hit[:5] == key:
             return str(hit[5])
-        digest = _md5_file(full) if kind == "md5:" else _meaning_file(full) if kind == "py:" else _hash_file(full)
+        digest = md5_file(full) if kind == "md5:" else _meaning_file(full) if kind == "py:" else _hash_file(full)
         # "racily clean" (as git calls it): a file modified within the clock's resolution
         # of being hashed may change again with the same mtime, so it is not remembered
         if time.time_ns() - st.st_mtime_ns > _RACY_NS:

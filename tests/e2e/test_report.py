@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from mlmake.state.lock import parse_lock
+from tests.e2e.test_plan_cli import check_golden as check_text_golden
 from tests.helpers import copy_example, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN = REPO / "tests" / "golden" / "report"
 GIT_ENV = {"GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com", "GIT_COMMITTER_NAME": "ci",
            "GIT_COMMITTER_EMAIL": "ci@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 CHART = re.compile(r'<div class="chart" id="(chart-\d+)" data-model="([^"]+)" data-title="([^"]+)"></div>')
@@ -61,14 +61,8 @@ def summarised(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_golden(name: str, specs: dict[str, Any]) -> None:
-    actual = json.dumps({k: summarised(v) for k, v in specs.items()}, indent=2, sort_keys=True) + "\n"
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual, encoding="utf-8")
-        return
-    assert path.exists(), f"no golden file {path}; run with UPDATE_GOLDEN=1 to create it"
-    assert actual == path.read_text(encoding="utf-8"), f"{name} differs (UPDATE_GOLDEN=1 rewrites it)"
+    check_text_golden(f"report/{name}", json.dumps({k: summarised(v) for k, v in specs.items()}, indent=2,
+                                                    sort_keys=True) + "\n")
 
 
 @pytest.fixture(scope="module")

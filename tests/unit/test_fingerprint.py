@@ -316,8 +316,8 @@ def test_the_md5_of_workspace_data_is_remembered_by_stat(tmp_path: Path, monkeyp
     first.source_digest("x.csv")
     first.save()
     calls: list[str] = []
-    real = fingerprint._md5_file
-    monkeypatch.setattr(fingerprint, "_md5_file", lambda path: calls.append(path) or real(path))
+    real = fingerprint.md5_file
+    monkeypatch.setattr(fingerprint, "md5_file", lambda path: calls.append(path) or real(path))
     assert Hasher(tmp_path).source_digest("x.csv") == Digest(f"md5:{ABC_MD5}", 3)
     assert calls == []
     (tmp_path / "x.csv").write_text("abd")

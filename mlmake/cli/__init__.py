@@ -207,6 +207,7 @@ from mlmake.cli import (  # noqa: E402,F401
     cmd_building,
     cmd_experiments,
     cmd_import,
+    cmd_monitor,
     cmd_planning,
     cmd_project,
     cmd_registry,

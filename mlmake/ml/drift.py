@@ -98,9 +98,13 @@ def column_drift(column: str, reference: np.ndarray, current: np.ndarray, numeri
 
 def _counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both samples' counts over the categories either has."""
-    values = np.unique(np.concatenate([reference.astype(str), current.astype(str)]))
-    ref = np.array([np.count_nonzero(reference.astype(str) == v) for v in values], dtype=float)
-    cur = np.array([np.count_nonzero(current.astype(str) == v) for v in values], dtype=float)
+    ref_values, ref_counts = np.unique(reference.astype(str), return_counts=True)
+    cur_values, cur_counts = np.unique(current.astype(str), return_counts=True)
+    values = np.union1d(ref_values, cur_values)
+    ref = np.zeros(len(values))
+    cur = np.zeros(len(values))
+    ref[np.searchsorted(values, ref_values)] = ref_counts
+    cur[np.searchsorted(values, cur_values)] = cur_counts
     return ref, cur
 
 

@@ -38,7 +38,7 @@ def _lines(files: list[str]) -> pl.LazyFrame:
 def read(path: str, inputs: list[dict[str, Any]], window: int | None = None,
          fingerprint: str | None = None) -> LogData:
     """The rows scored by one fingerprint (the newest line's, unless given), the last `window` rows."""
-    lines = _lines(log_files(path))
+    lines = _lines(log_files(path)).with_row_index("_line")
     head = pl.Struct({"type": pl.String, "fingerprint": pl.String, "request_id": pl.String,
                       "prediction_id": pl.String, "label": pl.String})
     meta = lines.with_columns(pl.col("line").str.json_decode(head).alias("h")).unnest("h")
@@ -49,13 +49,13 @@ def read(path: str, inputs: list[dict[str, Any]], window: int | None = None,
         fingerprint = str(last.item()) if last.height and last.item() is not None else ""
     mine = predictions.filter(pl.col("fingerprint") == fingerprint)
     n = int(counts.filter(pl.col("fingerprint") == fingerprint)["n"].sum()) if counts.height else 0
-    rows = _rows(mine.select("request_id", "line"), inputs)
+    rows = _rows(mine.select("_line", "line"), inputs).sort("_line", maintain_order=True)
     if window:
         rows = rows.tail(window)
     feedback = meta.filter((pl.col("type") == "feedback") & (pl.col("fingerprint") == fingerprint))
     labels = feedback.select(pl.col("prediction_id").alias("_pid"), pl.col("label").alias("_label")) \
         .unique("_pid", keep="last")
-    joined = rows.join(labels, on="_pid", how="left").collect()
+    joined = rows.join(labels, on="_pid", how="left", maintain_order="left").drop("_line").collect()
     return LogData(fingerprint, joined, n, int(counts["n"].sum()) - n if counts.height else 0)
 
 
@@ -68,7 +68,7 @@ def _rows(lines: pl.LazyFrame, inputs: list[dict[str, Any]]) -> pl.LazyFrame:
     parts = _split(lines)
     one = parts["one"].with_columns(
         pl.col("request").str.json_decode(row).alias("r"), pl.col("response").str.json_decode(response).alias("s"))
-    one = one.select(pl.col("r").struct.unnest(), pl.col("s").struct.field("prediction_id").alias("_pid"),
+    one = one.select("_line", pl.col("r").struct.unnest(), pl.col("s").struct.field("prediction_id").alias("_pid"),
                      _score_one())
     batch = parts["rows"].with_columns(
         pl.col("request").str.json_decode(pl.Struct({"rows": pl.List(row)})).struct.field("rows").alias("r"),
@@ -76,8 +76,8 @@ def _rows(lines: pl.LazyFrame, inputs: list[dict[str, Any]]) -> pl.LazyFrame:
     listed = parts["list"].with_columns(pl.col("request").str.json_decode(pl.List(row)).alias("r"),
                                         pl.col("response").str.json_decode(response).alias("s"))
     many = pl.concat([batch, listed]).select(
-        "r", pl.col("s").struct.field("prediction_ids").alias("_pid"), _score_many()).explode("r", "_pid", "_score")
-    many = many.select(pl.col("r").struct.unnest(), "_pid", "_score")
+        "_line", "r", pl.col("s").struct.field("prediction_ids").alias("_pid"), _score_many()).explode("r", "_pid", "_score")
+    many = many.select("_line", pl.col("r").struct.unnest(), "_pid", "_score")
     return pl.concat([one, many], how="diagonal_relaxed")
 
 

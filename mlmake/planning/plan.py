@@ -166,7 +166,7 @@ def _triggered(step: Decision, decl: NodeDecl) -> Decision:
         return step
     fired, watching = judge_triggers(decl.triggers)
     if fired:
-        return replace(step, action=BUILD, reasons=tuple(fired) + tuple(watching), missing=())
+        return replace(step, action=BUILD, reasons=tuple(fired), missing=())
     return replace(step, reasons=step.reasons + tuple(watching))
 
 

@@ -76,8 +76,8 @@ def _rows(lines: pl.LazyFrame, inputs: list[dict[str, Any]]) -> pl.LazyFrame:
     listed = parts["list"].with_columns(pl.col("request").str.json_decode(pl.List(row)).alias("r"),
                                         pl.col("response").str.json_decode(response).alias("s"))
     many = pl.concat([batch, listed]).select(
-        "_line", "r", pl.col("s").struct.field("prediction_ids").alias("_pid"), _score_many()).explode("r", "_pid", "_score")
-    many = many.select("_line", pl.col("r").struct.unnest(), "_pid", "_score")
+        "_line", "r", pl.col("s").struct.field("prediction_ids").alias("_pid"), _score_many())
+    many = many.explode("r", "_pid", "_score").select("_line", pl.col("r").struct.unnest(), "_pid", "_score")
     return pl.concat([one, many], how="diagonal_relaxed")
 
 

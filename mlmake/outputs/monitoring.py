@@ -17,7 +17,7 @@ def describe(report: Mapping[str, Any]) -> list[str]:
     lines = [f"{report.get('monitor')}: {model}, {current.get('rows', 0)} rows from {source} "
              f"at {report.get('time')}",
              f"  drift share {_num(report.get('drift_share'))} ({len(drifted)} of {len(columns)} columns)"
-             + (f": {', '.join(drifted)}" if drifted else "")]
+             + (f": {', '.join(drifted)}" if drifted else "") if columns else "  no rows yet: no drift measured"]
     prediction = report.get("prediction") or {}
     if prediction:
         lines.append(f"  prediction drift: {prediction['test']} {_num(prediction['value'])}"
@@ -26,7 +26,10 @@ def describe(report: Mapping[str, Any]) -> list[str]:
     if live:
         labels = live.pop("labels", 0)
         lines.append(f"  live quality on {labels} fed-back labels"
-                     + (": " + ", ".join(f"{k} {_num(v)}" for k, v in live.items()) if live else ""))
+                     + (": " + ", ".join(f"{k} {_num(v)}" for k, v in live.items()) if live else "")
+                     if labels else "  live quality: no labels fed back yet")
+    if not columns:
+        return lines
     width = max([len(str(c["column"])) for c in columns] + [6])
     lines.append(f"  {'column':<{width}}  {'test':<13}  {'value':>8}  {'psi':>8}  drift")
     for c in columns:

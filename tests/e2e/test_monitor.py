@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from tests.e2e.test_serve import Service, build_example, serve
-from tests.helpers import run_cli
+from tests.helpers import copy_example, run_cli
 
 MONITORED = """
 monitors:
@@ -88,6 +88,35 @@ def model_lines(root: Path, *args: str) -> tuple[int, list[str]]:
     symbol, address, first = lines[start].split(None, 2)
     assert address == "models.churn_xgb"
     return result.exit_code, [symbol, first] + [line.strip() for line in lines[start + 1:end]]
+
+
+def test_before_any_traffic_the_report_is_empty_and_the_triggers_wait(churn: Path) -> None:
+    result = run_cli(churn, "monitor", "churn_live")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("monitors.churn_live: models.churn_xgb, 0 rows from "
+                               ".mlmake/serve/churn_api/predictions.jsonl at ")
+    assert lines[1:] == ["  no rows yet: no drift measured", "  live quality: no labels fed back yet"]
+    code, lines = model_lines(churn)
+    assert lines[1:3] == ["watching monitor churn_live: drift share > 0.1: no value yet",
+                          "watching monitor churn_live: live.auc < 0.75: no value yet"]
+
+
+def test_monitor_names_an_unknown_monitor(churn: Path) -> None:
+    result = run_cli(churn, "monitor", "churn")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1, "", "error: no monitor 'churn' in mlproject.yaml (monitors: churn_live)\n")
+
+
+def test_validate_locates_a_monitor_of_an_unknown_deploy_target(tmp_path: Path) -> None:
+    root = copy_example("churn", tmp_path / "churn")
+    with open(root / "mlproject.yaml", "a", encoding="utf-8") as f:
+        f.write(MONITORED.replace("{deploy: churn_api}", "{deploy: churn_apj}"))
+    result = run_cli(root, "validate")
+    assert result.exit_code == 1
+    lines = (result.stdout + result.stderr).splitlines()
+    at = len((root / "mlproject.yaml").read_text().splitlines())
+    assert lines[0] == f"mlproject.yaml:{at}:23: monitors.churn_live.current.deploy: no deploy target 'churn_apj'"
 
 
 def test_older_than_fires_by_the_injected_clock(churn: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,10 +12,8 @@ import numpy as np
 import polars as pl
 
 from mlmake.core.clock import now_text
-from mlmake.core.errors import NodeError
 from mlmake.core.kind import Result, Task
 from mlmake.ml import drift, metrics, predlog
-from mlmake.ml.logfiles import log_files
 from mlmake.ml.scoring import SIGNATURE_FILE
 from mlmake.ml.tables import output_dir, read_json, scan_upstream, upstream_folder, write_json
 
@@ -35,7 +33,7 @@ def run(task: Task) -> Result:
                                   _numeric(reference, i["name"]))
                for i in inputs if i["name"] in current.columns and _values(current, i["name"]).size]
     drifted = [c.column for c in columns if c.drifted]
-    share = round(len(drifted) / len(columns), 6) if columns else 0.0
+    share = round(len(drifted) / len(columns), 6) if columns else None  # no rows: no figure to trigger on
     report: dict[str, Any] = {
         "monitor": task.address, "model": model, "time": now_text(),
         "model_built": model_built(folder), "reference": {"rows": reference.height},
@@ -45,7 +43,8 @@ def run(task: Task) -> Result:
         "live": _live(signature, current),
     }
     write_json(os.path.join(output_dir(task), REPORT_FILE), report)
-    figures: dict[str, Any] = {"drift_share": share, "drifted": len(drifted), "rows": current.height}
+    figures: dict[str, Any] = {"rows": current.height, "drifted": len(drifted)}
+    figures |= {"drift_share": share} if share is not None else {}
     figures |= {f"live.{k}": v for k, v in report["live"].items() if isinstance(v, float)}
     if report["prediction"]:
         figures["prediction_drift"] = report["prediction"]["value"]
@@ -72,10 +71,7 @@ def _current(task: Task, inputs: list[dict[str, Any]]) -> tuple[pl.DataFrame, di
         address = next(a for a in task.upstream if a.split(".", 1)[1] == task.config["current"]["table"]
                        and a.split(".")[0] in ("features", "datasets"))
         return scan_upstream(task, address).collect(), {"table": address}
-    path = os.path.join(task.root, task.config["log_path"])
-    if not log_files(path):
-        raise NodeError(f"no prediction log at {task.config['log_path']}: serve the model "
-                        f"(mlmake serve {task.config['current'].get('deploy') or '…'}) and send it traffic first")
+    path = os.path.join(task.root, task.config["log_path"])  # none yet: an empty report, every trigger waits
     data = predlog.read(path, inputs, task.config.get("window") or None)
     return data.rows, {"log": task.config["log_path"], "fingerprint": data.fingerprint, "lines": data.lines,
                        "other_fingerprints_lines": data.other}

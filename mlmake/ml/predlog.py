@@ -38,11 +38,10 @@ def _lines(files: list[str]) -> pl.LazyFrame:
 def read(path: str, inputs: list[dict[str, Any]], window: int | None = None,
          fingerprint: str | None = None) -> LogData:
     """The rows scored by one fingerprint (the newest line's, unless given), the last `window` rows."""
-    lines = _lines(log_files(path)).with_row_index("_line")
-    head = pl.Struct({"type": pl.String, "fingerprint": pl.String, "request_id": pl.String,
-                      "prediction_id": pl.String, "label": pl.String})
-    meta = lines.with_columns(pl.col("line").str.json_decode(head).alias("h")).unnest("h")
-    predictions = meta.filter(pl.col("type") == "prediction")
+    lines = _lines(log_files(path)).with_row_index("_line").with_columns(
+        pl.col("line").str.starts_with('{"type":"prediction"').alias("_prediction"),
+        pl.col("line").str.extract(r'"fingerprint":"([^"]*)"', 1).alias("fingerprint"))
+    predictions = lines.filter(pl.col("_prediction"))
     counts = predictions.group_by("fingerprint").agg(pl.len().alias("n")).collect()
     if fingerprint is None:
         last = predictions.select(pl.col("fingerprint").last()).collect()
@@ -52,7 +51,9 @@ def read(path: str, inputs: list[dict[str, Any]], window: int | None = None,
     rows = _rows(mine.select("_line", "line"), inputs).sort("_line", maintain_order=True)
     if window:
         rows = rows.tail(window)
-    feedback = meta.filter((pl.col("type") == "feedback") & (pl.col("fingerprint") == fingerprint))
+    head = pl.Struct({"type": pl.String, "prediction_id": pl.String, "label": pl.String})
+    feedback = lines.filter(~pl.col("_prediction") & (pl.col("fingerprint") == fingerprint)) \
+        .select(pl.col("line").str.json_decode(head).alias("h")).unnest("h").filter(pl.col("type") == "feedback")
     labels = feedback.select(pl.col("prediction_id").alias("_pid"), pl.col("label").alias("_label")) \
         .unique("_pid", keep="last")
     joined = rows.join(labels, on="_pid", how="left", maintain_order="left").drop("_line").collect()
@@ -82,10 +83,17 @@ def _rows(lines: pl.LazyFrame, inputs: list[dict[str, Any]]) -> pl.LazyFrame:
 
 
 def _split(lines: pl.LazyFrame) -> dict[str, pl.LazyFrame]:
-    """The request and response of each line as text, by the request's shape."""
+    """The request and response of each line as text (split at the keys the log writes in a fixed
+    order: no regular expression over the body), by the request's shape."""
+    after = pl.col("line").str.splitn(',"request":', 2).struct.field("field_1")
+    parts = after.str.splitn(',"response":', 2)
+    answer = parts.struct.field("field_1").str.splitn(',"features":', 2)
+    # without stored features, the response ends with the line's own closing brace
+    response = pl.when(answer.struct.field("field_1").is_null()) \
+        .then(answer.struct.field("field_0").str.strip_suffix("}")).otherwise(answer.struct.field("field_0"))
     text = lines.with_columns(
-        pl.col("line").str.extract(r',"request":(.*),"response":', 1).alias("request"),
-        pl.col("line").str.extract(r',"response":(\{.*?\})(?:,"features":|\}$)', 1).alias("response"),
+        parts.struct.field("field_0").alias("request"),
+        response.alias("response"),
         pl.col("line").str.extract(r',"features":\{"0":(\{.*?\})\}\}$', 1).alias("stored"))
     text = text.with_columns(pl.coalesce("stored", "request").alias("request"))
     return {"one": text.filter(pl.col("request").str.starts_with("{") & ~pl.col("request").str.starts_with('{"rows":')),

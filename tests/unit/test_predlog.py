@@ -95,3 +95,12 @@ def test_other_files_beside_the_log_are_not_rotated_copies(tmp_path: Path, name:
     (tmp_path / name).write_text("{}\n")
     (tmp_path / "predictions.jsonl").write_text("")
     assert log_files(str(tmp_path / "predictions.jsonl")) == [str(tmp_path / "predictions.jsonl")]
+
+
+def test_a_body_with_text_beyond_ascii_is_cut_where_its_keys_are(tmp_path: Path) -> None:
+    log = PredictionLog(str(tmp_path / "predictions.jsonl"))
+    predict(log, "u", {"age": 33, "plan": "prö,\"response\":"}, [0.25])
+    predict(log, "v", {"rows": [{"age": 44, "plan": "日本"}]}, [0.75])
+    rows = predlog.read(log.path, INPUTS).rows.to_dicts()
+    assert rows == [{"age": 33.0, "plan": "prö,\"response\":", "_pid": "u-0", "_score": 0.25, "_label": None},
+                    {"age": 44.0, "plan": "日本", "_pid": "v-0", "_score": 0.75, "_label": None}]

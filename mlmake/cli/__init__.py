@@ -212,4 +212,5 @@ from mlmake.cli import (  # noqa: E402,F401
     cmd_project,
     cmd_registry,
     cmd_remote,
+    cmd_report,
 )

@@ -107,11 +107,14 @@ def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: 
         if step.action != REMOVE:  # a node to remove has no components
             current.configs[step.address] = history.configured(step.components, step.gates)
     durations: dict[str, float] = {}
+    runs: dict[str, list[dict[str, float]]] = {}  # each node's built runs' numeric metrics, oldest first
     for rec in reversed(records.history(project.root, limit=100_000)):
         if rec.status == "built":
             durations[rec.node] = rec.duration
+            runs.setdefault(rec.node, []).append({m: float(v) for m, v in rec.metrics.items()
+                                                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
     baseline = history.from_lock(history.lock_at(project.root, base), base)
-    return pr_markdown(result, graph, project.project, baseline, current, durations)
+    return pr_markdown(result, graph, project.project, baseline, current, durations, runs)
 
 
 @cli.command()

@@ -4,18 +4,20 @@ estimated build time from the run history."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from mlmake.core import gates
 from mlmake.core.graph import Graph
 from mlmake.core.plain import Json
-from mlmake.outputs import diff
+from mlmake.outputs import diff, xychart
 from mlmake.outputs.render import plan_markdown
-from mlmake.planning.plan import BUILD, MAYBE, NEW, Plan
+from mlmake.planning.plan import ABSENT, BUILD, FRESH, MAYBE, NEW, REMOVE, Plan
 
 MARKER = "<!-- mlmake-plan -->"
 
 
 def pr_markdown(plan: Plan, graph: Graph, project: str, base: diff.Snapshot, current: diff.Snapshot,
-                durations: dict[str, float]) -> str:
+                durations: dict[str, float], history: Mapping[str, xychart.Runs] | None = None) -> str:
     """One comment, ready to post; the hidden marker lets CI update it in place."""
     head = plan_markdown(plan, graph, project).rstrip("\n").split("\n")
     parts = [MARKER, *head[:4], _estimate(plan, durations), "", *head[4:], ""]
@@ -30,7 +32,15 @@ def pr_markdown(plan: Plan, graph: Graph, project: str, base: diff.Snapshot, cur
     parts += [f"#### Params against `{base.label}`", "",
               diff.as_markdown(param_rows, base.label, "this branch", "params").rstrip("\n"), ""]
     parts += _gate_section(graph, base, current)
+    parts += xychart.history_section(_changed_models(plan, base, current), history or {})
     return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _changed_models(plan: Plan, base: diff.Snapshot, current: diff.Snapshot) -> list[str]:
+    """The models this branch rebuilds, or whose configuration or metrics differ from the base's."""
+    return [s.address for s in plan.steps if s.address.startswith("models.") and s.action != REMOVE and (
+        s.action not in (FRESH, ABSENT) or base.configs.get(s.address) != current.configs.get(s.address)
+        or base.metrics.get(s.address) != current.metrics.get(s.address))]
 
 
 def _estimate(plan: Plan, durations: dict[str, float]) -> str:

@@ -209,7 +209,7 @@ def test_downstream_builds_what_reads_the_target(run_cli: RunCli, tmp_path: Path
     result, ran = build(run_cli, root, "--downstream", "datasets.penguins")
     assert result.exit_code == 0, result.stderr
     assert started(result.stdout) == [
-        "[1/2] features.penguin_features  (upstream datasets.penguins changed)",
+        "[1/2] features.penguin_features  (upstream datasets.penguins changed: column body_mass_g)",
         "[2/2] models.species  (upstream features.penguin_features changed)"]
     assert ran == {"features.penguin_features": "built", "models.species": "built"}
     assert plan_exit(run_cli, root) == 0

@@ -86,7 +86,8 @@ def test_workflow_is_yaml_with_the_documented_triggers(workflow: dict[str, Any])
 
 def test_actions_are_pinned_to_major_versions(workflow: dict[str, Any]) -> None:
     used = {s["uses"] for job in workflow["jobs"] for s in steps(workflow, job) if "uses" in s}
-    assert used == {"actions/checkout@v5", "actions/setup-python@v6", "actions/github-script@v8"}
+    assert used == {"actions/checkout@v5", "actions/setup-python@v6", "actions/github-script@v8",
+                    "actions/upload-artifact@v6"}
     for ref in used:
         assert re.fullmatch(r"[\w-]+/[\w-]+@v\d+", ref), ref
 
@@ -111,7 +112,11 @@ def test_the_plan_job_validates_plans_against_the_base_and_comments(workflow: di
 
 def test_the_build_job_pulls_builds_and_pushes(workflow: dict[str, Any]) -> None:
     commands = [argv[3:] for s in steps(workflow, "build") for argv in mlmake_commands(s.get("run", ""))]
-    assert commands == [["validate"], ["pull"], ["build", "--pull"], ["push"]]
+    assert commands == [["validate"], ["pull"], ["build", "--pull"], ["push"], ["report"]]
+    # the report is uploaded whether or not the build passed its gates
+    report, upload = step(workflow, "build", "Report"), step(workflow, "build", "Upload the report")
+    assert report["if"] == upload["if"] == "${{ !cancelled() }}"
+    assert upload["with"]["path"] == "${{ env.MLMAKE_DIR }}/build/mlmake-report.html"
     text = WORKFLOW.read_text(encoding="utf-8")
     # the remote's credentials and the lock commit are there, commented out
     assert re.search(r"^\s*#\s+AWS_ACCESS_KEY_ID: \$\{\{ secrets\.AWS_ACCESS_KEY_ID \}\}$", text, re.M)
@@ -128,7 +133,7 @@ def test_every_mlmake_command_in_the_workflow_parses(workflow: dict[str, Any]) -
 
     commands = [argv for job in workflow["jobs"] for s in steps(workflow, job)
                 for argv in mlmake_commands(s.get("run", ""))]
-    assert len(commands) == 7
+    assert len(commands) == 8
     for argv in commands:
         args = [a.replace("$MLMAKE_DIR", ".").replace("$BASE_REF", "main") for a in argv[1:]]
         assert args[:2] == ["-C", "."], argv  # every command honours MLMAKE_DIR

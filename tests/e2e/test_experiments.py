@@ -132,7 +132,7 @@ def check_markdown(text: str) -> None:
     for start, end in zip(fences[::2], fences[1::2], strict=True):
         assert lines[end] == "```", f"line {end + 1}: a fence closes with {lines[end]!r}"
         if lines[start] == "```mermaid":
-            assert lines[start + 1].startswith("flowchart ")
+            assert lines[start + 1].startswith(("flowchart ", "xychart-beta"))  # the graph; metric history
     assert text.count("<details>") == text.count("</details>")
     table: list[str] = []
     for line in [*lines, ""]:
@@ -314,9 +314,13 @@ def test_pr_comment_before_the_branch_is_built(repo: Repo) -> None:
     auc = f"{metric(repo.main_lock, 'auc'):.6g}"
     assert f"| `models.churn` | `auc` | {auc} | - |  |" in lines
     assert "| `models.churn` | `params.max_depth` | 2 | 4 | +2 (+100.00%) |" in lines
-    assert lines[lines.index("#### Gates") + 2:] == [
+    history = lines.index("#### Metric history")
+    assert lines[lines.index("#### Gates") + 2:history] == [
         "| node | gate | value | baseline | result |", "|---|---|---|---|---|",
-        f"| `models.churn` | `auc >= 0.5` | - | {auc} | after the build |"]
+        f"| `models.churn` | `auc >= 0.5` | - | {auc} | after the build |", ""]
+    # the changed model's metrics over its built runs: so far the one built on main
+    assert lines[history + 2] == "<details><summary><code>models.churn</code>: 1 built run</summary>"
+    assert f"  line [{metric(repo.main_lock, 'auc')!r}]" in lines
 
 
 def test_pr_comment_after_the_branch_is_built(repo: Repo) -> None:

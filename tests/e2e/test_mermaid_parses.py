@@ -13,11 +13,13 @@ diagram is its own test. Skipped where node or tools/mermaid-check/node_modules 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
@@ -42,7 +44,7 @@ pytestmark = [
 DIAGRAMS = [
     "churn-graph", "churn-plan-new", "penguins-graph", "penguins-plan-new", "penguins-plan-fresh",
     "penguins-plan-build-maybe", "penguins-plan-absent", "penguins-plan-restore", "penguins-plan-remove",
-    "penguins-pr-comment",
+    "penguins-pr-comment", "penguins-pr-history-accuracy", "penguins-pr-history-f1", "penguins-pr-history-mlogloss",
 ]
 ACTION_CLASSES = ("new", "build", "maybe", "restore", "check", "fresh", "absent")
 MERMAID_BLOCK = re.compile(r"^```mermaid\n(.*?)^```$", re.S | re.M)
@@ -62,10 +64,16 @@ def mlmake(root: Path, *args: str) -> str:
 
 
 def block(markdown: str) -> str:
-    """The one ```mermaid block of a markdown plan."""
-    found = MERMAID_BLOCK.findall(markdown)
-    assert len(found) == 1, f"expected one mermaid block, found {len(found)}:\n{markdown}"
+    """The one ```mermaid flowchart of a markdown plan (a pull-request comment also has xycharts)."""
+    found = [b for b in MERMAID_BLOCK.findall(markdown) if b.startswith("flowchart")]
+    assert len(found) == 1, f"expected one mermaid flowchart, found {len(found)}:\n{markdown}"
     return str(found[0])
+
+
+def xycharts(markdown: str) -> dict[str, str]:
+    """The comment's metric-history charts, by their title ("models.species: accuracy")."""
+    found = [b for b in MERMAID_BLOCK.findall(markdown) if b.startswith("xychart-beta")]
+    return {re.search(r'title "([^"]+)"', b).group(1): b for b in found}  # type: ignore[union-attr]
 
 
 def copy_example(name: str, dest: Path) -> Path:
@@ -91,7 +99,13 @@ def git(root: Path, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def diagrams(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def recorded() -> dict[str, list[dict[str, Any]]]:
+    """node -> its run records (`mlmake runs --json`) when the pull-request comment was written."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def diagrams(tmp_path_factory: pytest.TempPathFactory, recorded: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
     """name -> mermaid text, from the real CLI on copies of the examples."""
     tmp = tmp_path_factory.mktemp("mermaid")
     out: dict[str, str] = {}
@@ -117,8 +131,12 @@ def diagrams(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if GIT:
         git(penguins, "add", "-A")
         git(penguins, "commit", "-q", "-m", "built")
-        out["penguins-pr-comment"] = block(mlmake(
-            penguins, "plan", "--format", "markdown", "--base", "HEAD", "-P", "models.species.params.max_depth=2"))
+        comment = mlmake(
+            penguins, "plan", "--format", "markdown", "--base", "HEAD", "-P", "models.species.params.max_depth=2")
+        out["penguins-pr-comment"] = block(comment)
+        for title, chart in xycharts(comment).items():
+            out[f"penguins-pr-history-{title.rsplit(': ', 1)[1]}"] = chart
+        recorded["models.species"] = json.loads(mlmake(penguins, "runs", "--json", "--node", "models.species"))
     shutil.rmtree(penguins / "build")  # the lock says built, the outputs are not here
     out["penguins-plan-absent"] = block(mlmake(penguins, "plan", "--format", "markdown"))
     # max_depth=2 built once, so going back to it restores from the cache
@@ -155,8 +173,26 @@ def parsed(diagrams: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
 def test_mermaid_parses(name: str, diagrams: dict[str, str], parsed: dict[str, str]) -> None:
     if name not in diagrams:
         pytest.skip("needs git (plan --base reads the lock of a git revision)")
-    assert parsed[name].startswith("ok: flowchart"), (
+    kind = "xychart" if "-history-" in name else "flowchart"
+    assert parsed[name].startswith(f"ok: {kind}"), (
         f"mermaid rejects the diagram {name}:\n{parsed[name]}\n--- diagram ---\n{diagrams[name]}")
+
+
+def test_the_history_charts_hold_the_recorded_metrics(diagrams: dict[str, str],
+                                                      recorded: dict[str, list[dict[str, Any]]]) -> None:
+    """Each xychart of the comment is one metric of the changed model over its built runs, oldest
+    first, with the values the run records hold."""
+    if "penguins-pr-comment" not in diagrams:
+        pytest.skip("needs git (plan --base reads the lock of a git revision)")
+    built = [r for r in reversed(recorded["models.species"]) if r["status"] == "built"]
+    assert len(built) == 1  # the first build; the comment's max_depth=2 is not built yet
+    for metric in ("accuracy", "f1", "mlogloss"):
+        chart = diagrams[f"penguins-pr-history-{metric}"]
+        values = re.search(r"^  line \[(.*)\]$", chart, re.M)
+        assert values is not None, chart
+        assert [float(v) for v in values.group(1).split(", ")] == [r["metrics"][metric] for r in built]
+        assert chart.splitlines()[:4] == ["xychart-beta", f'  title "models.species: {metric}"',
+                                          '  x-axis "run" ["1"]', f'  y-axis "{metric}"']
 
 
 def test_the_diagrams_cover_every_action_class(diagrams: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import copy_example
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("polars", "xgboost", "dvc", "numpy", "pyarrow", "networkx", "pandas", "scipy")
+HEAVY = ("polars", "xgboost", "dvc", "numpy", "pyarrow", "networkx", "pandas", "scipy", "vl_convert")
 
 
 def imported(args: list[str], cwd: Path) -> set[str]:

@@ -36,7 +36,9 @@ class ModelKind:
     section = "models"
     default = True
     word = "model"
-    recipe = 2  # 2: metrics.json no longer holds gate verdicts (gates are judged by the build, not fingerprinted)
+    # 2: metrics.json no longer holds gate verdicts (gates are judged by the build, not fingerprinted)
+    # 3: curves.json beside metrics.json (the points `mlmake report` draws)
+    recipe = 3
     libraries: tuple[str, ...] = ("polars", "xgboost")
     item_type = Model
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmake.core.kind import Result, Task
 from mlmake.kinds.model.training import Fit, importance, matrix, predict, train, training_setup
+from mlmake.ml.curves import CURVES_FILE, curves
 from mlmake.ml.metrics import chosen_metrics, compute, parse_gates
 from mlmake.ml.supervised import (
     METRICS_FILE,
@@ -55,5 +56,7 @@ def _write_outputs(task: Task, data: Data, fit: Fit, pred: np.ndarray, summary: 
     fit.booster.save_model(os.path.join(out, MODEL_FILE))
     write_json(os.path.join(out, METRICS_FILE), summary)
     write_json(os.path.join(out, "importance.json"), {"importance": importance(fit, data.inputs)})
+    # what `mlmake report` draws, so that it never re-scores the model
+    write_json(os.path.join(out, CURVES_FILE), curves(summary["task"], data.target.classes, data.y[data.test], pred))
     write_json(os.path.join(out, SIGNATURE_FILE), signature(task, data, fit.objective))
     write_parquet(predictions(data, pred), os.path.join(out, PREDICTIONS_FILE))

@@ -210,6 +210,7 @@ from mlmake.cli import (  # noqa: E402,F401
     cmd_experiments,
     cmd_governance,
     cmd_import,
+    cmd_monitor,
     cmd_planning,
     cmd_project,
     cmd_registry,

@@ -97,13 +97,15 @@ def build(ctx: click.Context, targets: tuple[str, ...], jobs: int, force: bool, 
                    "'Authorization: Bearer <its value>'.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="JSONL log of predictions and feedback [default: .mlmake/serve/DEPLOY/predictions.jsonl].")
+@click.option("--log-max-bytes", type=click.IntRange(min=1), default=100 * 1024 * 1024, show_default=True,
+              metavar="BYTES", help="Rotate the log to FILE.1 (… FILE.10) before it grows past this.")
 @click.option("--max-body", "max_body", type=click.IntRange(min=1), default=16 * 1024 * 1024, show_default=True,
               metavar="BYTES", help="Refuse larger request bodies (413).")
 @click.option("--private-health", is_flag=True,
               help="GET /health needs the token too (by default it answers load balancers without it).")
 @click.pass_context
 def serve(ctx: click.Context, deploy: str, host: str, port: int, token_env: str, log_file: str | None,
-          max_body: int, private_health: bool) -> None:
+          log_max_bytes: int, max_body: int, private_health: bool) -> None:
     """Serve an http deploy target as a web service until Ctrl-C.
 
     \b
@@ -121,4 +123,5 @@ def serve(ctx: click.Context, deploy: str, host: str, port: int, token_env: str,
     from mlmake.serve.server import serve as run_service
 
     run_service(project_root(ctx), deploy, host, port, token_env=token_env,
-                log=Path(log_file) if log_file else None, max_body_bytes=max_body, public_health=not private_health)
+                log=Path(log_file) if log_file else None, max_body_bytes=max_body, public_health=not private_health,
+                log_max_bytes=log_max_bytes)

@@ -55,6 +55,7 @@ class NodeDecl:
     log_tail: bool = True  # a failure shows its log's last lines (not for a kind whose message quotes its output)
     env: tuple[str, ...] = ()  # the environment variables it reads (`env:`, a key of every node)
     approvals: int = 0  # approvals of its model (`mlmake approve`) it needs before a build delivers it
+    triggers: tuple[dict[str, Any], ...] = ()  # retraining triggers (planning/triggers.py): judged, not fingerprinted
 
 
 @dataclass(frozen=True)

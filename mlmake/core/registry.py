@@ -26,6 +26,7 @@ BUILTIN = (
     ("batch", "mlmake.kinds.batch:KIND"),
     ("docker", "mlmake.kinds.docker:KIND"),
     ("card", "mlmake.kinds.card:KIND"),
+    ("monitor", "mlmake.kinds.monitor:KIND"),
 )
 BUILTIN_ORIGIN = "mlmake"
 RESERVED = ("version", "project", "description", "params", "environments", "remote")  # the file's own keys

@@ -18,6 +18,7 @@ from mlmake.core.kind import NodeDecl
 from mlmake.core.plain import Json
 from mlmake.planning.columns import column_uses, read_columns, upstream_hashes
 from mlmake.planning.reasons import Reason, ReasonCode, diff, differences, explain
+from mlmake.planning.triggers import judge as judge_triggers
 from mlmake.state.fingerprint import Components, Lineage, fingerprint
 from mlmake.state.hashing import CodeDigest, Digest, env_hash, library_version
 from mlmake.state.lock import Entry, Lock, with_entry
@@ -153,8 +154,20 @@ def _recorded(lock: Lock, address: str) -> str:
 def decide(decl: NodeDecl, graph: Graph, lock: Lock, files: Files, *, cache: Cache | None = None,
            pending: Iterable[str] = (), forced: bool = False, current: Mapping[str, str] | None = None) -> Decision:
     """The decision for one node, given which of its upstream nodes will rebuild."""
-    step = _judge(decl, graph, lock, files, set(pending), forced, current)
-    return _use_cache(_columns_awaited(step, decl, graph, lock), decl, cache or NoCache(), forced=forced)
+    step = _triggered(_judge(decl, graph, lock, files, set(pending), forced, current), decl)
+    triggered = any(r.code == "trigger" for r in step.reasons)
+    return _use_cache(_columns_awaited(step, decl, graph, lock), decl, cache or NoCache(),
+                      forced=forced or triggered)
+
+
+def _triggered(step: Decision, decl: NodeDecl) -> Decision:
+    """An up-to-date node with retraining triggers: rebuilt when one fired, else shown watching."""
+    if not decl.triggers or step.action not in (FRESH, ABSENT, CHECK):
+        return step
+    fired, watching = judge_triggers(decl.triggers)
+    if fired:
+        return replace(step, action=BUILD, reasons=tuple(fired), missing=())
+    return replace(step, reasons=step.reasons + tuple(watching))
 
 
 def _columns_awaited(step: Decision, decl: NodeDecl, graph: Graph, lock: Lock) -> Decision:

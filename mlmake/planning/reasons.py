@@ -23,7 +23,7 @@ ReasonCode = Literal[
     "env", "env_added", "env_removed",
     "upstream", "upstream_added", "upstream_removed", "upstream_pending", "lineage",
     "output_missing", "output_modified", "outputs_moved", "removed", "cached",
-    "gate", "gate_added", "gate_removed", "component", "fingerprint", "stage",
+    "gate", "gate_added", "gate_removed", "component", "fingerprint", "stage", "trigger", "watching",
 ]
 
 
@@ -75,6 +75,8 @@ class Reason:
             "gate_added": f"gate {s} {new} added: {self.note}",
             "gate_removed": f"gate {s} {old} removed",
             "stage": f"{s} moved {old} → {new}",  # a deploy target following a stage
+            "trigger": f"{s}: {self.note}",  # a retraining trigger fired (planning/triggers.py)
+            "watching": f"watching {s}: {self.note}",  # one that has not
             "component": f"fingerprint changed: {s} {_brief(self.old)} → {_brief(self.new)}",
             "fingerprint": f"fingerprint changed: recorded {_short(self.old)}, current {_short(self.new)}",
         }.get(self.code, f"{self.code} {s}".strip())

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlmake.core.errors import MlmakeError, did_you_mean
 from mlmake.serve.app import MAX_BODY_BYTES
+from mlmake.serve.log import MAX_BYTES as LOG_MAX_BYTES
 
 TOKEN_ENV = "MLMAKE_SERVE_TOKEN"
 SERVABLE = ("http", "docker")
@@ -20,7 +21,8 @@ SERVABLE = ("http", "docker")
 
 def serve(root: Path, deploy: str, host: str = "127.0.0.1", port: int = 8000, *, token_env: str = TOKEN_ENV,
           log: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES, poll_s: float = 1.0,
-          threads: int = 1, access_log: bool = False, public_health: bool = True) -> None:
+          threads: int = 1, access_log: bool = False, public_health: bool = True,
+          log_max_bytes: int = LOG_MAX_BYTES) -> None:
     """Serve the bundle of deploy target DEPLOY of the project at ROOT until interrupted.
 
     Predictions go to .mlmake/serve/DEPLOY/predictions.jsonl unless `log` is given."""
@@ -28,7 +30,8 @@ def serve(root: Path, deploy: str, host: str = "127.0.0.1", port: int = 8000, *,
     name = deploy.removeprefix("deploy.")
     log = log or root / ".mlmake" / "serve" / name / "predictions.jsonl"
     serve_bundle(folder, host, port, token_env=token_env, log=log, max_body_bytes=max_body_bytes,
-                 poll_s=poll_s, threads=threads, access_log=access_log, public_health=public_health)
+                 poll_s=poll_s, threads=threads, access_log=access_log, public_health=public_health,
+                 log_max_bytes=log_max_bytes)
 
 
 def bundle_folder(root: Path, deploy: str) -> Path:
@@ -55,13 +58,15 @@ def bundle_folder(root: Path, deploy: str) -> Path:
 
 def serve_bundle(folder: Path, host: str = "127.0.0.1", port: int = 8000, *, token_env: str = TOKEN_ENV,
                  log: Path | None = None, max_body_bytes: int = MAX_BODY_BYTES, poll_s: float = 1.0,
-                 threads: int = 1, access_log: bool = False, public_health: bool = True) -> None:
+                 threads: int = 1, access_log: bool = False, public_health: bool = True,
+                 log_max_bytes: int = LOG_MAX_BYTES) -> None:
     """Serve a bundle folder until interrupted."""
     import uvicorn
 
     token = read_token(token_env)
     app = build_app(folder, token=token, log=log or folder.parent / "predictions.jsonl",
-                    max_body_bytes=max_body_bytes, poll_s=poll_s, threads=threads, public_health=public_health)
+                    max_body_bytes=max_body_bytes, poll_s=poll_s, threads=threads, public_health=public_health,
+                    log_max_bytes=log_max_bytes)
     bundle = app.state.live.current
     say(f"mlmake serve: deploy {bundle.manifest.get('deploy')} (model {bundle.model}, fingerprint "
         f"{bundle.fingerprint}) on http://{host}:{port}  [POST /predict, POST /feedback, GET /health, GET /metadata]")
@@ -91,7 +96,8 @@ def _token_line(token_env: str, token: str | None, public_health: bool) -> str:
 
 
 def build_app(folder: Path, *, token: str | None = None, log: Path, max_body_bytes: int = MAX_BODY_BYTES,
-              poll_s: float = 1.0, threads: int = 1, public_health: bool = True) -> Any:
+              poll_s: float = 1.0, threads: int = 1, public_health: bool = True,
+              log_max_bytes: int = LOG_MAX_BYTES) -> Any:
     """The FastAPI app for a bundle folder (loaded now; MlmakeError if it cannot be)."""
     from mlmake.serve.app import Settings, create_app
     from mlmake.serve.live import Live
@@ -101,7 +107,7 @@ def build_app(folder: Path, *, token: str | None = None, log: Path, max_body_byt
         raise MlmakeError(f"the body size limit must be positive, got {max_body_bytes}")
     live = Live(str(folder), poll_s, threads)
     try:
-        prediction_log = PredictionLog(str(log))
+        prediction_log = PredictionLog(str(log), log_max_bytes)
     except OSError as exc:
         raise MlmakeError(f"cannot open the prediction log {log}: {exc.strerror}") from None
     app = create_app(live, prediction_log, Settings(token, max_body_bytes, public_health))

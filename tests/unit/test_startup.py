@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import copy_example
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("polars", "xgboost", "dvc", "numpy", "pyarrow", "networkx", "pandas", "vl_convert")
+HEAVY = ("polars", "xgboost", "dvc", "numpy", "pyarrow", "networkx", "pandas", "scipy", "vl_convert")
 
 
 def imported(args: list[str], cwd: Path) -> set[str]:
@@ -28,5 +28,7 @@ def imported(args: list[str], cwd: Path) -> set[str]:
 def test_planning_commands_load_no_heavy_library(command: list[str], tmp_path: Path) -> None:
     project = tmp_path / "churn"
     copy_example("churn", project, skip=("data",))
+    with open(project / "mlproject.yaml", "a", encoding="utf-8") as f:  # a monitor too (its recipe needs scipy)
+        f.write("\nmonitors:\n  live:\n    model: churn_xgb\n    current: {deploy: churn_api}\n")
     loaded = imported(["-C", str(project), *command], ROOT)
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

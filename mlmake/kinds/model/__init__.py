@@ -5,6 +5,7 @@ model trains, so planning never pays for it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -62,12 +63,26 @@ class ModelKind:
             f"{self.section}.{item.name}", self.name, item.span, config, (ref,),
             code=item.deps, outputs=(build_dir(self.section, item.name),), recipe=self.recipe,
             libraries=self.libraries, gates={str(m): str(r) for m, r in item.gates.items()},
+            triggers=triggers(project, item),
         )
 
     def run(self, task: Task) -> Result:
         from mlmake.kinds.model.recipe import run as recipe
 
         return recipe(task)
+
+
+def triggers(project: Project, item: Model) -> tuple[dict[str, Any], ...]:
+    """Its `retrain: when:` with the files they are judged on: its own folder, a monitor's report."""
+    folder = os.path.join(project.root, build_dir("models", item.name))
+    out: list[dict[str, Any]] = []
+    for t in item.retrain:
+        if isinstance(t, Mapping) and "monitor" in t:
+            report = os.path.join(str(project.root), build_dir("monitors", str(t["monitor"])), "report.json")
+            out.append({**t, "folder": folder, "report": report})
+        elif isinstance(t, Mapping):
+            out.append({**t, "folder": folder})
+    return tuple(out)
 
 
 def _column_use(project: Project, item: Model) -> ColumnUse | None:

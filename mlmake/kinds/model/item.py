@@ -30,6 +30,7 @@ class Model:
     metrics: tuple[str, ...] = ()
     gates: dict[str, str] = field(default_factory=dict)
     slices: tuple[str, ...] = ()
+    retrain: tuple[Any, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # triggers: judged, not an input
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
 
@@ -38,5 +39,6 @@ def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Model:
     return Model(
         name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
         Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
-        dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""), deps_of(d),
+        dict(d.get("gates", {})), tuple(d.get("slices", ())), tuple((d.get("retrain") or {}).get("when", ())),
+        d.get("description", ""), deps_of(d),
     )

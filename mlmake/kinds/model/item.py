@@ -32,6 +32,7 @@ class Model:
     slices: tuple[str, ...] = ()
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
+    engine: str | None = None  # "local" (None: unset, so no existing fingerprint moves) or "dask"
 
 
 def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Model:
@@ -39,4 +40,5 @@ def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Model:
         name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
         Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
         dict(d.get("gates", {})), tuple(d.get("slices", ())), d.get("description", ""), deps_of(d),
+        d.get("engine"),
     )

@@ -93,7 +93,7 @@ def test_engine_dask_trains_on_the_partitions_and_agrees_with_the_single_machine
     assert (spread / "signature.json").read_text() == (here / "signature.json").read_text()
 
     log = (root / ".mlmake" / "logs" / "models.spread.log").read_text()
-    assert "engine dask: 2 worker(s), 2400 training rows in partitions of 600" in log
+    assert "engine dask on a LocalCluster for the node: 2 worker(s), 2400 training rows in partitions of 600" in log
 
     # the saved booster loads through the batch scorer as a single-machine model's does
     import polars as pl
@@ -108,3 +108,23 @@ def test_engine_dask_trains_on_the_partitions_and_agrees_with_the_single_machine
     assert result.exit_code == 0, result.stderr
     assert ran == {"models.spread": "built", "deploy.scores": "built"}
     assert read_lock(root).nodes["models.spread"].fingerprint != before
+
+
+def test_on_the_builds_cluster_engine_dask_trains_across_its_workers(
+        run_cli: Any, make_project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `--scheduler` the node runs on a worker, and trains on the cluster it runs on
+    (distributed.worker_client), not on a LocalCluster of its own."""
+    distributed = pytest.importorskip("distributed")
+    root = make_project({"mlproject.yaml": PROJECT.split("deploy:")[0]})
+    partitioned(root)
+    monkeypatch.setenv("MLMAKE_REMOTE", str(tmp_path / "remote"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, local_directory=str(tmp_path / "workers")) as cluster:
+        result, ran = build(run_cli, root, "--scheduler", cluster.scheduler_address, "-j", "1")
+    assert result.exit_code == 0, result.stderr
+    assert ran == {"datasets.events": "built", "models.here": "built", "models.spread": "built"}
+    local, dask = (json.loads((root / "build" / "models" / m / "metrics.json").read_text()) for m in ("here", "spread"))
+    for name in ("auc", "logloss", "accuracy"):
+        assert dask["metrics"][name] == pytest.approx(local["metrics"][name], abs=TOLERANCE), name
+    log = (root / ".mlmake" / "logs" / "models.spread.log").read_text()
+    assert "engine dask on the build's cluster: 2 worker(s), 2400 training rows in partitions of 600" in log

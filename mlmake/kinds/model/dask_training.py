@@ -31,8 +31,9 @@ MISSING = "engine: dask needs Dask: pip install 'mlmake[dask]'"
 
 
 @contextmanager
-def dask_client(workers: int) -> Iterator[Any]:
-    """The cluster's client when this runs on a Dask worker, else a LocalCluster's for the node."""
+def dask_client(workers: int) -> Iterator[tuple[Any, str]]:
+    """The cluster's client when this runs on a Dask worker, else a LocalCluster's for the node;
+    with words for the log saying which."""
     try:
         import distributed
         import xgboost.dask  # noqa: F401  (imports dask.dataframe: fails here, not mid-training)
@@ -44,10 +45,10 @@ def dask_client(workers: int) -> Iterator[Any]:
         with distributed.LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=max(1, workers), threads_per_worker=1, processes=False, dashboard_address=None,
         ) as cluster, distributed.Client(cluster) as client:  # type: ignore[no-untyped-call]
-            yield client
+            yield client, "a LocalCluster for the node"
         return
     with distributed.worker_client() as client:
-        yield client
+        yield client, "the build's cluster"
 
 
 def partitions(rows: int, workers: int) -> int:
@@ -64,7 +65,7 @@ def train_dask(plan: TrainingSetup, data: tuple[np.ndarray, np.ndarray], held_ou
     check_finite(data[0], inputs)
     params = {k: v for k, v in plan.params.items() if k != "nthread"}  # a thread per Dask worker
     names, types = [i.name for i in inputs], feature_types(inputs)
-    with dask_client(workers) as client:
+    with dask_client(workers) as (client, where):
         def dmatrix(x: np.ndarray, y: np.ndarray) -> Any:
             chunk = partitions(len(x), workers)
             rows = da.from_array(x, chunks=(chunk, x.shape[1]))  # type: ignore[no-untyped-call]
@@ -73,7 +74,7 @@ def train_dask(plan: TrainingSetup, data: tuple[np.ndarray, np.ndarray], held_ou
                                         enable_categorical=True)
 
         train_set, test_set = dmatrix(*data), dmatrix(*held_out)
-        log_line(log, f"engine dask: {len(client.scheduler_info()['workers'])} worker(s), "
+        log_line(log, f"engine dask on {where}: {len(client.scheduler_info()['workers'])} worker(s), "
                       f"{len(data[0])} training rows in partitions of {partitions(len(data[0]), workers)}")
         try:
             output = xgb.dask.train(client, params, train_set, plan.rounds, evals=[(test_set, "test")],

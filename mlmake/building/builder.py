@@ -19,6 +19,7 @@ from mlmake.building.seams import Done, Seams
 from mlmake.core.errors import BuildError, Interrupted
 from mlmake.core.graph import Graph
 from mlmake.core.kind import Task
+from mlmake.planning import approval
 from mlmake.planning.columns import fresh_note
 from mlmake.planning.plan import (
     ABSENT,
@@ -34,6 +35,7 @@ from mlmake.planning.plan import (
     Reason,
     decide,
 )
+from mlmake.state.approvals import Approvals, read_approvals
 
 TO_RUN = (NEW, BUILD, MAYBE, RESTORE, ABSENT, CHECK)  # actions a build acts on
 WAIT = 0.5  # seconds: with polars loaded an unbounded wait may not wake for Ctrl-C
@@ -59,6 +61,7 @@ class Builder:
         self.running: dict[Future[Done], Running] = {}
         self.stopped = False
         self.threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
+        self.approvals: Approvals | None = None  # approvals.yaml, read when a target needs it
 
     def run(self) -> Outcome:
         self.commit.removed([s.address for s in self.plan.steps if s.action == REMOVE])
@@ -128,7 +131,7 @@ class Builder:
         decl = self.graph.nodes[planned.address]
         forced = self.options.force and planned.action != ABSENT and any(r.code == "forced" for r in planned.reasons)
         step = decide(decl, self.graph, self.commit.lock, self.seams.files, cache=self.seams.cache, forced=forced)
-        finished = self._without_running(step)
+        finished = self._unapproved(step) or self._without_running(step)
         if finished is not None:
             self._ended(step.address, self._cut_off_by_column(step, finished))
             return
@@ -137,6 +140,18 @@ class Builder:
         self.seams.store.open()  # DVC for its save, opened while it runs
         self.reporter.node_started(step)
         self.running[self.seams.runner.submit(task)] = Running(step, task, time.time())
+
+    def _unapproved(self, step: Decision) -> Finished | None:
+        """A target that needs approvals its model (as built now) lacks fails without running; one up
+        to date by the lock was approved when it was built."""
+        if not self.graph.nodes[step.address].approvals or step.action in (FRESH, ABSENT):
+            return None
+        if self.approvals is None:
+            self.approvals = read_approvals(self.seams.workspace.root)
+        problem = approval.refusal(self.graph, step.address, self.commit.lock, self.approvals)
+        # nothing is wrong with what was built: the rest of the build goes on (the model's card
+        # is what a reviewer reads before approving), and the build still exits 1
+        return Finished("failed", problem, stops=False) if problem else None
 
     def _cut_off_by_column(self, step: Decision, finished: Finished) -> Finished:
         """An early cutoff where upstream columns the node does not read changed says which."""
@@ -187,7 +202,7 @@ class Builder:
             self.reporter.node_skipped(address, finished.message)
         else:
             self.reporter.node_failed(address, finished.message, finished.log_tail)
-            self.stopped = self.stopped or not self.options.keep_going
+            self.stopped = self.stopped or (finished.stops and not self.options.keep_going)
 
     def _interrupted(self) -> NoReturn:
         self.seams.runner.shutdown(cancel=True)

@@ -18,6 +18,7 @@ class Finished:
     seconds: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
     log_tail: list[str] = field(default_factory=list)  # failed while running: the end of its log
+    stops: bool = True  # failed: the build stops (unless --keep-going); not for a target awaiting approval
 
 
 @dataclass

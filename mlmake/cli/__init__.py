@@ -135,6 +135,7 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     from mlmake.core.memo import Seen
     from mlmake.core.spec import PROJECT_FILE
     from mlmake.planning.plan import make_plan
+    from mlmake.state.approvals import APPROVALS_FILE
     from mlmake.state.hashing import Hasher
     from mlmake.state.lock import LOCK_FILE, read_lock
 
@@ -142,6 +143,7 @@ def plan_project(ctx: click.Context, env: str | None, params: tuple[str, ...], t
     root = project_root(ctx)
     seen.note(root / PROJECT_FILE)
     seen.note(root / LOCK_FILE)
+    seen.note(root / APPROVALS_FILE)  # plan says where targets that need approvals stand
     memo.collect(seen)  # the import analysis of code files notes what it reads while the graph is built
     try:
         project, graph = load(ctx, env, params)
@@ -206,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
 from mlmake.cli import (  # noqa: E402,F401
     cmd_building,
     cmd_experiments,
+    cmd_governance,
     cmd_import,
     cmd_planning,
     cmd_project,

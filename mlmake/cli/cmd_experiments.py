@@ -62,7 +62,8 @@ def _run_line(r: Record) -> str:
     import time as _time
 
     when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(r.started))
-    metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.metrics.items())
+    metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.metrics.items()
+                        if not isinstance(v, dict))  # slice metrics: `runs show`
     return f"{when}  {r.run_id}  {r.status:<8} {r.node:<28} {r.duration:7.2f}s  {metrics}"
 
 

@@ -24,6 +24,7 @@ from mlmake.outputs import report
 if TYPE_CHECKING:
     from mlmake.core.graph import Graph
     from mlmake.core.spec import Project
+    from mlmake.planning.approval import Standing
     from mlmake.planning.plan import Plan
     from mlmake.state.lock import Lock
 
@@ -62,25 +63,37 @@ def plan(ctx: click.Context, targets: tuple[str, ...], fmt: str, detailed_exitco
     if base and fmt != "markdown":
         raise MlmakeError("--base goes with --format markdown (a pull-request comment)")
     code = 2 if detailed_exitcode and result.has_changes else 0
+    approvals = _standings(project, graph, lock, result)
     if fmt == "text" and terminal.is_terminal(sys.stdout):
-        for line, style in render.plan_lines(result):
+        for line, style in render.plan_lines(result, approvals):
             report.out(line, style)
         if note := _unchecked_note(project, result):
             report.out(note.rstrip("\n"), "dim")
     else:
         if base:
-            text = _pr_comment(project, graph, lock, result, base)
+            text = _pr_comment(project, graph, lock, result, base, approvals)
         elif fmt == "json":
-            text = render.plan_json(result, project.project)
+            text = render.plan_json(result, project.project, approvals)
         elif fmt == "markdown":
-            text = render.plan_markdown(result, graph, project.project)
+            text = render.plan_markdown(result, graph, project.project, approvals)
         else:
-            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result)) + _unchecked_note(project, result)
+            text = "".join(f"{line}\n" for line, _ in render.plan_lines(result, approvals)) + _unchecked_note(
+                project, result)
         sys.stdout.write(text)
         if not base and terminal.warnings_written() == warned:  # --base reads git history: never kept
             memo.save(str(project.root), ctx.obj["seen"], code, text)
     if code:
         sys.exit(code)
+
+
+def _standings(project: Project, graph: Graph, lock: Lock, result: Plan) -> list[Standing]:
+    """Where the plan's targets that need approvals stand (approvals.yaml read only for them)."""
+    from mlmake.planning.approval import standings
+    from mlmake.state.approvals import read_approvals
+
+    if not any(graph.nodes[s.address].approvals for s in result.steps if s.address in graph.nodes):
+        return []
+    return standings(graph, result, lock, read_approvals(project.root))
 
 
 def _unchecked_note(project: Project, result: Plan) -> str:
@@ -91,7 +104,8 @@ def _unchecked_note(project: Project, result: Plan) -> str:
     return f"(restorable: not checked offline against remote 'mlmake' ({cache.location.url}); `mlmake pull` tells)\n"
 
 
-def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: str) -> str:
+def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: str,
+                approvals: list[Standing]) -> str:
     from mlmake.outputs import diff, history
     from mlmake.outputs.prreport import pr_markdown
     from mlmake.planning.plan import ABSENT, CHECK, FRESH, REMOVE, RESTORE
@@ -114,7 +128,7 @@ def _pr_comment(project: Project, graph: Graph, lock: Lock, result: Plan, base: 
             runs.setdefault(rec.node, []).append({m: float(v) for m, v in rec.metrics.items()
                                                   if isinstance(v, (int, float)) and not isinstance(v, bool)})
     baseline = history.from_lock(history.lock_at(project.root, base), base)
-    return pr_markdown(result, graph, project.project, baseline, current, durations, runs)
+    return pr_markdown(result, graph, project.project, baseline, current, durations, runs, approvals)
 
 
 @cli.command()

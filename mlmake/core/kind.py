@@ -54,6 +54,7 @@ class NodeDecl:
     in_place: bool = False  # its recipe writes its declared outputs where they belong, not in staging (cmd)
     log_tail: bool = True  # a failure shows its log's last lines (not for a kind whose message quotes its output)
     env: tuple[str, ...] = ()  # the environment variables it reads (`env:`, a key of every node)
+    approvals: int = 0  # approvals of its model (`mlmake approve`) it needs before a build delivers it
 
 
 @dataclass(frozen=True)

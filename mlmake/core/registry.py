@@ -25,6 +25,7 @@ BUILTIN = (
     ("http", "mlmake.kinds.http:KIND"),
     ("batch", "mlmake.kinds.batch:KIND"),
     ("docker", "mlmake.kinds.docker:KIND"),
+    ("card", "mlmake.kinds.card:KIND"),
 )
 BUILTIN_ORIGIN = "mlmake"
 RESERVED = ("version", "project", "description", "params", "environments", "remote")  # the file's own keys

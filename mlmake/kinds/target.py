@@ -24,6 +24,13 @@ MODELS = ("models",)
 
 
 @dataclass(frozen=True, slots=True)
+class Approval:
+    """How many people must approve the target's model before a build delivers it."""
+
+    required: int
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """An http or docker target: a model to serve."""
 
@@ -32,6 +39,7 @@ class Target:
     model: str
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
+    approval: Approval | None = field(default=None, metadata=NOT_FINGERPRINTED)  # judged by build, like gates
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +51,16 @@ class BatchTarget(Target):
 
 
 def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Target:
-    return Target(name, span, d["model"], d.get("description", ""), deps_of(d))
+    return Target(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d))
 
 
 def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarget:
-    return BatchTarget(name, span, d["model"], d.get("description", ""), deps_of(d), d.get("input"), d.get("output"))
+    return BatchTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("input"),
+                       d.get("output"))
+
+
+def _approvals(d: Mapping[str, Any]) -> Approval | None:
+    return Approval(int(d["approval"]["required"])) if d.get("approval") else None
 
 
 def declare(kind: str, project: Project, item: Target, table: str | None) -> NodeDecl:
@@ -68,6 +81,7 @@ def declare(kind: str, project: Project, item: Target, table: str | None) -> Nod
         f"{SECTION}.{item.name}", kind, item.span, config, tuple(refs),
         code=item.deps, outputs=outputs, recipe=RECIPE, libraries=LIBRARIES,
         lineage=True,  # the manifest records the target's name and every upstream fingerprint
+        approvals=item.approval.required if item.approval else 0,
     )
 
 

@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError
-from mlmake.core.gates import Gate, parse_gate
+from mlmake.core.gates import Gate, parse_gate, slice_gate
 from mlmake.core.gates import judge as judge_gate
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def parse_gates(gates: dict[str, str], computed: list[str]) -> list[Gate]:
     """The gates, checked before training: each must be on a metric that is computed."""
     parsed, problems = [], []
     for metric, text in sorted(gates.items()):
-        if metric not in computed:
+        if gated_metric(metric) not in computed:
             problems.append(f"gate on '{metric}': the metric is not computed (metrics: {', '.join(computed)}); "
                             "add it to metrics")
             continue
@@ -162,6 +162,12 @@ def parse_gates(gates: dict[str, str], computed: list[str]) -> list[Gate]:
     if problems:
         raise NodeError("; ".join(problems))
     return parsed
+
+
+def gated_metric(metric: str) -> str:
+    """The metric a gate reads: `auc` for `auc`, `auc.min_slice` and `auc.slice_gap`."""
+    split = slice_gate(metric)
+    return split[0] if split else metric
 
 
 def judge(gates: list[Gate], metrics: dict[str, float],

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError, did_you_mean
+from mlmake.core.gates import SLICES
 from mlmake.core.kind import Task
 from mlmake.ml.design import (
     Input,
@@ -94,6 +95,12 @@ def slices(config: dict[str, Any], data: Data, names: list[str], pred: np.ndarra
     kind, y = str(config["task"]), data.y[data.test]
     return {str(c): slice_metrics(kind, names, y, pred, data.frame[str(c)].gather(data.test).to_list())
             for c in config.get("slices") or []}
+
+
+def reported(metrics: dict[str, float], by_slice: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a model reports to the build (recorded in the lock): the held-out metrics and,
+    when it has slices, their metrics per slice under `slices`, which fairness gates read."""
+    return {**metrics, SLICES: by_slice} if by_slice else dict(metrics)
 
 
 def signature(task: Task, data: Data, objective: str) -> dict[str, Any]:

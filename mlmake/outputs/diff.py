@@ -55,7 +55,8 @@ def metric_deltas(old: Snapshot, new: Snapshot, *, every: bool = False) -> list[
     """Metrics that differ (every metric with `every`), node by node."""
     out = []
     for node in _nodes(old, new, old.metrics, new.metrics):
-        before, after = old.metrics.get(node, {}), new.metrics.get(node, {})
+        # slice metrics (a model's `slices` key) compare value by value: slices.plan.basic.auc
+        before, after = flatten(old.metrics.get(node, {})), flatten(new.metrics.get(node, {}))
         for key in sorted(set(before) | set(after)):
             if every or before.get(key) != after.get(key):
                 out.append(Delta(node, key, before.get(key), after.get(key)))
@@ -127,11 +128,12 @@ def as_markdown(deltas: list[Delta], old_label: str, new_label: str, what: str) 
     for d in deltas:
         change, rel = _change(d)
         cell = f"{change} ({rel})" if rel else change
-        lines.append(f"| `{d.node}` | `{d.key}` | {_md(show(d.old))} | {_md(show(d.new))} | {cell} |")
+        lines.append(f"| `{d.node}` | `{d.key}` | {md_cell(show(d.old))} | {md_cell(show(d.new))} | {cell} |")
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
+def md_cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
     return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 

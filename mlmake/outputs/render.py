@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mlmake.core.graph import Graph
 from mlmake.core.plain import Json
+from mlmake.planning.approval import Standing, plan_hash
 from mlmake.planning.plan import ABSENT, BUILD, CHECK, FRESH, MAYBE, NEW, REMOVE, RESTORE, Action, Decision, Plan
+from mlmake.state.approvals import Approval
 from mlmake.state.lock import Entry
 
 PLAN_FORMAT_VERSION = 1
@@ -25,7 +27,7 @@ def step_note(step: Decision) -> list[str]:
     return [r.text() for r in step.reasons]
 
 
-def plan_lines(plan: Plan) -> list[tuple[str, str]]:
+def plan_lines(plan: Plan, approvals: Sequence[Standing] = ()) -> list[tuple[str, str]]:
     """(line, style) pairs for the text plan; the style is a rich colour or ''."""
     width = max((len(s.address) for s in plan.steps), default=0)
     out: list[tuple[str, str]] = []
@@ -36,18 +38,23 @@ def plan_lines(plan: Plan) -> list[tuple[str, str]]:
         out += [(" " * (len(head) + 2) + n, _COLOURS[step.action]) for n in notes[1:]]
     out.append(("", ""))
     out.append((plan.summary(), "bold"))
+    if approvals:
+        out.append(("Approvals:", "bold"))
+        out += [(f"  {line}", "" if a.approved else "yellow") for a in approvals for line in a.lines()]
     return out
 
 
-def plan_json(plan: Plan, project: str) -> str:
+def plan_json(plan: Plan, project: str, approvals: Sequence[Standing] = ()) -> str:
     """The plan in the documented format of schemas/plan.schema.json."""
     counts: dict[str, Json] = {a: plan.count(a) for a in SYMBOLS}
     body = {
         "format_version": PLAN_FORMAT_VERSION,
         "project": project,
         "has_changes": plan.has_changes,
+        "plan_hash": plan_hash(plan),
         "summary": {**counts, "text": plan.summary()},
         "nodes": [_step_json(s) for s in plan.steps],
+        "approvals": [_approval_json(a) for a in approvals],
     }
     return json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n"
 
@@ -65,7 +72,16 @@ def _step_json(step: Decision) -> dict[str, Json]:
     }
 
 
-def plan_markdown(plan: Plan, graph: Graph, project: str) -> str:
+def _approval_json(standing: Standing) -> dict[str, Json]:
+    def person(a: Approval) -> Json:
+        return {"by": a.by, "at": a.at, "fingerprint": a.fingerprint, "plan_hash": a.plan}
+
+    return {"target": standing.target, "model": standing.model, "fingerprint": standing.fingerprint,
+            "change": standing.change, "required": standing.required, "approved": standing.approved,
+            "given": [person(a) for a in standing.given], "void": [person(a) for a in standing.void]}
+
+
+def plan_markdown(plan: Plan, graph: Graph, project: str, approvals: Sequence[Standing] = ()) -> str:
     """A pull-request comment: a table of what changes and why, and a mermaid graph."""
     lines = [f"### mlmake plan: `{project}`", "", f"**{plan.summary()}**", ""]
     changed = [s for s in plan.steps if s.action not in (FRESH, ABSENT)]
@@ -77,6 +93,9 @@ def plan_markdown(plan: Plan, graph: Graph, project: str) -> str:
         for s in noted:
             why = "<br>".join(_md_escape(n) for n in step_note(s))
             lines.append(f"| `{SYMBOLS[s.action]}` | `{s.address}` | {s.kind} | {why} |")
+    if approvals:
+        lines += ["", "Approvals:", "", *(f"- {_md_escape(a.lines()[0])}" for a in approvals),
+                  *(f"  - {_md_escape(line.strip())}" for a in approvals for line in a.lines()[1:])]
     actions = {s.address: s.action for s in plan.steps}
     lines += ["", "<details><summary>Graph</summary>", "", "```mermaid",
               *mermaid(graph, actions).splitlines(), "```", "", "</details>", ""]

@@ -69,7 +69,7 @@ class PlainReporter:
 
     def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
         self.done += 1
-        shown = ", ".join(f"{k}={_num(v)}" for k, v in list(metrics.items())[:6])
+        shown = ", ".join(f"{k}={_num(v)}" for k, v in _scores(metrics)[:6])
         out(f"  done {address} in {seconds:.1f}s" + (f"  {shown}" if shown else ""), "green")
 
     def node_skipped(self, address: str, why: str) -> None:
@@ -135,7 +135,7 @@ class RichReporter(PlainReporter):
 
     def node_finished(self, address: str, seconds: float, metrics: dict[str, Any]) -> None:
         self._advance(address)
-        shown = ", ".join(f"{k}={_num(v)}" for k, v in list(metrics.items())[:6])
+        shown = ", ".join(f"{k}={_num(v)}" for k, v in _scores(metrics)[:6])
         self.progress.console.print(f"  [green]done[/] {address} in {seconds:.1f}s  {shown}", highlight=False)
 
     def node_skipped(self, address: str, why: str) -> None:
@@ -187,6 +187,11 @@ def _last_line(path: Path) -> str:
 def make_reporter(logs: Path | None = None) -> PlainReporter:
     """Rich progress on a terminal (with the running nodes' latest log line), plain lines when piped."""
     return RichReporter(logs) if is_terminal(sys.stdout) else PlainReporter()
+
+
+def _scores(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The metrics shown beside a finished node: not the nested ones (a model's slice metrics)."""
+    return [(k, v) for k, v in metrics.items() if not isinstance(v, dict)]
 
 
 def _num(value: Any) -> str:

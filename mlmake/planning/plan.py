@@ -252,8 +252,8 @@ def verdict(metric: str, rule: str, metrics: Mapping[str, Json]) -> str:
         return f"invalid: {exc}"
     if gate.relative:
         return "re-checked by the build against its baseline"
-    value = metrics.get(metric)
-    judged = gates.judge(gate, float(value) if isinstance(value, (int, float)) else None, None)
+    found = gates.measure(metric, metrics)
+    judged = gates.judge(gate, found.value, None, found.where)
     return "re-checked, passes" if judged.passed else "re-checked, fails: " + judged.message.split(": ", 1)[-1]
 
 

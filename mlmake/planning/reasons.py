@@ -216,7 +216,8 @@ def _diff_files(old: Mapping[str, str], new: Mapping[str, str], kind: str) -> li
         elif path not in new:
             out.append(Reason("input_removed", path))
         elif not new[path]:
-            out.append(Reason(missing, path))
+            if old[path]:  # missing then and now (an optional input never written) is no difference
+                out.append(Reason(missing, path))
         elif old[path] != new[path]:
             out.append(Reason(changed, path, old[path], new[path]))
     return out

@@ -102,7 +102,7 @@ def test_validate_reports_every_error_on_stderr(make_project: MakeProject, run_c
           colour: blue
           ^
           hint: allowed keys: version, project, description, params, environments, remote, datasets, features, \
-models, steps, deploy
+models, steps, deploy, cards
         4 errors found
         """)
 

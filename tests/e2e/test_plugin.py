@@ -172,7 +172,7 @@ def test_the_lock_records_the_kind_and_scikit_learns_version(
 
     root, _ = built
     entry = lock(root)["models.species_baseline"]
-    assert (entry["kind"], entry["recipe"], entry["gates"]) == ("sklearn", 1, {"accuracy": ">= 0.9"})
+    assert (entry["kind"], entry["recipe"], entry["gates"]) == ("sklearn", 2, {"accuracy": ">= 0.9"})
     assert entry["libraries"] == {name: metadata.version(name) for name in ("numpy", "polars", "scikit-learn",
                                                                               "scipy")}
     assert entry["config"]["estimator"] == "LogisticRegression"
@@ -303,7 +303,7 @@ def test_loading_the_kinds_imports_no_heavy_library(python: Path) -> None:
             "print([m for m in ('sklearn', 'scipy', 'numpy', 'polars', 'xgboost') if m in sys.modules])")
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout == "['dataset', 'features', 'model', 'cmd', 'http', 'batch', 'docker', 'sklearn']\n[]\n"
+    assert done.stdout == "['dataset', 'features', 'model', 'cmd', 'http', 'batch', 'docker', 'card', 'sklearn']\n[]\n"
 
 
 @pytest.mark.skipif(SKLEARN_PLUGIN_INSTALLED, reason="mlmake-sklearn is installed in this environment")

@@ -139,7 +139,7 @@ def test_a_deploy_target_follows_production(repo: Path, run_cli: Callable[..., R
     first = listed["versions"][0]
     assert (first["version"], first["commit"], first["author"], first["record"]["fingerprint"]) == (
         "v0.0.1", c1, "Ann Lee", fp1)
-    assert first["record"]["metrics"] == v1["metrics"]
+    assert first["record"]["metrics"] == {**v1["metrics"], "slices": v1["slices"]}  # the lock's: slices too
     assert first["record"]["data"] == {"data/penguins.csv": first["record"]["data"]["data/penguins.csv"]}
 
     # a rollback: v0.0.1's outputs come back from the DVC cache (the workspace holds v0.0.2's)
@@ -201,3 +201,43 @@ def test_promote_names_the_registered_versions(repo: Path, run_cli: Callable[...
     assert result.exit_code == 1
     assert result.stderr == ("error: species has no version v9.9.9 (registered: none); "
                              "register one with `mlmake register species`\n")
+
+
+def test_the_model_card_tells_the_registry_and_rebuilds_when_it_moves(repo: Path, run_cli: Callable[..., Result],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = repo / "proj"
+    with (proj / "mlproject.yaml").open("a", encoding="utf-8") as fh:
+        fh.write("\ncards:\n  species: {model: species}\n")
+    card = proj / "build" / "cards" / "species" / "card.md"
+    assert run_cli(proj, "build").exit_code == 0
+    assert "This build is not registered (`mlmake register MODEL`)." in card.read_text(encoding="utf-8")
+    _commit(repo, "first model")
+    assert run_cli(proj, "register", "species").exit_code == 0
+
+    fingerprint = _lock_fingerprint(proj)
+    stale = [line for line in run_cli(proj, "plan").stdout.splitlines() if not line.startswith(" =")]
+    assert stale == [  # registering moved the card, nothing else
+        " ~ cards.species              model_registry.stages added ({})",
+        f'                              model_registry.versions added ({{"v0.0.1": "{fingerprint}"}})',
+        "", "Plan: 1 to build, 5 up to date."]
+    assert run_cli(proj, "build").exit_code == 0
+    text = card.read_text(encoding="utf-8")
+    assert "This build is registered as v0.0.1; the stages it holds: none." in text
+    assert json.loads((card.parent / "card.json").read_text())["registry"] == {
+        "versions": ["v0.0.1"], "stages": [], "model_stages": {}}
+
+    _commit(repo, "the card")
+    _tick(monkeypatch, 1)
+    assert run_cli(proj, "promote", "species", "v0.0.1", "--to", "production").exit_code == 0
+    result = run_cli(proj, "build")
+    assert result.exit_code == 0, result.stderr
+    assert "Build: 1 built," in result.stdout  # the card alone: no retraining
+    text = card.read_text(encoding="utf-8")
+    assert "This build is registered as v0.0.1; the stages it holds: production." in text
+    assert "| production | v0.0.1 |" in text
+
+
+def _lock_fingerprint(proj: Path) -> str:
+    from ruamel.yaml import YAML
+
+    return str(YAML(typ="safe").load((proj / "mlproject.lock").read_text())["nodes"]["models.species"]["fingerprint"])

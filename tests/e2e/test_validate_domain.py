@@ -174,3 +174,29 @@ def test_contradictory_contracts(make_project: MakeProject, run_cli: RunCli, col
     source = f"      c: {column}"
     expected = located(10, source, token, f"datasets.customers.schema.c.{key}", message, hint)
     assert refused(run_cli, make_project({F: text})) == expected + "1 error found\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (with_model_keys(VALID, "    gates: {auc.min_slice: '>= 0.7'}\n"),
+     "mlproject.yaml:21:13: models.churn.gates.auc.min_slice: a gate over slices ('auc.min_slice') on a model "
+     "without slices\n"
+     "      gates: {auc.min_slice: '>= 0.7'}\n"
+     "              ^\n"
+     "  hint: name the columns to slice by: slices: [COLUMN]\n"),
+    (with_model_keys(VALID, "    metrics: [auc]\n    slices: [plan]\n    gates: {f1.slice_gap: '<= 0.05'}\n"),
+     "mlproject.yaml:23:13: models.churn.gates.f1.slice_gap: a gate on 'f1', which this model does not compute "
+     "(metrics: auc)\n"
+     "      gates: {f1.slice_gap: '<= 0.05'}\n"
+     "              ^\n"
+     "  hint: add 'f1' to metrics\n"),
+], ids=["no slices", "metric not computed"])
+def test_a_fairness_gate_needs_slices_and_a_computed_metric(make_project: MakeProject, run_cli: RunCli, text: str,
+                                                            message: str) -> None:
+    assert refused(run_cli, make_project({F: text})) == message + "1 error found\n"
+
+
+def test_fairness_gates_on_a_sliced_model_are_valid(make_project: MakeProject, run_cli: RunCli) -> None:
+    text = with_model_keys(VALID, "    slices: [plan]\n    gates: {auc.min_slice: '>= 0.7', auc.slice_gap: '<= 0.05',"
+                                  " logloss.max_slice: '<= 0.6'}\n")
+    result = run_cli(make_project({F: text}), "validate")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, OK, "")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from mlmake.core import gates
 from mlmake.core.errors import NodeError
-from mlmake.core.gates import Gate, Verdict, judge, parse_gate, show_number
+from mlmake.core.gates import Gate, Verdict, judge, measure, parse_gate, show_number, verdicts
 from mlmake.ml import metrics
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "mlproject.schema.json")
@@ -179,3 +180,60 @@ def test_failures_judges_a_nodes_gates_on_its_metrics() -> None:
     assert failures({"auc": "at least 0.8", "f1": ">= 0.5"}, {}, None) == [
         "gate on 'auc': 'at least 0.8' is not a comparison like '>= 0.8' or '>= baseline - 0.01'",
         "gate f1 >= 0.5 failed: f1 is undefined on the held-out rows"]
+
+
+# --- fairness gates: over the slices a model records ------------------------------------------------
+
+SLICED = {"auc": 0.82, "slices": {
+    "plan": {"basic": {"auc": 0.84, "logloss": 0.41, "rows": 140}, "pro": {"auc": 0.71, "logloss": 0.52, "rows": 60}},
+    "region": {"east": {"auc": 0.75, "rows": 50}, "north": {"auc": 0.80, "rows": 50}, "south": {"rows": 3}},
+}}
+
+
+@pytest.mark.parametrize(("metric", "value", "where"), [
+    ("auc", 0.82, ""),
+    ("auc.min_slice", 0.71, "slice plan=pro"),
+    ("auc.max_slice", 0.84, "slice plan=basic"),
+    ("logloss.max_slice", 0.52, "slice plan=pro"),
+    ("auc.slice_gap", pytest.approx(0.13), "plan: pro 0.7100, basic 0.8400"),  # region's gap is 0.05
+    ("logloss.slice_gap", pytest.approx(0.11), "plan: basic 0.4100, pro 0.5200"),
+    ("f1.min_slice", None, ""),
+])
+def test_measure_reads_the_worst_slice_and_the_largest_gap(metric: str, value: object, where: str) -> None:
+    found = measure(metric, SLICED)
+    assert (found.value, found.where) == (value, where)
+
+
+def test_a_slice_gate_names_the_slice_that_fails() -> None:
+    assert [v.message if not isinstance(v, str) else v for v in verdicts(
+        {"auc.min_slice": ">= 0.75", "auc.slice_gap": "<= 0.05", "auc.max_slice": ">= 0.8"}, SLICED, None)] == [
+        "",
+        "gate auc.min_slice >= 0.75 failed: auc.min_slice = 0.7100 (slice plan=pro)",
+        "gate auc.slice_gap <= 0.05 failed: auc.slice_gap = 0.1300 (plan: pro 0.7100, basic 0.8400)"]
+
+
+def test_a_slice_gate_against_the_baseline_compares_slice_with_slice() -> None:
+    before = {"slices": {"plan": {"basic": {"auc": 0.80}, "pro": {"auc": 0.78}}}}
+    assert gates.failures({"auc.min_slice": ">= baseline - 0.05"}, SLICED, before) == [
+        "gate auc.min_slice >= baseline - 0.05 failed: auc.min_slice = 0.7100 (slice plan=pro), "
+        "baseline 0.7800 (threshold 0.7300)"]
+
+
+@pytest.mark.parametrize(("metrics", "message"), [
+    ({"auc": 0.8}, "gate auc.min_slice >= 0.7 failed: auc is undefined on every slice of the held-out rows"),
+    ({"slices": {"plan": {"basic": {"auc": 0.8}, "pro": {"rows": 2}}}},
+     "gate auc.slice_gap <= 0.05 failed: auc.slice_gap needs auc on two values of a slice column, "
+     "and the held-out rows have fewer"),
+])
+def test_a_slice_gate_without_slice_values_fails_saying_why(metrics: dict[str, object], message: str) -> None:
+    rules = {"auc.min_slice": ">= 0.7"} if "auc" in metrics else {"auc.slice_gap": "<= 0.05"}
+    assert gates.failures(rules, metrics, None) == [message]
+
+
+def test_the_model_recipe_accepts_a_slice_gate_on_a_computed_metric() -> None:
+    assert metrics.parse_gates({"auc.min_slice": ">= 0.7", "auc.slice_gap": "<= 0.1"}, ["auc"]) == [
+        Gate("auc.min_slice", ">=", 0.7), Gate("auc.slice_gap", "<=", 0.1)]
+    with pytest.raises(NodeError) as info:
+        metrics.parse_gates({"f1.min_slice": ">= 0.7"}, ["auc"])
+    assert str(info.value) == ("gate on 'f1.min_slice': the metric is not computed (metrics: auc); add it to "
+                               "metrics")

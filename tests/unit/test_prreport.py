@@ -212,6 +212,37 @@ def test_gate_rows() -> None:
     assert prreport._gate_section(Graph({}, {}, {}), base, now) == []
 
 
+def test_a_failing_slice_gate_row_names_the_slice() -> None:
+    nodes = {"models.m": NodeDecl("models.m", "model", None, {}, gates={"auc.min_slice": ">= 0.8",
+                                                                        "auc.slice_gap": "<= 0.2"})}
+    graph = Graph(nodes, {"models.m": {}}, {"models.m": ()})
+    slices = {"plan": {"basic": {"auc": 0.84}, "pro|x": {"auc": 0.71}}}
+    now = Snapshot("this branch", {"models.m": {"auc": 0.8, "slices": slices}})
+    assert prreport._gate_section(graph, Snapshot("main"), now)[4:6] == [
+        "| `models.m` | `auc.min_slice >= 0.8` | 0.71 | - | **FAIL** (slice plan=pro\\|x) |",
+        "| `models.m` | `auc.slice_gap <= 0.2` | 0.13 | - | pass |"]
+
+
+def test_the_approvals_needed_and_given() -> None:
+    from mlmake.planning.approval import standing
+    from mlmake.state.approvals import Approval
+
+    def given(by: str, fingerprint: str) -> Approval:
+        return Approval(by, "2026-12-01T21:00:00Z", "models.m", fingerprint, "p" * 32)
+
+    approvals = {"deploy.api": (given("Ada <a@x>", "f" * 32), given("Bob|B <b@x>", "e" * 32))}
+    assert prreport._approval_section([
+        standing("deploy.api", 2, "models.m", "f" * 32, approvals),
+        standing("deploy.web", 1, "models.m", "d" * 32, approvals, "to be rebuilt: params.eta 0.1 → 0.2"),
+    ]) == ["#### Approvals", "", "| target | model | needed | given | void |", "|---|---|---|---|---|",
+           "| `deploy.api` | `models.m` `ffffffff` | 2 | 1 **missing**: Ada &lt;a@x&gt; | "
+           "Bob\\|B &lt;b@x&gt; (`eeeeeeee`) |",
+           "| `deploy.web` | `models.m` `dddddddd` (to be rebuilt: params.eta 0.1 → 0.2) | 1 | "
+           "0 **missing**: none | - |",
+           ""]
+    assert prreport._approval_section([]) == []
+
+
 def test_a_node_that_is_not_a_model_is_never_listed_as_not_built(graph: Graph) -> None:
     text = prreport.pr_markdown(PENDING, graph, "demo", BASE, PENDING_NOW, {})
     line = next(line for line in text.splitlines() if line.startswith("Not built yet"))

@@ -47,7 +47,7 @@ def test_unknown_key_lists_the_allowed_ones() -> None:
           colour: blue
           ^
           hint: allowed keys: version, project, description, params, environments, remote, datasets, \
-features, models, steps, deploy""")
+features, models, steps, deploy, cards""")
 
 
 def test_wrong_type(make_project: MakeProject) -> None:

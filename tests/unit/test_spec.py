@@ -304,7 +304,7 @@ def test_several_errors_in_one_pass_in_file_order(make_project: MakeProject) -> 
           colour: blue
           ^
           hint: allowed keys: version, project, description, params, environments, remote, datasets, features, \
-models, steps, deploy
+models, steps, deploy, cards
         mlproject.yaml:7:13: datasets.customers.format: expected one of 'csv', 'parquet', 'ndjson'; got 'xlsx'
               format: xlsx
                       ^

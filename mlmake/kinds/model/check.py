@@ -7,7 +7,7 @@ from collections.abc import Collection
 
 from mlmake.core.errors import Diagnostic, did_you_mean
 from mlmake.core.kind import ItemCheck
-from mlmake.ml.metrics import DEFAULT_METRICS, TASK_METRICS
+from mlmake.ml.metrics import DEFAULT_METRICS, TASK_METRICS, gated_metric
 
 
 def check(item: ItemCheck, typed_params: Collection[str]) -> list[Diagnostic]:
@@ -27,11 +27,16 @@ def check(item: ItemCheck, typed_params: Collection[str]) -> list[Diagnostic]:
                                              f"'{key}' has its own key, checked by mlmake",
                                              f"write it as params.{key}", key=True))
     computed = [m for m in (model.get("metrics") or DEFAULT_METRICS[task]) if m in applies]
-    for metric in model.get("gates") or {}:
+    for gate in model.get("gates") or {}:
+        metric = gated_metric(gate)
         if metric not in computed:
-            found.append(item.doc.diagnostic((item.section, item.name, "gates", metric),
+            found.append(item.doc.diagnostic((item.section, item.name, "gates", gate),
                                              _gate_message(metric, task, computed),
                                              _gate_hint(metric, task, applies, computed), key=True))
+        elif metric != gate and not model.get("slices"):
+            found.append(item.doc.diagnostic((item.section, item.name, "gates", gate),
+                                             f"a gate over slices ('{gate}') on a model without slices",
+                                             "name the columns to slice by: slices: [COLUMN]", key=True))
     return found
 
 

@@ -17,6 +17,7 @@ from mlmake.ml.supervised import (
     Data,
     predictions,
     prepare,
+    reported,
     signature,
     slices,
 )
@@ -50,11 +51,12 @@ def run(task: Task) -> Result:
         fit = train(plan, matrix(data.x[data.train], data.y[data.train], data.inputs, threads), test_set, task.log)
     pred = predict(fit, test_set)
     metrics = compute(kind, names, data.y[data.test], pred)
-    summary = {"task": kind, "metrics": metrics, "slices": slices(config, data, names, pred),
+    by_slice = slices(config, data, names, pred)
+    summary = {"task": kind, "metrics": metrics, "slices": by_slice,
                "n_train": len(data.train), "n_test": len(data.test), "best_iteration": fit.best_iteration}
     _write_outputs(task, data, fit, pred, summary)
     log_line(task.log, "held-out " + ", ".join(f"{m} {v:.4f}" for m, v in metrics.items()))
-    return Result(metrics=metrics)
+    return Result(metrics=reported(metrics, by_slice))
 
 
 def _write_outputs(task: Task, data: Data, fit: Fit, pred: np.ndarray, summary: dict[str, Any]) -> None:

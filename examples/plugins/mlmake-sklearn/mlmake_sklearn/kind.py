@@ -84,7 +84,7 @@ class SklearnKind:
     section = SECTION
     default = False  # the section's default is the built-in xgboost model
     word = "model"
-    recipe = 1
+    recipe = 2  # 2: the recorded metrics hold the slice metrics, which fairness gates judge
     libraries: tuple[str, ...] = ("polars", "scikit-learn", "scipy", "numpy")
     item_type = SklearnModel
 

@@ -17,7 +17,7 @@ from mlmake.core.errors import NodeError
 from mlmake.core.kind import Result, Task
 from mlmake.ml.metrics import chosen_metrics, compute, parse_gates
 from mlmake.ml.scoring import FILES_KEY, FORMAT_KEY, METRICS_FILE, SIGNATURE_FILE
-from mlmake.ml.supervised import Data, predictions, prepare, slices
+from mlmake.ml.supervised import Data, predictions, prepare, reported, slices
 from mlmake.ml.supervised import signature as model_signature
 from mlmake.ml.tables import first_line, log_line, output_dir, write_json, write_parquet
 from mlmake_sklearn.estimators import CLASSES, ESTIMATORS
@@ -44,7 +44,7 @@ def run(task: Task) -> Result:
     write_json(os.path.join(out, SIGNATURE_FILE), signature(task, data))
     write_parquet(predictions(data, pred), os.path.join(out, PREDICTIONS_FILE))
     log_line(task.log, "held-out " + ", ".join(f"{m} {v:.4f}" for m, v in metrics.items()))
-    return Result(metrics=metrics)
+    return Result(metrics=reported(metrics, summary["slices"]))
 
 
 def fit(config: dict[str, Any], data: Data, log: str) -> Pipeline:

@@ -12,10 +12,19 @@
                        restored. The difference per node is what the cluster costs a node.
 
 Runs alternate (A B C A B C ...); each contender shows the median and minimum wall time of --runs.
-The cluster is started once, untimed (a real one is already running). Not measured here: the
-`engine: dask` training (not built yet; see the README's limits).
+The cluster is started once, untimed (a real one is already running).
 
-Run: python benchmarks/dask.py [--nodes 200] [--runs 3]
+(b) big model          --rows rows of a binary label on 10 numeric inputs, in 8 parquet partitions,
+                       one model trained --rounds rounds by `mlmake build -j 1` (the dataset node
+                       built first, untimed, so only the model's node is timed):
+                         single     the model as written (one xgboost process, nthread 2)
+                         dask       the same model with `engine: dask` (a LocalCluster of 2
+                                    in-process workers, a thread each, started for the node)
+                       Wall time of the build, and the peak resident memory of its largest process
+                       (ru_maxrss of the build's waited-for descendants: the node's process, where
+                       the in-process Dask workers live too).
+
+Run: python benchmarks/dask.py [--nodes 200] [--runs 3] [--rows 5000000] [--rounds 20] [--only nodes|engine]
 """
 
 from __future__ import annotations
@@ -63,24 +72,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--only", choices=["nodes", "engine"])
     args = parser.parse_args()
     # this file is named dask.py: its folder, first on sys.path, would shadow the dask package
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+    if args.only != "engine":
+        overhead(args.nodes, args.runs)
+    if args.only != "nodes":
+        engine(args.rows, args.rounds, args.runs)
+
+
+def overhead(nodes: int, runs: int) -> None:
     from distributed import LocalCluster
 
     with tempfile.TemporaryDirectory() as tmp, \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                          dashboard_address=None, local_directory=str(Path(tmp) / "workers")) as cluster:
         work = Path(tmp)
-        template = project(work / "template", args.nodes)
+        template = project(work / "template", nodes)
         address = cluster.scheduler_address
         contenders = {"-j 2": ["-j", "2"], "cluster": ["--scheduler", address],
                       "shared-fs": ["--scheduler", address, "--shared-fs"]}
         times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.runs):
+        for _ in range(runs):
             for name, extra in contenders.items():
                 times[name].append(timed_build(template, work, name.replace(" ", ""), extra))
-        report(times, args.nodes, os.cpu_count() or 1)
+        report(times, nodes, os.cpu_count() or 1)
 
 
 def report(times: dict[str, list[float]], nodes: int, cores: int) -> None:
@@ -90,6 +109,83 @@ def report(times: dict[str, list[float]], nodes: int, cores: int) -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:10} {median:9.2f} {min(values):7.2f} {1000 * median / nodes:8.1f} {median / base:7.2f}x")
+
+
+BIG = """version: 1
+project: big
+datasets:
+  events: {path: data/events, format: parquet}
+models:
+  big:
+    features: events
+    target: label
+    task: binary
+    params: {num_boost_round: ROUNDS, max_depth: 6, nthread: 2}
+"""
+DASK = "task: binary\n    engine: dask\n"
+PARTS = 8
+INPUTS = 10
+# the build in a child that reports the peak RSS of its largest waited-for descendant (KiB on Linux)
+MEASURED = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
+
+
+def big_project(folder: Path, rows: int, rounds: int) -> Path:
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(0)
+    (folder / "data" / "events").mkdir(parents=True)
+    per = -(-rows // PARTS)
+    for part in range(PARTS):
+        n = min(per, rows - part * per)
+        x = rng.normal(size=(n, INPUTS)).astype(np.float32)
+        label = (x[:, 0] + 0.5 * x[:, 1] - 0.25 * x[:, 2] + rng.normal(scale=0.5, size=n) > 0).astype(np.int8)
+        frame = pl.DataFrame({f"x{i}": x[:, i] for i in range(INPUTS)}).with_columns(pl.Series("label", label))
+        frame.write_parquet(folder / "data" / "events" / f"{part}.parquet")
+    (folder / "mlproject.yaml").write_text(BIG.replace("ROUNDS", str(rounds)))
+    return folder
+
+
+def measured_build(root: Path, remote: Path) -> tuple[float, float, dict[str, float]]:
+    """Wall seconds, peak MiB of the largest process, the model's held-out metrics."""
+    env = {**os.environ, "MLMAKE_REMOTE": str(remote)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", MEASURED, *MLMAKE, "-C", str(root), "build", "-j", "1"],
+                          env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{root.name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    import json
+
+    metrics = json.loads((root / "build" / "models" / "big" / "metrics.json").read_text())["metrics"]
+    return seconds, int(done.stdout.splitlines()[-1]) / 1024, metrics
+
+
+def engine(rows: int, rounds: int, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        template = big_project(work / "template", rows, rounds)
+        subprocess.run([*MLMAKE, "-C", str(template), "build", "datasets.events"], capture_output=True, check=True,
+                       env={**os.environ, "MLMAKE_REMOTE": str(work / "remote-template")})
+        results: dict[str, list[tuple[float, float, dict[str, float]]]] = {"single": [], "dask": []}
+        for run in range(runs):
+            for name in results:
+                root = work / f"{name}-{run}"
+                shutil.copytree(template, root)
+                if name == "dask":
+                    text = (root / "mlproject.yaml").read_text().replace("task: binary\n", DASK)
+                    (root / "mlproject.yaml").write_text(text)
+                results[name].append(measured_build(root, work / f"remote-{name}-{run}"))
+                shutil.rmtree(root)
+        print(f"\none model, {rows} rows x {INPUTS} inputs in {PARTS} partitions, {rounds} rounds; "
+              f"{os.cpu_count() or 1} cores; median of {runs}")
+        print(f"{'':8} {'wall s':>8} {'min s':>7} {'peak MiB':>9} {'auc':>7} {'logloss':>8}")
+        for name, values in results.items():
+            walls = [v[0] for v in values]
+            print(f"{name:8} {statistics.median(walls):8.2f} {min(walls):7.2f} "
+                  f"{statistics.median(v[1] for v in values):9.0f} {values[0][2]['auc']:7.4f} "
+                  f"{values[0][2]['logloss']:8.4f}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class Model:
     retrain: tuple[Any, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # triggers: judged, not an input
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
+    engine: str | None = None  # "local" (None: unset, so no existing fingerprint moves) or "dask"
 
 
 def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Model:
@@ -40,5 +41,5 @@ def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Model:
         name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
         Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
         dict(d.get("gates", {})), tuple(d.get("slices", ())), tuple((d.get("retrain") or {}).get("when", ())),
-        d.get("description", ""), deps_of(d),
+        d.get("description", ""), deps_of(d), d.get("engine"),
     )

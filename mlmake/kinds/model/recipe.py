@@ -42,7 +42,13 @@ def run(task: Task) -> Result:
     threads = int(plan.params["nthread"])
     log_line(task.log, f"training {plan.rounds} rounds with nthread {threads} on {len(data.train)} rows")
     test_set = matrix(data.x[data.test], data.y[data.test], data.inputs, threads)
-    fit = train(plan, matrix(data.x[data.train], data.y[data.train], data.inputs, threads), test_set, task.log)
+    if config.get("engine") == "dask":
+        from mlmake.kinds.model.dask_training import train_dask
+
+        fit = train_dask(plan, (data.x[data.train], data.y[data.train]), (data.x[data.test], data.y[data.test]),
+                         data.inputs, threads, task.log)
+    else:
+        fit = train(plan, matrix(data.x[data.train], data.y[data.train], data.inputs, threads), test_set, task.log)
     pred = predict(fit, test_set)
     metrics = compute(kind, names, data.y[data.test], pred)
     by_slice = slices(config, data, names, pred)

@@ -74,17 +74,23 @@ def _count(value: Any, name: str) -> int:
 
 def matrix(x: np.ndarray, y: np.ndarray, inputs: list[Input], threads: int) -> Any:
     """A DMatrix whose categorical columns are coded already (see design.design_matrix)."""
-    import numpy as np
     import xgboost as xgb
 
+    check_finite(x, inputs)
+    return xgb.DMatrix(x, label=y, feature_names=[i.name for i in inputs], feature_types=feature_types(inputs),
+                       enable_categorical=True, nthread=max(1, threads))
+
+
+def check_finite(x: np.ndarray, inputs: list[Input]) -> None:
+    """Refuse inf by column name: xgboost would stop with its native backtrace."""
+    import numpy as np
+
     infinite = np.isinf(x).any(axis=0)
-    if infinite.any():  # xgboost would stop with its native backtrace
+    if infinite.any():
         names = [i.name for i, bad in zip(inputs, infinite, strict=True) if bad]
         raise NodeError(f"input column(s) {names} hold inf or -inf (or a number too large for float32), which "
                         "xgboost cannot train on; declare the column as float in its dataset's schema (inf is "
                         "then a missing value) or replace the values in the feature set")
-    return xgb.DMatrix(x, label=y, feature_names=[i.name for i in inputs], feature_types=feature_types(inputs),
-                       enable_categorical=True, nthread=max(1, threads))
 
 
 def train(plan: TrainingSetup, train_set: Any, test_set: Any, log: str) -> Fit:

@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ NO_PARTITION = "POLARS_NO_PARTITION"
 CHECK_DETERMINISM = "MLMAKE_CHECK_DETERMINISM"  # set by `build --check-determinism`, seen by every worker
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "statistics": True,
                                    "row_group_size": 1 << 17}
+PARTS_DIR = "parts"  # a table of `partitions: N` is parts/part-00000.parquet … instead of data.parquet
+PART_NAME = re.compile(r"part-\d{5}\.parquet")
 
 
 
@@ -81,14 +84,39 @@ def upstream_folder(task: Task, address: str) -> str:
 
 
 def scan_upstream(task: Task, address: str) -> pl.LazyFrame:
-    """An upstream node's data.parquet, read whole as one chunk in its stored order (see the
-    module's docstring), as a LazyFrame; NodeError when it was not built."""
+    """An upstream node's table (data.parquet, or its parts in order), read whole as one chunk in
+    its stored order (see the module's docstring), as a LazyFrame; NodeError when it was not built."""
+    return collect(upstream_table(task, address)).lazy()
+
+
+def upstream_table(task: Task, address: str) -> pl.LazyFrame:
+    """An upstream node's table as a lazy scan, nothing read yet; NodeError when it was not built."""
+    folder = upstream_folder(task, address)
+    if not table_files(folder):
+        path = os.path.join(folder, TABLE_FILE)
+        raise NodeError(f"upstream {address} has no table at {os.path.relpath(path, task.root)}; build it first")
+    return scan_table(folder)
+
+
+def table_files(folder: str) -> list[str]:
+    """The parquet files of a table folder: its data.parquet, else its parts in order; [] for neither."""
+    single = os.path.join(folder, TABLE_FILE)
+    if os.path.isfile(single):
+        return [single]
+    parts = os.path.join(folder, PARTS_DIR)
+    names = sorted(os.listdir(parts)) if os.path.isdir(parts) else []
+    return [os.path.join(parts, n) for n in names if PART_NAME.fullmatch(n)]
+
+
+def scan_table(folder: str) -> pl.LazyFrame:
+    """A table folder in either form (one data.parquet, or parts) as one lazy scan, rows in
+    stored order (parts one after the other); NodeError when the folder holds no table."""
     import polars as pl
 
-    path = os.path.join(upstream_folder(task, address), TABLE_FILE)
-    if not os.path.isfile(path):
-        raise NodeError(f"upstream {address} has no table at {os.path.relpath(path, task.root)}; build it first")
-    return pl.read_parquet(path).rechunk().lazy()
+    files = table_files(folder)
+    if not files:
+        raise NodeError(f"no table in {folder} (neither {TABLE_FILE} nor {PARTS_DIR}/part-*.parquet)")
+    return pl.scan_parquet(files, hive_partitioning=False)
 
 
 def collect(frame: pl.LazyFrame) -> pl.DataFrame:
@@ -190,12 +218,12 @@ def table_record(task: Task, frame: pl.DataFrame, key: list[str]) -> dict[str, d
     """The column record of a kind's one table output (core.columns): a hash per column, of
     its type and values as written (each column alone, with the table's parquet options, so
     the hash depends on nothing else of the table), and a hash of its layout."""
-    columns = {name: _column_hash(frame.select(name)) for name in frame.columns}
+    columns = {name: column_hash(frame.select(name)) for name in frame.columns}
     layout = hashlib.md5(json.dumps({"columns": frame.columns, "key": key}).encode()).hexdigest()
     return {next(iter(task.staging)): {COLUMNS: columns, LAYOUT: layout}}
 
 
-def _column_hash(column: pl.DataFrame) -> str:
+def column_hash(column: pl.DataFrame) -> str:
     buffer = io.BytesIO()
     column.rechunk().write_parquet(buffer, **PARQUET_OPTIONS)
     return hashlib.md5(buffer.getvalue()).hexdigest()

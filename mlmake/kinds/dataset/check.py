@@ -15,6 +15,9 @@ def check(item: ItemCheck) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for column, spec in (item.data.get("schema") or {}).items():
         found += _column(item, ("schema", column), spec)
+    if item.data.get("partition_by") is not None and item.data.get("partitions") is None:
+        found.append(item.problem(("partition_by",), "partition_by without partitions: the table is one file",
+                                  "add partitions: N, or remove partition_by"))
     return found
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlmake.core.errors import Span
-from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, deps_of
+from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, deps_of, names
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,8 @@ class Dataset:
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     allow_outside: bool = field(default=False, metadata=NOT_FINGERPRINTED)  # read through a link out
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
+    partitions: int | None = None  # unset: one data.parquet, and out of the fingerprint (ml/parts.py)
+    partition_by: tuple[str, ...] | None = None  # the columns that pick a row's part; unset: all
 
 
 def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Dataset:
@@ -62,7 +64,9 @@ def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Dataset:
     columns = {c: _column(spec) for c, spec in d.get("schema", {}).items()}
     checks = tuple(parse_check(c) for c in d.get("checks", []))
     return Dataset(name, span, d["path"], fmt, tuple(d.get("null_values", ())), columns, checks, d.get("timestamp"),
-                   d.get("description", ""), bool(d.get("allow_outside", False)), deps_of(d))
+                   d.get("description", ""), bool(d.get("allow_outside", False)), deps_of(d),
+                   partitions=d.get("partitions"),
+                   partition_by=names(d["partition_by"]) if "partition_by" in d else None)
 
 
 def _column(d: Mapping[str, Any]) -> Column:

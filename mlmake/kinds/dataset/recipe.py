@@ -9,7 +9,9 @@ from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.gates import show_number
 from mlmake.core.kind import TABLE_FILE, Result, Task
 from mlmake.kinds.dataset.contract import check_columns, delimiter_problem, read_types
+from mlmake.ml.parts import PartWriter, split
 from mlmake.ml.tables import (
+    PARTS_DIR,
     collect,
     columns_of,
     first_line,
@@ -42,10 +44,33 @@ def run(task: Task) -> Result:
     if problems:
         raise NodeError(_report(config["path"], problems))
     out = output_dir(task)
-    write_parquet(frame, os.path.join(out, TABLE_FILE))
+    tables = _write(task, out, frame, config.get("partitions"), _partition_by(config, frame))
     write_json(os.path.join(out, CONTRACT_FILE), _contract(config, frame, schema, checks))
     log_line(task.log, f"{config['path']}: {frame.height} rows, {frame.width} columns, contract holds")
-    return Result(metrics={"rows": frame.height, "columns": frame.width}, tables=table_record(task, frame, []))
+    return Result(metrics={"rows": frame.height, "columns": frame.width}, tables=tables)
+
+
+def _write(task: Task, out: str, frame: pl.DataFrame, partitions: int | None,
+           by: list[str]) -> dict[str, dict[str, Any]]:
+    """data.parquet, or with `partitions: N` its N parts (rows by a hash of their `partition_by`
+    values, else of all their values; each part in file order); the table's column record."""
+    if not partitions:
+        write_parquet(frame, os.path.join(out, TABLE_FILE))
+        return table_record(task, frame, [])
+    writer = PartWriter(out, partitions, [])
+    for index, part in enumerate(split(frame, by, partitions)):
+        writer.write(index, part)
+    log_line(task.log, f"written in {partitions} parts under {PARTS_DIR}/, by {', '.join(by or ['all columns'])}")
+    return writer.record(task)
+
+
+def _partition_by(config: dict[str, Any], frame: pl.DataFrame) -> list[str]:
+    """The columns that pick a row's part ([]: all); NodeError for one the table lacks."""
+    by = [str(c) for c in config.get("partition_by") or []]
+    problems = [f"partition_by: {_missing(c, frame.columns)}" for c in by if c not in frame.columns]
+    if problems:
+        raise NodeError(_report(str(config["path"]), problems))
+    return by
 
 
 def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataFrame:

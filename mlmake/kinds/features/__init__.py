@@ -43,6 +43,7 @@ class Feature:
     python: str | None = None
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
+    partitions: int | None = None  # unset: one data.parquet, and out of the fingerprint (ml/parts.py)
 
 
 class FeaturesKind:
@@ -61,7 +62,7 @@ class FeaturesKind:
         as_of = names(d["as_of"]) if "as_of" in d else None
         checks = tuple(parse_check(c) for c in d["checks"]) if "checks" in d else None
         return Feature(name, span, names(d["from"]), names(d.get("key")), as_of, checks, d.get("sql"),
-                       d.get("python"), d.get("description", ""), deps_of(d))
+                       d.get("python"), d.get("description", ""), deps_of(d), d.get("partitions"))
 
     def paths(self, item: ItemCheck) -> ItemPaths:
         hook = item.data.get("python")
@@ -72,6 +73,9 @@ class FeaturesKind:
                          sources=(PathUse(("python",), file, what="the hook of {address}"),))
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
+        if item.data.get("partitions") is not None and not item.data.get("key"):
+            return [item.problem(("partitions",), "a feature set in parts needs a `key:`: its rows are "
+                                 "assigned to parts by it", "declare the entity key, e.g. key: customer_id")]
         return []
 
     def declare(self, project: Project, item: Feature) -> NodeDecl:

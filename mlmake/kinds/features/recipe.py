@@ -40,12 +40,16 @@ if TYPE_CHECKING:
 
 
 def run(task: Task) -> Result:
-    """Compute the feature table, check its key, write data.parquet and schema.json."""
+    """Compute the feature table, check its key, write data.parquet (or its parts) and schema.json."""
     config = task.config
     names = [str(n) for n in config["from"]]
     use = sql_use(str(config["sql"])) if config.get("sql") else None
-    frames = {n: restrict(scan_upstream(task, upstream_address(task, n)), use) for n in names}
     key = [str(k) for k in config.get("key") or []]
+    if config.get("partitions"):
+        from mlmake.kinds.features.partrun import run_parts
+
+        return run_parts(task, names, use, key, int(config["partitions"]))
+    frames = {n: restrict(scan_upstream(task, upstream_address(task, n)), use) for n in names}
     frames = _as_of(config, frames, names, key)
     frame = _table(task, frames, key)
     _check_leakage(config, frame)

@@ -84,9 +84,14 @@ def upstream_folder(task: Task, address: str) -> str:
 
 
 def scan_upstream(task: Task, address: str) -> pl.LazyFrame:
-    """An upstream node's table (data.parquet, or its parts in order), read whole as one chunk in
-    its stored order (see the module's docstring), as a LazyFrame; NodeError when it was not built."""
-    return collect(upstream_table(task, address)).lazy()
+    """An upstream node's table, read whole as one chunk in its stored order (see the module's
+    docstring), as a LazyFrame; NodeError when it was not built. A feature set in parts is sorted
+    by its key, so its readers see the rows in the order of the same table in one file."""
+    frame = collect(upstream_table(task, address))
+    key = upstream_key(task, address)
+    if key and not os.path.isfile(os.path.join(upstream_folder(task, address), TABLE_FILE)):
+        frame = sort_frame(frame, key)
+    return frame.lazy()
 
 
 def upstream_table(task: Task, address: str) -> pl.LazyFrame:

@@ -27,6 +27,7 @@ from mlmake.ml.tables import PARTS_DIR, column_hash, columns_of, first_line, wri
 if TYPE_CHECKING:
     import polars as pl
 
+PARTITIONS = "partitions"  # in schema.json / contract.json of a table in parts: {"by": [columns], "count": N}
 SEED = 20_240_917  # part assignment; changing it moves every row of every partitioned table
 NULL = "\x00"  # a missing key value, as text no value is
 SEPARATOR = "\x1f"
@@ -43,6 +44,24 @@ def part_of(key: list[str], parts: int) -> pl.Expr:
 
     text = [pl.col(k).cast(pl.String).fill_null(NULL) for k in key]
     return pl.concat_str(text, separator=SEPARATOR).hash(SEED) % parts
+
+
+def described(by: list[str], count: int) -> dict[str, Any]:
+    """How a table is cut into parts, as its schema.json or contract.json records it."""
+    return {"by": list(by), "count": count}
+
+
+def co_partitioned(folder: str, key: list[str], parts: int) -> list[str]:
+    """The part files of an upstream table cut by exactly KEY into PARTS parts (so its part i is
+    the rows of part i, and reading it replaces filtering the whole table), else []."""
+    from mlmake.ml.tables import SCHEMA_FILE, read_json, table_files
+
+    for name in (SCHEMA_FILE, "contract.json"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and read_json(path).get(PARTITIONS) == described(key, parts):
+            files = table_files(folder)
+            return files if len(files) == parts else []
+    return []
 
 
 def in_part(key: list[str], parts: int, index: int) -> pl.Expr:

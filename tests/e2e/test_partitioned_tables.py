@@ -134,7 +134,11 @@ def test_a_dataset_and_a_feature_set_in_parts_feed_a_model_with_the_metrics_of_o
         "parts/part-00000.parquet", "parts/part-00001.parquet", "parts/part-00002.parquet",
         "parts/part-00003.parquet", "schema.json"]
     schema = json.loads((parts / "build/features/activity/schema.json").read_text())
+    assert schema.pop("partitions") == {"by": ["customer_id"], "count": 4}
     assert schema == json.loads((one / "build/features/activity/schema.json").read_text())
+    contract = json.loads((parts / "build/datasets/events/contract.json").read_text())
+    assert contract.pop("partitions") == {"by": ["customer_id"], "count": 3}
+    assert contract == json.loads((one / "build/datasets/events/contract.json").read_text())
     # the same rows, to the last bit: each customer's events stay in one part, in file order
     assert table(parts / "build/features/activity").equals(table(one / "build/features/activity"))
     assert table(parts / "build/datasets/events", "id").equals(table(one / "build/datasets/events", "id"))
@@ -318,3 +322,16 @@ def test_any_number_of_parts_holds_every_row_once(make_project: MakeProject, run
     assert sum(f.height for f in frames) == CUSTOMERS
     assert all(f["customer_id"].is_sorted() for f in frames)
     assert sorted(pl.concat(frames)["customer_id"].to_list()) == list(range(1, CUSTOMERS + 1))
+
+
+def test_an_input_cut_by_the_key_into_as_many_parts_is_read_one_part_file_a_part(
+        run_cli: RunCli, tmp_path: Path) -> None:
+    one = project(tmp_path / "one", parts=False)
+    same = write_files(tmp_path / "same", {"mlproject.yaml": PROJECT.format(
+        events="    partitions: 4\n    partition_by: customer_id\n", features="    partitions: 4\n"), **source_files()})
+    built(run_cli, one, "features.activity")
+    built(run_cli, same, "features.activity")
+    assert table(same / "build/features/activity").equals(table(one / "build/features/activity"))
+    log = (same / ".mlmake" / "logs" / "features.activity.log").read_text()
+    assert f"{CUSTOMERS} rows, 6 columns from customers, events, in 4 parts under parts/ (split: customers, events; " \
+           "read part by part: events)\n" in log

@@ -9,7 +9,7 @@ from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.gates import show_number
 from mlmake.core.kind import TABLE_FILE, Result, Task
 from mlmake.kinds.dataset.contract import check_columns, delimiter_problem, read_types
-from mlmake.ml.parts import PartWriter, split
+from mlmake.ml.parts import PARTITIONS, PartWriter, described, split
 from mlmake.ml.tables import (
     PARTS_DIR,
     collect,
@@ -44,8 +44,12 @@ def run(task: Task) -> Result:
     if problems:
         raise NodeError(_report(config["path"], problems))
     out = output_dir(task)
-    tables = _write(task, out, frame, config.get("partitions"), _partition_by(config, frame))
-    write_json(os.path.join(out, CONTRACT_FILE), _contract(config, frame, schema, checks))
+    by, parts = _partition_by(config, frame), config.get("partitions")
+    tables = _write(task, out, frame, parts, by)
+    contract = _contract(config, frame, schema, checks)
+    if parts:
+        contract[PARTITIONS] = described(by or frame.columns, parts)
+    write_json(os.path.join(out, CONTRACT_FILE), contract)
     log_line(task.log, f"{config['path']}: {frame.height} rows, {frame.width} columns, contract holds")
     return Result(metrics={"rows": frame.height, "columns": frame.width}, tables=tables)
 

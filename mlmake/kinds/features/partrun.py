@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from mlmake.core.columns import ColumnUse
 from mlmake.core.errors import NodeError, did_you_mean
 from mlmake.core.kind import Result, Task
-from mlmake.ml.parts import PartWriter, in_part
+from mlmake.ml.parts import PARTITIONS, PartWriter, co_partitioned, described, in_part
 from mlmake.ml.tables import (
     PARTS_DIR,
     SCHEMA_FILE,
@@ -29,6 +29,7 @@ from mlmake.ml.tables import (
     output_dir,
     restrict,
     upstream_address,
+    upstream_folder,
     upstream_table,
     write_json,
 )
@@ -39,17 +40,22 @@ if TYPE_CHECKING:
 
 def run_parts(task: Task, names: list[str], use: ColumnUse | None, key: list[str], parts: int) -> Result:
     """Compute and write the feature table part by part; its schema.json as for one table."""
-    scans = {n: restrict(upstream_table(task, upstream_address(task, n)), use) for n in names}
+    addresses = {n: upstream_address(task, n) for n in names}
+    scans = {n: restrict(upstream_table(task, address), use) for n, address in addresses.items()}
     split = _split_inputs(scans, key)
     whole = {n: collect(scan).lazy() for n, scan in scans.items() if n not in split}
+    same = {n: co_partitioned(upstream_folder(task, addresses[n]), key, parts) for n in split}
     writer = PartWriter(output_dir(task), parts, key)
     for index in range(parts):
-        frames = {n: _rows_of_part(scan, key, parts, index) if n in split else whole[n] for n, scan in scans.items()}
+        frames = {n: _rows_of_part(scans[n], same[n], key, (index, parts)) if n in split else whole[n]
+                  for n in names}
         writer.write(index, _part(task, frames, names, key, (index, parts)))
     write_json(os.path.join(writer.folder, SCHEMA_FILE), {"columns": writer.columns, "key": key,
-                                                          "rows": writer.rows, "from": names})
+                                                          "rows": writer.rows, "from": names,
+                                                          PARTITIONS: described(key, parts)})
     log_line(task.log, f"{writer.rows} rows, {writer.width()} columns from {', '.join(names)}, "
-                       f"in {parts} parts under {PARTS_DIR}/ (split: {', '.join(sorted(split))})")
+                       f"in {parts} parts under {PARTS_DIR}/ (split: {', '.join(sorted(split))}; "
+                       f"read part by part: {', '.join(sorted(n for n in split if same[n])) or 'none'})")
     return Result(metrics={"rows": writer.rows, "columns": writer.width()}, tables=writer.record(task))
 
 
@@ -68,11 +74,16 @@ def _split_inputs(scans: dict[str, pl.LazyFrame], key: list[str]) -> set[str]:
                     f"to split the rows into parts by; {'; '.join(lines)}")
 
 
-def _rows_of_part(scan: pl.LazyFrame, key: list[str], parts: int, index: int) -> pl.LazyFrame:
-    """The rows of an input whose key falls in part INDEX, read from its files, in stored order."""
+def _rows_of_part(scan: pl.LazyFrame, files: list[str], key: list[str], where: tuple[int, int]) -> pl.LazyFrame:
+    """The rows of an input whose key falls in part INDEX, in stored order: of an input cut the
+    same way (FILES), its part INDEX alone; of any other, its files scanned and filtered."""
     import polars as pl
 
+    index, parts = where
     try:
+        if files:
+            part = pl.scan_parquet(files[index], hive_partitioning=False)
+            return collect(part.select(scan.collect_schema().names())).lazy()
         return collect(scan.filter(in_part(key, parts, index))).lazy()
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"cannot split an input into parts by ({', '.join(key)}): {first_line(exc)}") from None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,12 +106,14 @@ class PartWriter:
         return {next(iter(task.staging)): {COLUMNS: columns, LAYOUT: layout}}
 
 
-def split(frame: pl.DataFrame, key: list[str], parts: int) -> list[pl.DataFrame]:
-    """A table in memory cut into its parts, each keeping the table's row order."""
+def split(frame: pl.DataFrame, key: list[str], parts: int) -> Iterator[pl.DataFrame]:
+    """A table in memory cut into its parts, one at a time (so only one copy of a part is held),
+    each keeping the table's row order."""
     import polars as pl
 
     try:
         index = frame.select(part_of(key or frame.columns, parts)).to_series()
     except pl.exceptions.PolarsError as exc:
         raise NodeError(f"cannot split the table into parts by {key or 'its columns'}: {first_line(exc)}") from None
-    return [frame.filter(index == i) for i in range(parts)]
+    for i in range(parts):
+        yield frame.filter(index == i)

@@ -21,7 +21,7 @@ from click.testing import Result
 
 from mlmake.ml.tables import table_files
 from mlmake.state.lock import read_lock
-from tests.helpers import build, write_files
+from tests.helpers import REPO, build, write_files
 
 RunCli = Callable[..., Result]
 MakeProject = Callable[[dict[str, str | bytes]], Path]
@@ -308,6 +308,7 @@ def test_a_query_that_moves_rows_between_parts_is_refused(make_project: MakeProj
         f"FAILED features.activity: part 0 of 4: the query returned {len(strays)} rows whose key belongs to another "
         f"part, e.g. {strays[:5]}: in parts, each key's row must come from that key's rows alone (joins and "
         "GROUP BY on the key); drop `partitions:` for this query")
+    assert f"\n{lines[0]}\n" in (REPO / "README.md").read_text(encoding="utf-8")  # the README quotes it
     assert lines[1:] == ["error: 1 node(s) failed: features.activity"]
 
 

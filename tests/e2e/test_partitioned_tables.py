@@ -336,3 +336,26 @@ def test_an_input_cut_by_the_key_into_as_many_parts_is_read_one_part_file_a_part
     log = (same / ".mlmake" / "logs" / "features.activity.log").read_text()
     assert f"{CUSTOMERS} rows, 6 columns from customers, events, in 4 parts under parts/ (split: customers, events; " \
            "read part by part: events)\n" in log
+
+
+HOOK = """\
+import polars as pl
+
+
+def activity(customers, events):
+    spend = events.group_by("customer_id").agg(pl.col("amount").sum().alias("spend"), pl.len().alias("n_events"))
+    return customers.join(spend, on="customer_id", how="left").with_columns(pl.col("n_events").fill_null(0))
+"""
+
+
+def test_a_python_hook_in_parts_gives_the_rows_of_one_call(
+        run_cli: RunCli, tmp_path: Path) -> None:
+    tables = {}
+    for name, parts in (("one", ""), ("parts", "    partitions: 3\n")):
+        text = PROJECT.format(events="", features=parts).split("    sql: |")[0] + "    python: hooks.py:activity\n"
+        root = write_files(tmp_path / name, {"mlproject.yaml": text, "hooks.py": HOOK, **source_files()})
+        built(run_cli, root, "features.activity")
+        tables[name] = table(root / "build/features/activity")
+        log = (root / ".mlmake" / "logs" / "features.activity.log").read_text()
+    assert tables["parts"].equals(tables["one"]) and tables["one"].height == CUSTOMERS
+    assert "in 3 parts under parts/ (split: customers, events; read part by part: none)" in log

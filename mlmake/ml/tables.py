@@ -7,6 +7,8 @@ arrive, and its partitioned group-by adds partial sums per thread, so `SUM(x)` o
 join could differ in the last bit between runs. Tables here are read whole, as one
 chunk in their stored order; queries run on the in-memory engine with the partitioned
 group-by off (its result depends on the thread count); written with one configuration.
+A table is one data.parquet or, with `partitions: N`, parts/part-NNNNN.parquet (ml/parts.py):
+every reader goes through table_files / scan_table, which take either.
 
 polars is imported inside functions so importing a kind stays cheap."""
 

@@ -35,6 +35,12 @@ def run(task: Task) -> Result:
     """Read the file, check its contract, write data.parquet and contract.json."""
     config = task.config
     schema: dict[str, dict[str, Any]] = config.get("schema") or {}
+    if config.get("partitions"):
+        from mlmake.kinds.dataset.lazyparts import run_parts
+
+        done = run_parts(task, schema)
+        if done is not None:
+            return done
     raw = _read(task.root, config, schema)
     frame, problems = _check(raw, schema)
     checks, failed = _table_checks(frame, config.get("checks") or [])
@@ -137,13 +143,15 @@ def _missing(column: str, actual: list[str]) -> str:
     return f"column '{column}': missing; the file has columns {actual}" + (f" ({hint})" if hint else "")
 
 
-def _table_checks(frame: pl.DataFrame, checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each check with its outcome, and a line for each that failed."""
+def _table_checks(frame: pl.DataFrame, checks: list[dict[str, Any]],
+                  rows: int | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each check with its outcome, and a line for each that failed (ROWS: the table's, when
+    FRAME is not the whole table)."""
     from mlmake.ml.pointintime import leakage
 
     done: list[dict[str, Any]] = []
     failed: list[str] = []
-    rows = frame.height
+    rows = frame.height if rows is None else rows
     for check in checks:
         if check.get("leakage") is not None:
             outcome, line = leakage(frame, check["leakage"])

@@ -30,16 +30,22 @@ datasets:
   events:
     path: data/events
     format: parquet
+features:
+  rows:
+    from: events
+    key: id
+    sql: SELECT * FROM events
 models:
   here:
-    features: events
+    features: rows
     target: label
     task: binary
+    split: {by: hash}
     params: {num_boost_round: 20, max_depth: 4, nthread: 2}
     metrics: [auc, logloss, accuracy]
     slices: [region]
   spread:
-    features: events
+    features: rows
     target: label
     task: binary
     engine: dask
@@ -77,13 +83,20 @@ def test_engine_dask_trains_on_the_partitions_and_agrees_with_the_single_machine
     partitioned(root)
     result, ran = build(run_cli, root)
     assert result.exit_code == 0, result.stderr
-    assert ran == {"datasets.events": "built", "models.here": "built", "models.spread": "built",
-                   "deploy.scores": "built"}
+    assert ran == {"datasets.events": "built", "features.rows": "built", "models.here": "built",
+                   "models.spread": "built", "deploy.scores": "built"}
 
     here, spread = (root / "build" / "models" / "here", root / "build" / "models" / "spread")
     assert sorted(p.name for p in spread.iterdir()) == sorted(p.name for p in here.iterdir())
     local, dask = (json.loads((d / "metrics.json").read_text()) for d in (here, spread))
-    assert (dask["n_train"], dask["n_test"]) == (local["n_train"], local["n_test"]) == (2400, 600)
+    # the same rows held out: each picked by a hash of its key and the seed, by both engines
+    assert (dask["n_train"], dask["n_test"]) == (local["n_train"], local["n_test"]) == (2364, 636)
+    import polars as pl
+
+    held = [pl.read_parquet(d / "predictions.parquet") for d in (here, spread)]
+    assert held[0].columns == held[1].columns == ["id", "label", "prediction", "probability"]
+    assert held[0]["id"].to_list() == held[1]["id"].to_list()
+    assert held[0]["label"].to_list() == held[1]["label"].to_list()
     assert local["metrics"]["auc"] > 0.9
     for name in ("auc", "logloss", "accuracy"):
         assert dask["metrics"][name] == pytest.approx(local["metrics"][name], abs=TOLERANCE), name
@@ -93,11 +106,10 @@ def test_engine_dask_trains_on_the_partitions_and_agrees_with_the_single_machine
     assert (spread / "signature.json").read_text() == (here / "signature.json").read_text()
 
     log = (root / ".mlmake" / "logs" / "models.spread.log").read_text()
-    assert "engine dask on a LocalCluster for the node: 2 worker(s), 2400 training rows in partitions of 600" in log
+    assert ("engine dask on a LocalCluster for the node: 2 worker(s); features.rows (1 file(s)) in 4 partitions, "
+            "read by the workers\ntraining 20 rounds on 2364 rows, 636 held out (split by hash)\n") in log
 
     # the saved booster loads through the batch scorer as a single-machine model's does
-    import polars as pl
-
     scores = pl.read_parquet(root / "build" / "scores.parquet")
     assert scores.height == ROWS_PER_PART * PARTS
 
@@ -122,9 +134,11 @@ def test_on_the_builds_cluster_engine_dask_trains_across_its_workers(
                                   dashboard_address=None, local_directory=str(tmp_path / "workers")) as cluster:
         result, ran = build(run_cli, root, "--scheduler", cluster.scheduler_address, "-j", "1")
     assert result.exit_code == 0, result.stderr
-    assert ran == {"datasets.events": "built", "models.here": "built", "models.spread": "built"}
+    assert ran == {"datasets.events": "built", "features.rows": "built", "models.here": "built",
+                   "models.spread": "built"}
     local, dask = (json.loads((root / "build" / "models" / m / "metrics.json").read_text()) for m in ("here", "spread"))
     for name in ("auc", "logloss", "accuracy"):
         assert dask["metrics"][name] == pytest.approx(local["metrics"][name], abs=TOLERANCE), name
     log = (root / ".mlmake" / "logs" / "models.spread.log").read_text()
-    assert "engine dask on the build's cluster: 2 worker(s), 2400 training rows in partitions of 600" in log
+    assert ("engine dask on the build's cluster: 2 worker(s); features.rows (1 file(s)) in 4 partitions, "
+            "read by the workers\n") in log

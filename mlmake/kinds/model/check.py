@@ -28,7 +28,7 @@ def check(item: ItemCheck, typed_params: Collection[str]) -> list[Diagnostic]:
                                              f"write it as params.{key}", key=True))
     split = model.get("split") if isinstance(model.get("split"), dict) else {}
     if split.get("by") == "hash" and split.get("stratify") is True:
-        found.append(item.problem(("split", "stratify"), "split.stratify needs by: random (a hash split picks "
+        found.append(item.problem(("split", "stratify"), "stratify needs by: random (a hash split picks "
                                   "each row on its own, without counting the classes)",
                                   "remove stratify, or write by: random"))
     computed = [m for m in (model.get("metrics") or DEFAULT_METRICS[task]) if m in applies]

@@ -1,7 +1,10 @@
-"""`engine: dask`: the same booster trained with xgboost.dask, the training rows split into
-partitions that Dask workers hold.
+"""`engine: dask` on a table the node's process has read: the training rows split into
+partitions that Dask workers hold, trained with xgboost.dask. The node reads the table only when
+its split needs the whole table (`split: {by: random}` or `stratify`, see recipe.is_partition_wise);
+otherwise dask_table.py reads it partition by partition on the workers. `train_on` and the client
+serve both.
 
-The rows, split and encoding are the single-machine model's (ml/supervised.prepare), so the
+The rows, split and encoding are then the single-machine model's (ml/supervised.prepare), so the
 held-out rows, metrics, slices, predictions and signature are computed as they are for it, and
 the booster is saved the same way (serve and batch load it unchanged). What differs is the
 training: each worker builds its quantile sketch on its own partitions, so the trees differ a

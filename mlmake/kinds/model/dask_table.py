@@ -121,15 +121,26 @@ def _train(task: Task, client: Any, plan: PartPlan, parts: list[Any], meta: Any,
     _check_split(n_train, n_test)
     log_line(task.log, f"training {setup.rounds} rounds on {n_train} rows, {n_test} held out (split by hash)")
     names, types = [i.name for i in inputs], feature_types(inputs)
-    train_set, test_set = (xgb.dask.DaskDMatrix(client, x, y, feature_names=names, feature_types=types,
-                                                enable_categorical=True) for x, y in ((train_x, train_y),
-                                                                                      (test_x, test_y)))
+    shape = {"feature_names": names, "feature_types": types, "enable_categorical": True}
+    train_set = _training_matrix(client, setup.params, (train_x, train_y), shape)
+    test_set = xgb.dask.DaskDMatrix(client, test_x, test_y, **shape)
     fit = train_on(client, setup, train_set, test_set, task.log)
     pred = np.asarray(client.compute(xgb.dask.predict(client, fit.booster, test_set)).result())
     rows = _held_rows(client.compute(held).result(), plan)
     rows, pred = _in_order(rows, pred, plan)
     key = plan.hashed if plan.keyed else []
     return Trained(fit, key, target, inputs, rows, encode_target(rows[target.name], target), pred, n_train)
+
+
+def _training_matrix(client: Any, params: dict[str, Any], data: tuple[Any, Any], shape: dict[str, Any]) -> Any:
+    """The training rows as xgboost.dask's quantile matrix when the trees are grown by histogram
+    (the default): each worker bins its partitions as it reads them and never keeps a float copy,
+    a quarter of the memory; other tree methods need the values (DaskDMatrix)."""
+    import xgboost as xgb
+
+    if str(params.get("tree_method", "hist")) not in ("hist", "auto"):
+        return xgb.dask.DaskDMatrix(client, *data, **shape)
+    return xgb.dask.DaskQuantileDMatrix(client, *data, max_bin=int(params.get("max_bin", 256)), **shape)
 
 
 def _check_split(n_train: int, n_test: int) -> None:

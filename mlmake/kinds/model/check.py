@@ -26,8 +26,8 @@ def check(item: ItemCheck, typed_params: Collection[str]) -> list[Diagnostic]:
             found.append(item.doc.diagnostic((item.section, item.name, "params", "extra", key),
                                              f"'{key}' has its own key, checked by mlmake",
                                              f"write it as params.{key}", key=True))
-    split = model.get("split") if isinstance(model.get("split"), dict) else {}
-    if split.get("by") == "hash" and split.get("stratify") is True:
+    split = model.get("split")
+    if isinstance(split, dict) and split.get("by") == "hash" and split.get("stratify") is True:
         found.append(item.problem(("split", "stratify"), "stratify needs by: random (a hash split picks "
                                   "each row on its own, without counting the classes)",
                                   "remove stratify, or write by: random"))

@@ -183,3 +183,15 @@ def test_mistakes_read_as_on_the_single_machine(tmp_path: Path, frame: pl.DataFr
         with pytest.raises(NodeError) as info:
             train(root, hashed("binary", "churned", engine=engine) | over, tmp_path / f"m-{engine}")
         assert str(info.value) == message, engine
+
+
+def test_on_a_cluster_sharing_nothing_only_the_nodes_machine_reads_its_files(tmp_path: Path) -> None:
+    """The node's task folder is on its worker's disk: the partitions are read by the workers of
+    that machine; in a shared project folder, by any."""
+    from mlmake.kinds.model.dask_table import is_inside, same_host
+
+    workers = ["tcp://10.0.0.7:40213", "tcp://10.0.0.8:39001", "tcp://10.0.0.7:40999"]
+    assert same_host("tcp://10.0.0.7:40213", workers) == ["tcp://10.0.0.7:40213", "tcp://10.0.0.7:40999"]
+    assert is_inside(str(tmp_path / "w" / "mlmake" / "tasks" / "ab12"), str(tmp_path / "w"))
+    assert not is_inside(str(tmp_path / "project"), str(tmp_path / "w"))
+    assert not is_inside(str(tmp_path / "w2"), str(tmp_path / "w"))

@@ -62,10 +62,38 @@ def train_partitions(task: Task) -> Trained:
             frame = frame.repartition(npartitions=2 * workers)
         log_line(task.log, f"engine dask on {where}: {workers} worker(s); {address} ({len(files)} file(s)) in "
                            f"{frame.npartitions} partitions, read by the workers")
-        parts = frame.to_delayed()
-        summary = merge(client.gather(client.compute([_delayed(summarize)(p, plan) for p in parts])))
-        inputs, target = _design(plan, summary)
-        return _train(task, client, plan, parts, frame._meta, (inputs, target))
+        parts, readers = frame.to_delayed(), _readers(task, client)
+        summaries = client.compute([_delayed(summarize)(p, plan) for p in parts], workers=readers)
+        inputs, target = _design(plan, merge(client.gather(summaries)))
+        return _train(task, client, plan, (parts, readers), frame._meta, (inputs, target))
+
+
+def _readers(task: Task, client: Any) -> list[str] | None:
+    """The workers that may read the table's files: any (None), unless the node runs on a worker
+    in a task folder of its own (a cluster sharing nothing but the remote), whose files only the
+    workers of its machine see."""
+    import distributed
+
+    try:
+        worker = distributed.get_worker()
+    except ValueError:  # a LocalCluster of our own, in this process
+        return None
+    # building/worker.py's folders: $MLMAKE_WORKER_DIR, else the worker's local directory
+    base = os.environ.get("MLMAKE_WORKER_DIR") or str(getattr(worker, "local_directory", "") or "")
+    if not base or not is_inside(task.root, base):
+        return None  # a file system the client and the workers share (--shared-fs)
+    return same_host(str(worker.address), list(client.scheduler_info()["workers"]))
+
+
+def is_inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def same_host(address: str, workers: list[str]) -> list[str]:
+    """The workers whose address has the host of `address` (`tcp://10.0.0.7:40213` → 10.0.0.7)."""
+    host = address.rpartition(":")[0]
+    return sorted(w for w in workers if w.rpartition(":")[0] == host)
 
 
 def _schema(files: list[str]) -> dict[str, Any]:
@@ -101,21 +129,21 @@ def _design(plan: PartPlan, summary: Summary) -> tuple[list[Input], Target]:
     return inputs, target
 
 
-def _train(task: Task, client: Any, plan: PartPlan, parts: list[Any], meta: Any,
+def _train(task: Task, client: Any, plan: PartPlan, read: tuple[list[Any], list[str] | None], meta: Any,
            design: tuple[list[Input], Target]) -> Trained:
     """Split and encode each partition, train on the training rows, predict the held-out ones."""
     import dask.dataframe as dd
     import numpy as np
     import xgboost as xgb
 
-    inputs, target = design
+    (parts, readers), (inputs, target) = read, design
     config = task.config
     setup = training_setup(dict(config.get("params") or {}), plan.task, len(target.classes), task.threads,
                            plan.seed)
     empty = split_part(meta, plan, inputs, target)  # the pieces' types, for Dask
     pieces = [_delayed(split_part)(p, plan, inputs, target) for p in parts]
     frames = client.persist([dd.from_delayed([_delayed(getitem)(p, name) for p in pieces], meta=empty[name],
-                                             verify_meta=False) for name in PIECES])
+                                             verify_meta=False) for name in PIECES], workers=readers)
     train_x, train_y, test_x, test_y, held = frames
     n_train, n_test = len(train_y), len(test_y)
     _check_split(n_train, n_test)

@@ -359,3 +359,18 @@ def test_a_python_hook_in_parts_gives_the_rows_of_one_call(
         log = (root / ".mlmake" / "logs" / "features.activity.log").read_text()
     assert tables["parts"].equals(tables["one"]) and tables["one"].height == CUSTOMERS
     assert "in 3 parts under parts/ (split: customers, events; read part by part: none)" in log
+
+
+def test_a_model_with_engine_dask_on_the_feature_set_in_parts_has_the_metrics_of_one_file(
+        run_cli: RunCli, tmp_path: Path) -> None:
+    pytest.importorskip("xgboost.dask")
+    dask = "    task: binary\n    engine: dask\n"
+    roots = {}
+    for name, parts in (("one", {"events": "", "features": ""}), ("parts", IN_PARTS)):
+        text = PROJECT.format(**parts).replace("    task: binary\n", dask)
+        roots[name] = write_files(tmp_path / name, {"mlproject.yaml": text, **source_files()})
+        built(run_cli, roots[name], "models.churn")
+    log = (roots["parts"] / ".mlmake" / "logs" / "models.churn.log").read_text()
+    assert "features.activity (4 file(s))" in log
+    metrics = {name: read_lock(root).nodes["models.churn"].metrics for name, root in roots.items()}
+    assert metrics["parts"] == metrics["one"] and sorted(metrics["one"]) == ["accuracy", "auc", "logloss"]

@@ -8,7 +8,7 @@ built here: see mlmake.kinds.follow."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, Span
@@ -40,6 +40,7 @@ class Target:
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
     approval: Approval | None = field(default=None, metadata=NOT_FINGERPRINTED)  # judged by build, like gates
+    store: str | None = None  # a store node (kinds/store/) the bundle serves instead of the model's own rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +52,12 @@ class BatchTarget(Target):
 
 
 def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Target:
-    return Target(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d))
+    return Target(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("store"))
 
 
 def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarget:
-    return BatchTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("input"),
-                       d.get("output"))
+    return BatchTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d),
+                       input=d.get("input"), output=d.get("output"))
 
 
 def _approvals(d: Mapping[str, Any]) -> Approval | None:
@@ -105,7 +106,10 @@ def task_folder(task: Task) -> str:
 
 def store_note(manifest: dict[str, Any]) -> str:
     store = manifest.get("store")
-    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""
+    if not store:
+        return ""
+    node = f" from {store['source']}" if str(store.get("source")).startswith(f"{SECTION}.") else ""
+    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}{node}"
 
 
 def raw_note(manifest: dict[str, Any]) -> str:
@@ -137,9 +141,15 @@ class ServingKind:
         return ItemPaths(inputs=dep_files(item))
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
-        return []
+        from mlmake.kinds.store import check_served_store
+
+        return check_served_store(item)
 
     def declare(self, project: Project, item: Target) -> NodeDecl:
+        if item.store:  # the store node's rows and lookup tables, not the model's feature set
+            decl = declare(self.name, project, item, None)
+            ref = Ref(item.store, (SECTION, item.name, "store"), (SECTION,))
+            return replace(decl, refs=decl.refs + (ref,))
         decl = declare(self.name, project, item, keyed_table(project, item))
         return request_features(project, item, decl)
 
@@ -147,8 +157,6 @@ class ServingKind:
 def request_features(project: Project, item: Target, decl: NodeDecl) -> NodeDecl:
     """A serving target also reads its model's feature set and the datasets that set reads, so
     its bundle can compute features from raw rows (ml/requestbundle.py)."""
-    from dataclasses import replace
-
     from mlmake.kinds.features.sqlcolumns import read_names
 
     table = model_table(project, item)

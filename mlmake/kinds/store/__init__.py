@@ -104,9 +104,8 @@ def check_store(item: ItemCheck) -> list[Diagnostic]:
     if not isinstance(feature, dict):
         return []  # an unknown feature set: the graph says so, with a did-you-mean
     tables = _names(feature.get("from"))
-    why = cannot_serve(name, feature, tables, data.get("datasets") or {})
-    found = [item.problem(("features",), why, "a store computes its rows by the feature set's own sql, so "
-                          "raw rows can be served")] if why else []
+    why, hint = cannot_serve(name, feature, tables, data.get("datasets") or {})
+    found = [item.problem(("features",), why, hint)] if why else []
     for table in item.data.get("sources") or {}:
         if table not in tables:
             hint = did_you_mean(str(table), tables)
@@ -133,18 +132,24 @@ def check_served_store(item: ItemCheck) -> list[Diagnostic]:
     return []
 
 
-def cannot_serve(name: str, feature: Mapping[str, Any], tables: list[str], datasets: Mapping[str, Any]) -> str:
-    """Why a feature set cannot be a store's ('' when it can): what the file alone shows."""
+def cannot_serve(name: str, feature: Mapping[str, Any], tables: list[str],
+                 datasets: Mapping[str, Any]) -> tuple[str, str]:
+    """Why a feature set cannot be a store's, and what to do ('' when it can): what the file shows.
+    A store computes its rows and raw rows' features by the feature set's own sql, by key."""
     if not feature.get("sql"):
-        return f"feature set {name} is a python hook; a store runs sql feature sets (hooks are not carried)"
+        return (f"feature set {name} is a python hook; a store runs a feature set's sql (hooks are not carried)",
+                f"write {name} in sql, or serve it without a store")
     if not _names(feature.get("key")):
-        return f"feature set {name} declares no key, so a store cannot look its rows up"
+        return (f"feature set {name} declares no key, so a store cannot look its rows up",
+                f"declare the entity key of {name} (key: COLUMN)")
     if feature.get("as_of"):
-        return f"feature set {name} joins as_of an event time, which a request cannot replay"
+        return (f"feature set {name} joins as_of an event time, which a request cannot replay",
+                f"serve {name} without a store")
     other = next((t for t in tables if t not in datasets), None)
     if other is not None:
-        return f"feature set {name} reads {other}, which is not a dataset; a store computes from datasets only"
-    return ""
+        return (f"feature set {name} reads {other}, which is not a dataset; a store computes from datasets only",
+                f"serve {name} without a store, or write it over datasets")
+    return "", ""
 
 
 def _names(value: Any) -> list[str]:

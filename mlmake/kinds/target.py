@@ -40,7 +40,13 @@ class Target:
     description: str = field(default="", metadata=NOT_FINGERPRINTED)
     deps: tuple[str, ...] = field(default=(), metadata=NOT_FINGERPRINTED)  # files no analysis sees; hashed as code
     approval: Approval | None = field(default=None, metadata=NOT_FINGERPRINTED)  # judged by build, like gates
-    store: str | None = None  # a store node (kinds/store/) the bundle serves instead of the model's own rows
+
+
+@dataclass(frozen=True, slots=True)
+class ServedTarget(Target):
+    """An http or docker target, and the store node (kinds/store/) it serves instead of its model's rows."""
+
+    store: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +57,13 @@ class BatchTarget(Target):
     output: str | None = None
 
 
-def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Target:
-    return Target(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("store"))
+def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> ServedTarget:
+    return ServedTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("store"))
 
 
 def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarget:
-    return BatchTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d),
-                       input=d.get("input"), output=d.get("output"))
+    return BatchTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("input"),
+                       d.get("output"))
 
 
 def _approvals(d: Mapping[str, Any]) -> Approval | None:
@@ -127,14 +133,14 @@ class ServingKind:
     word = "deploy target"
     recipe = RECIPE
     libraries: tuple[str, ...] = LIBRARIES
-    item_type = Target
+    item_type = ServedTarget
     name: str
     fragment: str  # the kind's module file: its item.schema.json lies beside it
 
     def item_schema(self) -> dict[str, Any]:
         return load_fragment(self.fragment)
 
-    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> Target:
+    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> ServedTarget:
         return parse(name, span, data)
 
     def paths(self, item: ItemCheck) -> ItemPaths:
@@ -145,7 +151,7 @@ class ServingKind:
 
         return check_served_store(item)
 
-    def declare(self, project: Project, item: Target) -> NodeDecl:
+    def declare(self, project: Project, item: ServedTarget) -> NodeDecl:
         if item.store:  # the store node's rows and lookup tables, not the model's feature set
             decl = declare(self.name, project, item, None)
             ref = Ref(item.store, (SECTION, item.name, "store"), (SECTION,))

@@ -129,6 +129,9 @@ def test_a_data_only_change_refreshes_the_store_without_retraining(tmp_path: Pat
     first = run_cli(root, "build")
     assert first.exit_code == 0, first.stdout + first.stderr
     model = re.search(r"model_fingerprint=(\w+)", first.stdout).group(1)  # type: ignore[union-attr]
+    graph = run_cli(root, "graph").stdout  # the bundle reads the store, not the model's feature set
+    assert "deploy.churn_api            http      <- models.churn_xgb, deploy.churn_store\n" in graph
+    assert "deploy.churn_store          store     <- datasets.customers, datasets.live_events\n" in graph
     service = serve(root, "churn_api")
     try:
         before = service.predict(raw_customer(root)).json()["probability"]
@@ -277,3 +280,43 @@ def test_a_store_naming_unknown_nodes_is_a_located_error(make_project: MakeProje
     result = run_cli(root, "validate")
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == UNKNOWN
+
+
+SMALL = """\
+version: 1
+project: small
+datasets:
+  customers: {path: data/customers.csv}
+  events: {path: data/events.csv}
+  live_events: {path: data/live_events.csv}
+features:
+  activity:
+    from: [customers, events]
+    key: id
+    sql: SELECT c.id, c.age, COUNT(e.customer) AS n FROM customers c LEFT JOIN events e ON e.customer = c.id \
+GROUP BY c.id, c.age
+deploy:
+  live: {kind: store, features: activity, sources: {events: live_events}}
+"""
+
+
+def test_a_store_computes_the_feature_set_over_its_sources(make_project: MakeProject) -> None:
+    root = make_project({"mlproject.yaml": SMALL, "data/customers.csv": "id,age\n1,30\n2,40\n",
+                         "data/events.csv": "customer\n1\n", "data/live_events.csv": "customer\n2\n2\n1\n2\n"})
+    result = run_cli(root, "build", "deploy.live")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "features.activity" not in result.stdout  # the store does not read the training table
+    rows = pl.read_parquet(root / "build/deploy/live/store.parquet")
+    assert rows.to_dicts() == [{"id": 1, "age": 30, "n": 1}, {"id": 2, "age": 40, "n": 3}]
+    graph = run_cli(root, "graph")
+    assert graph.stdout.endswith("deploy.live           store     <- datasets.customers, datasets.live_events\n")
+
+
+def test_a_store_whose_key_repeats_over_its_sources_fails_its_build(make_project: MakeProject) -> None:
+    root = make_project({"mlproject.yaml": SMALL, "data/customers.csv": "id,age\n1,30\n1,31\n",
+                         "data/events.csv": "customer\n1\n", "data/live_events.csv": "customer\n1\n"})
+    result = run_cli(root, "build", "deploy.live")
+    assert result.exit_code == 1
+    assert "feature set activity over the store's sources: key (id) is not unique: 2 rows share a key, " \
+           "e.g. [1]" in result.stderr
+    assert not (root / "build/deploy/live").exists()

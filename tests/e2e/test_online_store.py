@@ -6,6 +6,7 @@ the same data does."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ STORE = """\
     kind: store
     features: customer_features
     sources: {events: live_events}
+  churn_image: {model: churn_xgb, kind: docker, store: churn_store}
   live_scores:
     description: The batch target on the store's data, to hold the service to.
     model: churn_xgb
@@ -102,25 +104,29 @@ amount change
  = steps.report
 ~? deploy.churn_store          upstream datasets.live_events will rebuild; rebuilds only if its output changes
  ~ deploy.churn_api            upstream datasets.live_events fingerprint changed
+ ~ deploy.churn_image          upstream datasets.live_events fingerprint changed
  ~ deploy.live_scores          upstream datasets.live_events fingerprint changed
  = deploy.churn_scores
 
-Plan: 3 to build, 2 to check after upstream, 7 up to date.
+Plan: 4 to build, 2 to check after upstream, 7 up to date.
 """
 BUILD = """\
-[1/5] datasets.live_events  (data/live_events.csv changed)
+[1/6] datasets.live_events  (data/live_events.csv changed)
   done datasets.live_events in Ts  rows=15, columns=4
-[2/5] features.live_features  (upstream datasets.live_events changed: columns id, customer_id, amount)
+[2/6] features.live_features  (upstream datasets.live_events changed: columns id, customer_id, amount)
   done features.live_features in Ts  rows=1000, columns=9
-[3/5] deploy.churn_store  (upstream datasets.live_events changed)
+[3/6] deploy.churn_store  (upstream datasets.live_events changed)
   done deploy.churn_store in Ts  rows=1000, raw_rows=features computed per request
-[4/5] deploy.churn_api  (upstream deploy.churn_store changed; upstream datasets.live_events fingerprint changed; \
+[4/6] deploy.churn_api  (upstream deploy.churn_store changed; upstream datasets.live_events fingerprint changed; \
 upstream deploy.churn_store fingerprint changed)
   done deploy.churn_api in Ts  model_fingerprint={model}, raw_rows=features computed per request
-[5/5] deploy.live_scores  (upstream features.live_features changed; upstream datasets.live_events fingerprint \
+[5/6] deploy.churn_image  (upstream deploy.churn_store changed; upstream datasets.live_events fingerprint changed; \
+upstream deploy.churn_store fingerprint changed)
+  done deploy.churn_image in Ts  model_fingerprint={model}
+[6/6] deploy.live_scores  (upstream features.live_features changed; upstream datasets.live_events fingerprint \
 changed; upstream features.live_features fingerprint changed)
   done deploy.live_scores in Ts  rows=1000, model_fingerprint={model}
-Build: 5 built, 7 up to date.
+Build: 6 built, 7 up to date.
 """
 
 
@@ -144,15 +150,18 @@ def test_a_data_only_change_refreshes_the_store_without_retraining(tmp_path: Pat
         result, ran = build(run_cli, root)
         assert result.exit_code == 0, result.stdout + result.stderr
         assert steady(result.stdout) == BUILD.format(model=model)
-        assert ran == {"datasets.live_events": "built", "features.live_features": "built",
-                       "deploy.churn_store": "built", "deploy.churn_api": "built", "deploy.live_scores": "built"}
+        assert ran == dict.fromkeys(["datasets.live_events", "features.live_features", "deploy.churn_store",
+                                     "deploy.churn_api", "deploy.churn_image", "deploy.live_scores"], "built")
         assert "models.churn_xgb" not in ran  # the model was not retrained
         store_run = run_records(run_cli, root, "--node", "deploy.churn_store")[0]
         assert (store_run["status"], store_run["reasons"], store_run["metrics"]) == (
             "built", ["upstream datasets.live_events changed"],
             {"rows": 1000, "raw_rows": "features computed per request"})
         assert [r["status"] for r in run_records(run_cli, root, "--node", "models.churn_xgb")] == ["built"]
-        assert run_cli(root, "plan").stdout.endswith("\nPlan: 0 to build, 12 up to date.\n")
+        assert run_cli(root, "plan").stdout.endswith("\nPlan: 0 to build, 13 up to date.\n")
+        image = root / "build/deploy/churn_image/bundle"  # the docker target serves the same store
+        assert (image / "store.parquet").read_bytes() == (root / "build/deploy/churn_api/store.parquet").read_bytes()
+        assert json.loads((image / "manifest.json").read_text())["store"]["source"] == "deploy.churn_store"
 
         wait_for_store(service, read_lock(root).nodes["deploy.churn_store"].fingerprint)
         after = service.predict(raw_customer(root)).json()

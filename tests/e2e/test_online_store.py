@@ -243,7 +243,7 @@ mlproject.yaml:31:42: deploy.derived_store.features: feature set derived reads c
  a dataset; a store computes from datasets only
     derived_store: {kind: store, features: derived}
                                            ^
-  hint: serve derived without a store, or write it over datasets
+  hint: name a dataset for it in sources:, or serve derived without a store
 6 errors found
 """
 

@@ -104,9 +104,11 @@ def check_store(item: ItemCheck) -> list[Diagnostic]:
     if not isinstance(feature, dict):
         return []  # an unknown feature set: the graph says so, with a did-you-mean
     tables = _names(feature.get("from"))
-    why, hint = cannot_serve(name, feature, tables, data.get("datasets") or {})
+    sources = item.data.get("sources") or {}
+    kept = [t for t in tables if t not in sources]  # read as the feature set reads them; the graph checks the rest
+    why, hint = cannot_serve(name, feature, kept, data.get("datasets") or {})
     found = [item.problem(("features",), why, hint)] if why else []
-    for table in item.data.get("sources") or {}:
+    for table in sources:
         if table not in tables:
             hint = did_you_mean(str(table), tables)
             found.append(item.problem(("sources", table), f"feature set {name} reads no table '{table}'"
@@ -148,7 +150,7 @@ def cannot_serve(name: str, feature: Mapping[str, Any], tables: list[str],
     other = next((t for t in tables if t not in datasets), None)
     if other is not None:
         return (f"feature set {name} reads {other}, which is not a dataset; a store computes from datasets only",
-                f"serve {name} without a store, or write it over datasets")
+                f"name a dataset for it in sources:, or serve {name} without a store")
     return "", ""
 
 

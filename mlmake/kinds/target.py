@@ -8,7 +8,7 @@ built here: see mlmake.kinds.follow."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, Span
@@ -43,6 +43,13 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ServedTarget(Target):
+    """An http or docker target, and the store node (kinds/store/) it serves instead of its model's rows."""
+
+    store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchTarget(Target):
     """A batch target: a model, the table it scores and the file it writes."""
 
@@ -50,8 +57,8 @@ class BatchTarget(Target):
     output: str | None = None
 
 
-def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Target:
-    return Target(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d))
+def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> ServedTarget:
+    return ServedTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("store"))
 
 
 def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarget:
@@ -105,7 +112,10 @@ def task_folder(task: Task) -> str:
 
 def store_note(manifest: dict[str, Any]) -> str:
     store = manifest.get("store")
-    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""
+    if not store:
+        return ""
+    node = f" from {store['source']}" if str(store.get("source")).startswith(f"{SECTION}.") else ""
+    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}{node}"
 
 
 def raw_note(manifest: dict[str, Any]) -> str:
@@ -123,23 +133,29 @@ class ServingKind:
     word = "deploy target"
     recipe = RECIPE
     libraries: tuple[str, ...] = LIBRARIES
-    item_type = Target
+    item_type = ServedTarget
     name: str
     fragment: str  # the kind's module file: its item.schema.json lies beside it
 
     def item_schema(self) -> dict[str, Any]:
         return load_fragment(self.fragment)
 
-    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> Target:
+    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> ServedTarget:
         return parse(name, span, data)
 
     def paths(self, item: ItemCheck) -> ItemPaths:
         return ItemPaths(inputs=dep_files(item))
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
-        return []
+        from mlmake.kinds.store import check_served_store
 
-    def declare(self, project: Project, item: Target) -> NodeDecl:
+        return check_served_store(item)
+
+    def declare(self, project: Project, item: ServedTarget) -> NodeDecl:
+        if item.store:  # the store node's rows and lookup tables, not the model's feature set
+            decl = declare(self.name, project, item, None)
+            ref = Ref(item.store, (SECTION, item.name, "store"), (SECTION,))
+            return replace(decl, refs=decl.refs + (ref,))
         decl = declare(self.name, project, item, keyed_table(project, item))
         return request_features(project, item, decl)
 
@@ -147,8 +163,6 @@ class ServingKind:
 def request_features(project: Project, item: Target, decl: NodeDecl) -> NodeDecl:
     """A serving target also reads its model's feature set and the datasets that set reads, so
     its bundle can compute features from raw rows (ml/requestbundle.py)."""
-    from dataclasses import replace
-
     from mlmake.kinds.features.sqlcolumns import read_names
 
     table = model_table(project, item)

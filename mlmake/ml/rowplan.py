@@ -1,7 +1,7 @@
-"""A feature set's query compiled for one request row: plain Python over the row's dict, with
-the aggregates over the joined table (COUNT, SUM… of a customer's events) computed by polars'
-SQL once per bundle for every key. Planning and running polars' SQL for one row costs about
-a millisecond; this costs tens of microseconds.
+"""A feature set's query compiled for one request row: plain Python over the row's dict, the
+aggregates over the joined table (COUNT, SUM… of a customer's events) taken over the rows of
+its key (Lookup.spans). Planning and running polars' SQL for one row costs about a millisecond;
+this costs about ten microseconds.
 
 What it must be is exactly the query run by polars (RequestFeatures.compute), so it refuses
 what it cannot prove it computes alike: a query outside the subset (rowsql.py) or one whose
@@ -12,30 +12,35 @@ checks it against the general path on the replayed rows (`check`) before a bundl
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlmake.ml.online import REPLAY_ROWS, RequestFeatures, key_value
 from mlmake.ml.rowsql import AGGREGATES, COMPARISONS, Call, Case, Col, Expr, Join, Lit, Op, Query, Unsupported, parse
+from mlmake.ml.rowvalues import (
+    BOOL,
+    FLOAT,
+    INT,
+    STR,
+    Aggregate,
+    Bail,
+    Fn,
+    aggregate,
+    arith,
+    as_float,
+    as_int,
+    as_str,
+    compare,
+    kind_of,
+    logic,
+    merge,
+    output_kind,
+)
 
 if TYPE_CHECKING:
     import polars as pl
 
-INT, FLOAT, STR, BOOL, NULL, DEC = "int", "float", "str", "bool", "null", "dec"
-Fn = Callable[[dict[str, Any], tuple[Any, ...]], Any]  # (the request row, its key's aggregates) → a value
-Aggregate = Callable[[int, int], Any]
 FLOAT_SUMS = ("kahan", "sequential")  # how polars may add a group's floats; the build finds which (`check`)
-_LOW, _HIGH = -(2**63), 2**63 - 1
-_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
-_COMPARE = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, ">": operator.gt, "<=": operator.le,
-            ">=": operator.ge}
-
-
-class Bail(Exception):
-    """This row's value is not one the compiled form vouches for: the general path answers it."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ class RowPlan:
                 span = None if None in values else self.spans.get(key_value(values), (0, 0))
                 if span is None or span[1] == 0 and self.inner:
                     return None
-                found = tuple(aggregate(*span) for aggregate in self.aggregates)
+                found = tuple(agg(*span) for agg in self.aggregates)
             if self.where is not None and self.where(row, found) is not True:
                 return None
             return {name: value(row, found) for name, value in zip(self.names, self.values, strict=True)}
@@ -118,7 +123,7 @@ def check(plan: RowPlan, features: RequestFeatures, sample: pl.DataFrame) -> str
     for n, row in enumerate(sample.iter_rows(named=True)):
         keys = [key_value(tuple(row[k] for k in features.key))] if features.key else []
         general = features.compute(sample.slice(n, 1), keys)
-        kinds = tuple(_output_kind(dtype) for dtype in general.schema.values())
+        kinds = tuple(output_kind(dtype) for dtype in general.schema.values())
         if (tuple(general.columns), kinds) != (plan.names, plan.kinds):
             return f"compiled it gives the columns {list(zip(plan.names, plan.kinds, strict=True))}, not " \
                    f"{list(zip(general.columns, kinds, strict=True))}"
@@ -189,12 +194,12 @@ class _Compiler:
             table, name = self.resolve(arg) if isinstance(arg, Col) else (self.join.table, None)
             if table != self.join.table:
                 raise Unsupported(f"an aggregate over a column not of {self.join.table}")
-            kind = _kind(lookup.frame.schema[name]) if name else INT
+            kind = kind_of(lookup.frame.schema[name]) if name else INT
             if call.name == "SUM" and kind not in (INT, FLOAT) or call.name == "AVG":
                 raise Unsupported(f"{call.name} of a {kind} column")
             kinds.append(INT if call.name == "COUNT" else kind)
             column = lookup.frame[name].to_list() if name else None
-            self.aggregates.append(_aggregate(call.name, column, kind, self.float_sum))
+            self.aggregates.append(aggregate(call.name, column, kind, self.float_sum))
         self.agg_kinds = tuple(kinds)
 
     def resolve(self, col: Col) -> tuple[str, str]:
@@ -225,13 +230,13 @@ class _Compiler:
         table, name = self.resolve(col)
         if table != self.request:
             raise Unsupported(f"column {col.name} of {table} outside an aggregate")
-        kind = _kind(self.schemas[table][name])
+        kind = kind_of(self.schemas[table][name])
         if kind == INT:
-            return INT, lambda row, aggs: _int(row.get(name))
+            return INT, lambda row, aggs: as_int(row.get(name))
         if kind == FLOAT:
-            return FLOAT, lambda row, aggs: _float(row.get(name))
+            return FLOAT, lambda row, aggs: as_float(row.get(name))
         if kind == STR:
-            return STR, lambda row, aggs: _str(row.get(name))
+            return STR, lambda row, aggs: as_str(row.get(name))
         return kind, lambda row, aggs: row.get(name)
 
     def call(self, call: Call) -> tuple[str, Fn]:
@@ -240,14 +245,14 @@ class _Compiler:
                 raise Unsupported(f"{call.name} without a join")
             n = self.aggs.index(call)
             return self.agg_kinds[n], lambda row, aggs: aggs[n]
-        kind, fns = _merge([self.expr(a) for a in call.args])
+        kind, fns = merge([self.expr(a) for a in call.args])
         return kind, lambda row, aggs: next((v for f in fns if (v := f(row, aggs)) is not None), None)
 
     def case(self, case: Case) -> tuple[str, Fn]:
         conditions = [self.expr(c) for c, _ in case.whens]
         if any(k != BOOL for k, _ in conditions):
             raise Unsupported("a WHEN that is not a condition")
-        kind, fns = _merge([self.expr(v) for _, v in case.whens] + [self.expr(case.default)])
+        kind, fns = merge([self.expr(v) for _, v in case.whens] + [self.expr(case.default)])
         pairs = [(c, f) for (_, c), f in zip(conditions, fns, strict=False)]
         default = fns[-1]
 
@@ -264,178 +269,12 @@ class _Compiler:
             f, is_null = args[0][1], e.op == "ISNULL"
             return BOOL, lambda row, aggs: (f(row, aggs) is None) == is_null
         if e.op in ("AND", "OR", "NOT"):
-            return _logic(e.op, args)
+            return logic(e.op, args)
         if e.op in COMPARISONS:
-            return _compare(e.op, *args)
+            return compare(e.op, *args)
         if e.op == "NEG":
-            return _arith("*", (INT, lambda row, aggs: -1), args[0])
-        return _arith(e.op, *args)
-
-
-def _aggregate(name: str, column: list[Any] | None, kind: str, float_sum: str) -> Aggregate:
-    """COUNT, SUM, MIN or MAX over the rows [start, start + length) of `column` (None: COUNT(*));
-    no rows are the one row of nulls a LEFT JOIN gives a key without rows."""
-    def values(start: int, length: int) -> list[Any]:
-        assert column is not None
-        return [v for v in column[start:start + length] if v is not None]
-
-    if column is None:
-        return lambda start, length: max(length, 1)
-    if name == "COUNT":
-        return lambda start, length: len(values(start, length))
-    if name in ("MIN", "MAX"):
-        pick = min if name == "MIN" else max
-
-        def extreme(start: int, length: int) -> Any:
-            found = values(start, length)
-            if kind == FLOAT:
-                _unsigned(found)
-            return pick(found) if found else None
-        return extreme
-    if kind == INT:
-        return lambda start, length: _int(sum(found)) if (found := values(start, length)) else None
-    add = _kahan if float_sum == "kahan" else _sequential
-    return lambda start, length: add(found) if (found := values(start, length)) else None
-
-
-def _kahan(values: list[float]) -> float:
-    total = compensation = 0.0
-    for value in values:
-        y = value - compensation
-        t = total + y
-        compensation = (t - total) - y
-        total = t
-    return _plain(total, values)
-
-
-def _sequential(values: list[float]) -> float:
-    total = 0.0
-    for value in values:
-        total += value
-    return _plain(total, values)
-
-
-def _plain(total: float, values: list[float]) -> float:
-    """`total`, unless an inf, a NaN or a -0.0 among the values leaves how polars adds them open."""
-    if not math.isfinite(total) or total == 0.0:
-        _unsigned(values)
-    return total
-
-
-def _unsigned(values: list[float]) -> None:
-    """Bail on a NaN, an inf or a -0.0: where min, max and sums may differ in polars."""
-    if any(not math.isfinite(v) or v == 0.0 and math.copysign(1.0, v) < 0 for v in values):
-        raise Bail
-
-
-def _merge(args: list[tuple[str, Fn]]) -> tuple[str, list[Fn]]:
-    """The common kind of CASE's or COALESCE's values (as polars' supertype), each made of it."""
-    kinds = {k for k, _ in args} - {NULL}
-    if len(kinds) == 1 and DEC not in kinds:
-        return kinds.pop(), [f for _, f in args]
-    if kinds in ({INT, FLOAT}, {DEC, FLOAT}):
-        return FLOAT, [f if k == FLOAT else _as_float(f) for k, f in args]
-    raise Unsupported(f"values of the kinds {sorted(kinds) or ['null']} together")
-
-
-def _as_float(f: Fn) -> Fn:
-    return lambda row, aggs: _float(f(row, aggs))
-
-
-def _arith(op: str, left: tuple[str, Fn], right: tuple[str, Fn]) -> tuple[str, Fn]:
-    (lk, lf), (rk, rf) = left, right
-    kinds = {lk, rk}
-    if not kinds <= {INT, FLOAT, DEC} or DEC in kinds and kinds != {DEC, FLOAT}:
-        raise Unsupported(f"{op} of {lk} and {rk}")
-    if op == "/" or FLOAT in kinds:
-        how = _divide if op == "/" else _ARITH[op]
-
-        def floats(row: dict[str, Any], aggs: tuple[Any, ...]) -> Any:
-            a, b = lf(row, aggs), rf(row, aggs)
-            return None if a is None or b is None else how(float(a), float(b))
-        return FLOAT, floats
-    how = _ARITH[op]
-
-    def ints(row: dict[str, Any], aggs: tuple[Any, ...]) -> Any:
-        a, b = lf(row, aggs), rf(row, aggs)
-        return None if a is None or b is None else _int(how(a, b))
-    return INT, ints
-
-
-def _divide(a: float, b: float) -> float:
-    """IEEE division, as polars divides floats (x/0 is ±inf, 0/0 NaN)."""
-    if b == 0.0:
-        return math.nan if a == 0.0 or a != a else math.copysign(math.inf, a) * math.copysign(1.0, b)
-    return a / b
-
-
-def _compare(op: str, left: tuple[str, Fn], right: tuple[str, Fn]) -> tuple[str, Fn]:
-    (lk, lf), (rk, rf) = left, right
-    kinds, how = {lk, rk}, _COMPARE[op]
-    if kinds in ({STR}, {BOOL}, {INT}):
-        return BOOL, lambda row, aggs: None if (a := lf(row, aggs)) is None or (b := rf(row, aggs)) is None \
-            else how(a, b)
-    if kinds in ({FLOAT}, {INT, FLOAT}, {DEC, FLOAT}):
-        def floats(row: dict[str, Any], aggs: tuple[Any, ...]) -> Any:
-            a, b = lf(row, aggs), rf(row, aggs)
-            if a is None or b is None:
-                return None
-            if a != a or b != b:  # polars orders NaN above everything and equal to itself
-                raise Bail
-            return how(float(a), float(b))
-        return BOOL, floats
-    raise Unsupported(f"{op} of {lk} and {rk}")
-
-
-def _logic(op: str, args: list[tuple[str, Fn]]) -> tuple[str, Fn]:
-    """Three-valued AND, OR and NOT."""
-    if any(k != BOOL for k, _ in args):
-        raise Unsupported(f"{op} of something not a condition")
-    fns = [f for _, f in args]
-    if op == "NOT":
-        return BOOL, lambda row, aggs: None if (a := fns[0](row, aggs)) is None else not a
-    stop = op == "OR"  # the value that decides: True for OR, False for AND
-
-    def decide(row: dict[str, Any], aggs: tuple[Any, ...]) -> Any:
-        a, b = fns[0](row, aggs), fns[1](row, aggs)
-        return stop if a is stop or b is stop else None if a is None or b is None else not stop
-    return BOOL, decide
-
-
-def _int(value: Any) -> Any:
-    if value is not None and not _LOW <= value <= _HIGH:
-        raise Bail
-    return value
-
-
-def _float(value: Any) -> Any:
-    if value is None or type(value) is float:
-        return value
-    return float(_int(value))
-
-
-def _str(value: Any) -> Any:
-    if value is not None and not value.isascii():
-        value.encode()  # a lone surrogate (JSON allows one) is no string polars holds: UnicodeError
-    return value
-
-
-def _kind(dtype: pl.DataType) -> str:
-    import polars as pl
-
-    kinds = {pl.Int64: INT, pl.Float64: FLOAT, pl.String: STR, pl.Boolean: BOOL, pl.Null: NULL}
-    for known, kind in kinds.items():
-        if dtype == known:
-            return kind
-    raise Unsupported(f"a column of type {dtype}")
-
-
-def _output_kind(dtype: pl.DataType) -> str:
-    """The kind of a column of the query's result: any integer type gives a Python int."""
-    try:
-        return INT if dtype.is_integer() else _kind(dtype)
-    except Unsupported:
-        return str(dtype)
+            return arith("*", (INT, lambda row, aggs: -1), args[0])
+        return arith(e.op, *args)
 
 
 def _name(e: Expr, alias: str | None) -> str:

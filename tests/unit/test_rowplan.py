@@ -33,6 +33,8 @@ EXPRESSIONS = """SELECT c.customer_id, c.age * 2 + 1 AS a2, c.fee / c.age AS rat
   SUM(e.amount) / c.age AS per_year, COUNT(e.kind) + c.age AS mixed
 FROM customers c INNER JOIN events e ON c.customer_id = e.customer_id
 GROUP BY c.customer_id, c.age, c.fee, c.plan, c.vip"""
+BY_KEY = """SELECT c.customer_id, SUM(e.amount) AS spend, COUNT(e.kind) AS n FROM customers c
+LEFT JOIN events e ON e.customer_id = c.customer_id GROUP BY c.customer_id"""  # polars adds in order here
 ONE_TABLE = """SELECT age, fee, fee / age AS per_year, CASE WHEN plan = 'pro' THEN 1 WHEN plan = 'basic' THEN 0 END AS
   is_pro, vip OR age < 18 AS special FROM customers WHERE fee IS NOT NULL AND NOT vip"""
 
@@ -47,7 +49,7 @@ event = st.tuples(st.integers(1, 5), st.one_of(st.floats(0, 1e4, allow_nan=False
                   st.one_of(st.integers(-10, 10), st.none()), st.sampled_from(["login", "buy", None]))
 
 
-def raw_rows(sql: str, events: list[tuple[Any, ...]]) -> RawRows:
+def raw_rows(sql: str, events: list[tuple[Any, ...]], float_sum: str = "kahan") -> RawRows:
     """The service's raw-row computation of a bundle holding `sql` and these events, compiled."""
     def parquet(frame: pl.DataFrame) -> bytes:
         out = io.BytesIO()
@@ -57,7 +59,7 @@ def raw_rows(sql: str, events: list[tuple[Any, ...]]) -> RawRows:
     frame = pl.DataFrame(events, schema=EVENTS, orient="row")
     entry = {"runs": True, "table": "customers", "key": ["customer_id"], "sql": sql, "target": None,
              "tables": {"customers": "c.parquet", "events": "e.parquet"},
-             "compiled": {"runs": True, "float_sum": "kahan"}}
+             "compiled": {"runs": True, "float_sum": float_sum}}
     blobs = {"c.parquet": parquet(pl.DataFrame(schema=CUSTOMERS)), "e.parquet": parquet(frame), "request.json": b""}
     raw = load_raw(blobs, {"request": entry}, ["n_events"])
     assert raw is not None and raw.fast is not None
@@ -76,11 +78,12 @@ def same(one: dict[str, Any], other: dict[str, Any]) -> bool:
                                             for a, b in zip(one.values(), other.values(), strict=True))
 
 
-@pytest.mark.parametrize("sql", [CHURN, EXPRESSIONS, ONE_TABLE], ids=["churn", "expressions", "one-table"])
+@pytest.mark.parametrize("sql", [CHURN, EXPRESSIONS, BY_KEY, ONE_TABLE], ids=["churn", "expressions", "by-key",
+                                                                             "one-table"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(customer, min_size=1, max_size=8), events=st.lists(event, max_size=30))
 def test_the_compiled_row_is_polars_row(sql: str, rows: list[dict[str, Any]], events: list[tuple[Any, ...]]) -> None:
-    raw = raw_rows(sql, events)
+    raw = raw_rows(sql, events, "sequential" if sql == BY_KEY else "kahan")
     for row in rows:
         fast, general = both(raw, row)
         if fast is not None:
@@ -138,6 +141,17 @@ def test_the_build_finds_how_polars_adds_the_floats_of_a_group(group_by: str, fl
     assert compiled(features, customers) == {"runs": True, "float_sum": float_sum}
     assert features.compute(customers, [1])["s"].to_list() == [total]
     assert compile_row(features, float_sum).row({"customer_id": 1, "age": 30}) == {"customer_id": 1, "s": total}
+
+
+def test_a_long_group_is_compiled_only_where_polars_sum_is_followed() -> None:
+    events = [(1, round(0.37 * n + 0.01, 2), n, "buy") for n in range(300)]
+    row = {"customer_id": 1, "age": 3, "plan": "pro", "fee": 1.5, "vip": False}
+    compensated = raw_rows(CHURN, events)
+    fast, general = both(compensated, row)
+    assert fast is not None and general is not None and same(fast, general)
+    in_order = raw_rows(BY_KEY, events, "sequential")  # from 128 values on polars adds blocks pairwise
+    assert in_order.fast is not None and in_order.fast.row(row) is None
+    assert in_order.feature_row(row, ("body",), []) == both(in_order, row)[1]
 
 
 @pytest.mark.parametrize(("sql", "why"), [

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import did_you_mean
 from mlmake.ml.online import REQUEST_FILE, RequestFeatures, key_value, make_lookup
-from mlmake.ml.rowplan import RowPlan, compile_row
+from mlmake.ml.rowplan import FLOAT_SUMS, RowPlan, compile_row
 from mlmake.ml.rows import Loc, Problem
 from mlmake.ml.rowsql import Unsupported
 
@@ -55,7 +55,7 @@ class RawRows:
         if found:
             problems += found
             return None
-        if self.fast is not None and _OTHER not in self.columns.values():
+        if self.fast is not None:
             computed = self.fast.row(row)
             if computed is not None:
                 return computed
@@ -140,12 +140,14 @@ def load_raw(blobs: dict[str, bytes], manifest: dict[str, Any], input_names: lis
                    frozenset({target} & set(columns)) if isinstance(target, str) else frozenset(),
                    frozenset(inputs - set(columns)),
                    frozenset((set(columns) | set(entry.get("ignores") or [])) - inputs - set(key)),
-                   _fast(features, entry.get("compiled")))
+                   _fast(features, entry.get("compiled"), columns))
 
 
-def _fast(features: RequestFeatures, compiled: Any) -> RowPlan | None:
-    """The compiled form the build checked (manifest "compiled"), else None: polars' SQL answers."""
-    if not isinstance(compiled, dict) or not compiled.get("runs"):
+def _fast(features: RequestFeatures, compiled: Any, columns: dict[str, int]) -> RowPlan | None:
+    """The compiled form the build checked (manifest "compiled"), else None: polars' SQL answers
+    (also where a column is read from a JSON string, a date say: polars parses it)."""
+    if not isinstance(compiled, dict) or not compiled.get("runs") or compiled.get("float_sum") not in FLOAT_SUMS \
+            or _OTHER in columns.values():
         return None
     try:
         return compile_row(features, str(compiled.get("float_sum")))

@@ -285,10 +285,6 @@ def _name(e: Expr, alias: str | None) -> str:
     raise Unsupported("an expression without AS")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _children(e: Expr) -> tuple[Expr, ...]:
     if isinstance(e, (Op, Call)):
         return e.args

@@ -252,6 +252,8 @@ class _Parser:
         kind, text = self.peek()
         if kind == "num":
             self.at += 1
+            if "." not in text and int(text) >= 2**63:
+                raise Unsupported(f"the number {text} (past Int64)")
             return Lit("dec", _decimal(text)) if "." in text else Lit("int", int(text))
         if kind == "str":
             self.at += 1

@@ -19,10 +19,18 @@ The cluster is started once, untimed (a real one is already running).
                        built first, untimed, so only the model's node is timed):
                          single     the model as written (one xgboost process, nthread 2)
                          dask       the same model with `engine: dask` (a LocalCluster of 2
-                                    in-process workers, a thread each, started for the node)
-                       Wall time of the build, and the peak resident memory of its largest process
-                       (ru_maxrss of the build's waited-for descendants: the node's process, where
-                       the in-process Dask workers live too).
+                                    in-process workers, a thread each, started for the node):
+                                    the workers read the row groups of data.parquet, split,
+                                    encode and train; the node reads the footer and gathers the
+                                    held-out predictions
+                         cluster    the dask model built with `--scheduler` on a LocalCluster of
+                                    2 worker processes (a thread each, loopback, --shared-fs):
+                                    the node runs on one worker, its training on both
+                       Wall time of the build; the peak resident memory of the build's largest
+                       process (ru_maxrss of its waited-for descendants: the node's process for
+                       single and dask, where dask's in-process workers live too; the client for
+                       cluster, which only plans and commits) and, for cluster, of each worker
+                       process (a fresh cluster per run, so each peak is this build's).
 
 Run: python benchmarks/dask.py [--nodes 200] [--runs 3] [--rows 5000000] [--rounds 20] [--only nodes|engine]
 """
@@ -147,11 +155,11 @@ def big_project(folder: Path, rows: int, rounds: int) -> Path:
     return folder
 
 
-def measured_build(root: Path, remote: Path) -> tuple[float, float, dict[str, float]]:
+def measured_build(root: Path, remote: Path, extra: list[str]) -> tuple[float, float, dict[str, float]]:
     """Wall seconds, peak MiB of the largest process, the model's held-out metrics."""
     env = {**os.environ, "MLMAKE_REMOTE": str(remote)}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURED, *MLMAKE, "-C", str(root), "build", "-j", "1"],
+    done = subprocess.run([sys.executable, "-c", MEASURED, *MLMAKE, "-C", str(root), "build", "-j", "1", *extra],
                           env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
@@ -162,31 +170,53 @@ def measured_build(root: Path, remote: Path) -> tuple[float, float, dict[str, fl
     return seconds, int(done.stdout.splitlines()[-1]) / 1024, metrics
 
 
+def peak_kib() -> int:
+    """This process's peak resident memory (KiB on Linux): run on each worker."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def on_cluster(root: Path, remote: Path, work: Path) -> tuple[float, float, dict[str, float], list[float]]:
+    """measured_build on a fresh LocalCluster of 2 worker processes, and each worker's peak MiB."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      local_directory=str(work / "workers")) as cluster, Client(cluster) as client:
+        seconds, peak, metrics = measured_build(root, remote, ["--scheduler", cluster.scheduler_address,
+                                                               "--shared-fs"])
+        workers = sorted(v / 1024 for v in client.run(peak_kib).values())
+    return seconds, peak, metrics, workers
+
+
 def engine(rows: int, rounds: int, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         template = big_project(work / "template", rows, rounds)
         subprocess.run([*MLMAKE, "-C", str(template), "build", "datasets.events"], capture_output=True, check=True,
                        env={**os.environ, "MLMAKE_REMOTE": str(work / "remote-template")})
-        results: dict[str, list[tuple[float, float, dict[str, float]]]] = {"single": [], "dask": []}
+        results: dict[str, list[tuple[float, float, dict[str, float], list[float]]]] = {
+            "single": [], "dask": [], "cluster": []}
         for run in range(runs):
             for name in results:
                 root = work / f"{name}-{run}"
                 shutil.copytree(template, root)
-                if name == "dask":
+                if name != "single":
                     text = (root / "mlproject.yaml").read_text().replace("task: binary\n", DASK)
                     (root / "mlproject.yaml").write_text(text)
-                results[name].append(measured_build(root, work / f"remote-{name}-{run}"))
+                remote = work / f"remote-{name}-{run}"
+                results[name].append(on_cluster(root, remote, work) if name == "cluster"
+                                     else (*measured_build(root, remote, []), []))
                 shutil.rmtree(root)
         print(f"\none model, {rows} rows x {INPUTS} inputs in {PARTS} partitions, {rounds} rounds; "
               f"{os.cpu_count() or 1} cores; median of {runs}")
-        print(f"{'':8} {'wall s':>8} {'min s':>7} {'peak MiB':>9} {'auc':>7} {'logloss':>8}")
+        print(f"{'':8} {'wall s':>8} {'min s':>7} {'peak MiB':>9} {'workers MiB':>12} {'auc':>7} {'logloss':>8}")
         for name, values in results.items():
             walls = [v[0] for v in values]
+            workers = "/".join(f"{w:.0f}" for w in values[0][3]) or "-"
             print(f"{name:8} {statistics.median(walls):8.2f} {min(walls):7.2f} "
-                  f"{statistics.median(v[1] for v in values):9.0f} {values[0][2]['auc']:7.4f} "
+                  f"{statistics.median(v[1] for v in values):9.0f} {workers:>12} {values[0][2]['auc']:7.4f} "
                   f"{values[0][2]['logloss']:8.4f}")
-
 
 if __name__ == "__main__":
     main()

@@ -49,14 +49,26 @@ class Target:
 
 def describe_inputs(frame: pl.DataFrame, names: list[str]) -> list[Input]:
     """The inputs of a model, with the sorted category list of each text column."""
+    levels = {n: categories(frame[n]) for n in text_columns(dict(frame.schema), names)}
+    return inputs_from(dict(frame.schema), names, levels)
+
+
+def text_columns(schema: dict[str, pl.DataType], names: list[str]) -> list[str]:
+    """The columns of `names` that are coded as categories."""
+    return [n for n in names if dtype_name(schema[n]) in TEXT_TYPES]
+
+
+def inputs_from(schema: dict[str, pl.DataType], names: list[str], levels: dict[str, tuple[Any, ...]]) -> list[Input]:
+    """The inputs from the table's types and each text column's categories (`categories`, or
+    their sorted union over partitions); NodeError for a column a model cannot take."""
     if not names:
         raise NodeError("the model has no input columns left (after the target, key and drop)")
     inputs, problems = [], []
     for name in names:
-        kind = dtype_name(frame.schema[name])
+        kind = dtype_name(schema[name])
         if kind in TEXT_TYPES:
-            inputs.append(Input(name, kind, _categories(frame[name])))
-        elif frame.schema[name].is_numeric() or kind == "bool":
+            inputs.append(Input(name, kind, levels.get(name, ())))
+        elif schema[name].is_numeric() or kind == "bool":
             inputs.append(Input(name, kind))
         else:
             problems.append(f"input column '{name}' has type {kind}, which a model cannot take")
@@ -66,7 +78,8 @@ def describe_inputs(frame: pl.DataFrame, names: list[str]) -> list[Input]:
     return inputs
 
 
-def _categories(column: pl.Series) -> tuple[Any, ...]:
+def categories(column: pl.Series) -> tuple[Any, ...]:
+    """The sorted distinct values of a text column, as text, nulls left out."""
     import polars as pl
 
     return tuple(column.cast(pl.String).drop_nulls().unique().sort().to_list())
@@ -104,25 +117,32 @@ def design_matrix(frame: pl.DataFrame, inputs: list[Input]) -> np.ndarray:
 
 def describe_target(column: pl.Series, task: str) -> Target:
     """The target with its classes; NodeError when it does not fit the task."""
-    kind = dtype_name(column.dtype)
     nulls = column.null_count()
+    classes = class_values(column) if task != "regression" and not nulls else ()
+    return target_from(column.name, column.dtype, task, nulls, classes)
+
+
+def target_from(name: str, dtype: pl.DataType, task: str, nulls: int, classes: tuple[Any, ...]) -> Target:
+    """The target from its type, null count and sorted values (class_values; a reduction over
+    partitions gives them too); NodeError when it does not fit the task."""
+    kind = dtype_name(dtype)
     if nulls:
-        raise NodeError(f"target '{column.name}' has {nulls} null rows; fill or filter them in the feature set")
+        raise NodeError(f"target '{name}' has {nulls} null rows; fill or filter them in the feature set")
     if task == "regression":
-        if not (column.dtype.is_numeric() or kind == "bool"):
-            raise NodeError(f"a regression target must be numeric; '{column.name}' has type {kind}")
-        return Target(column.name, kind)
-    classes = _classes(column)
+        if not (dtype.is_numeric() or kind == "bool"):
+            raise NodeError(f"a regression target must be numeric; '{name}' has type {kind}")
+        return Target(name, kind)
     if task == "binary" and len(classes) != 2:
         hint = "; use task: multiclass" if len(classes) > 2 else ""
-        raise NodeError(f"a binary target needs exactly 2 values; '{column.name}' has {len(classes)}: "
+        raise NodeError(f"a binary target needs exactly 2 values; '{name}' has {len(classes)}: "
                         f"{examples(list(classes), 10)}{hint}")
     if len(classes) < 2:
-        raise NodeError(f"a multiclass target needs at least 2 values; '{column.name}' has {len(classes)}")
-    return Target(column.name, kind, classes)
+        raise NodeError(f"a multiclass target needs at least 2 values; '{name}' has {len(classes)}")
+    return Target(name, kind, classes)
 
 
-def _classes(column: pl.Series) -> tuple[Any, ...]:
+def class_values(column: pl.Series) -> tuple[Any, ...]:
+    """The sorted values of a class column (text as text); NodeError for fractions."""
     import polars as pl
 
     if dtype_name(column.dtype) in TEXT_TYPES:
@@ -159,8 +179,12 @@ def split_rows(n: int, test_size: float, seed: int, strata: np.ndarray | None) -
     picked = [rng.permutation(g)[: int(np.floor(len(g) * test_size + 0.5))] for g in groups]
     held = np.zeros(n, dtype=bool)
     held[np.concatenate(picked)] = True
-    train, test = np.flatnonzero(~held), np.flatnonzero(held)
-    if not len(train) or not len(test):
-        raise NodeError(f"the split leaves {len(train)} training and {len(test)} held-out rows of {n}; "
+    return checked_split(n, int(held.sum()), np.flatnonzero(~held), np.flatnonzero(held))
+
+
+def checked_split(n: int, held: int, train: Any, test: Any) -> tuple[Any, Any]:
+    """(train, test) as given; NodeError when either part of the n rows is empty (held: held out)."""
+    if held in (0, n):
+        raise NodeError(f"the split leaves {n - held} training and {held} held-out rows of {n}; "
                         "change split.test_size or add rows")
     return train, test

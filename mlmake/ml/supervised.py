@@ -14,12 +14,14 @@ from mlmake.core.kind import Task
 from mlmake.ml.design import (
     Input,
     Target,
+    checked_split,
     describe_inputs,
     describe_target,
     design_matrix,
     encode_target,
     split_rows,
 )
+from mlmake.ml.hashsplit import HASH, held_out
 from mlmake.ml.metrics import slice_metrics
 from mlmake.ml.tables import first_line, log_line, scan_upstream, sort_frame, upstream_address, upstream_key
 
@@ -50,18 +52,28 @@ def prepare(task: Task) -> Data:
     """Read the upstream table in a fixed order, describe its columns and split its rows."""
     config = task.config
     frame, key = _load(task, str(config["features"]))
-    _check_columns(frame, config)
+    check_columns(frame.columns, config)
     target = describe_target(frame[str(config["target"])], str(config["task"]))
     skip = {target.name, *key, *(config.get("drop") or [])}
     inputs = describe_inputs(frame, [c for c in frame.columns if c not in skip])
     y = encode_target(frame[target.name], target)
-    split = config.get("split") or {}
-    strata = y if split.get("stratify") and target.classes else None
-    if split.get("stratify") and not target.classes:
-        log_line(task.log, "split.stratify ignored: a regression target has no classes")
-    train_rows, test_rows = split_rows(frame.height, float(split.get("test_size", 0.2)),
-                                       int(split.get("seed", 0)), strata)
+    train_rows, test_rows = _split(task, frame, key, y if target.classes else None)
     return Data(frame, key, target, inputs, design_matrix(frame, inputs), y, train_rows, test_rows)
+
+
+def _split(task: Task, frame: pl.DataFrame, key: list[str],
+           classes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices: seeded at random (stratified on request), or by hash of each row."""
+    import numpy as np
+
+    split = task.config.get("split") or {}
+    test_size, seed = float(split.get("test_size", 0.2)), int(split.get("seed", 0))
+    if split.get("by") == HASH:
+        held = held_out(frame, key or frame.columns, test_size, seed)
+        return checked_split(frame.height, int(held.sum()), np.flatnonzero(~held), np.flatnonzero(held))
+    if split.get("stratify") and classes is None:
+        log_line(task.log, "split.stratify ignored: a regression target has no classes")
+    return split_rows(frame.height, test_size, seed, classes if split.get("stratify") else None)
 
 
 def _load(task: Task, name: str) -> tuple[pl.DataFrame, list[str]]:
@@ -76,9 +88,9 @@ def _load(task: Task, name: str) -> tuple[pl.DataFrame, list[str]]:
     return sort_frame(frame, key), key
 
 
-def _check_columns(frame: pl.DataFrame, config: dict[str, Any]) -> None:
+def check_columns(columns: list[str], config: dict[str, Any]) -> None:
     """The target, drop and slice columns must be columns of the table."""
-    columns, source = frame.columns, config["features"]
+    source = config["features"]
     problems = []
     if config["target"] not in columns:
         hint = did_you_mean(str(config["target"]), columns)
@@ -106,25 +118,34 @@ def reported(metrics: dict[str, float], by_slice: dict[str, Any]) -> dict[str, A
 def signature(task: Task, data: Data, objective: str) -> dict[str, Any]:
     """What serving needs to rebuild the inputs and read the outputs (`objective` names what
     the model optimises: xgboost's objective, or a plugin's own word)."""
+    return signature_of(task, data.key, data.inputs, data.target, objective)
+
+
+def signature_of(task: Task, key: list[str], inputs: list[Input], target: Target, objective: str) -> dict[str, Any]:
+    """signature.json from its parts (engine: dask has no Data: it never holds the table)."""
     signature: dict[str, Any] = {
-        "task": task.config["task"], "features": task.config["features"], "key": data.key,
-        "inputs": [i.as_json() for i in data.inputs], "target": data.target.as_json(),
+        "task": task.config["task"], "features": task.config["features"], "key": key,
+        "inputs": [i.as_json() for i in inputs], "target": target.as_json(),
         "objective": objective,
     }
-    if data.target.classes:
-        signature["classes"] = list(data.target.classes)
-    if len(data.target.classes) == 2:
-        signature["positive_class"] = data.target.classes[1]  # predictions' "probability" is of this class
+    if target.classes:
+        signature["classes"] = list(target.classes)
+    if len(target.classes) == 2:
+        signature["positive_class"] = target.classes[1]  # predictions' "probability" is of this class
     return signature
 
 
 def predictions(data: Data, pred: np.ndarray) -> pl.DataFrame:
     """The held-out rows: key, target, prediction and class probabilities."""
+    return predictions_of(data.frame[data.test].select([*data.key, data.target.name]), data.target, pred)
+
+
+def predictions_of(rows: pl.DataFrame, target: Target, pred: np.ndarray) -> pl.DataFrame:
+    """The held-out rows (key and target) with their prediction and class probabilities."""
     import numpy as np
     import polars as pl
 
-    rows = data.frame[data.test].select([*data.key, data.target.name])
-    classes = list(data.target.classes)
+    classes = list(target.classes)
     if not classes:
         return rows.with_columns(pl.Series("prediction", pred.astype(np.float64)))
     labels = pl.Series("prediction", classes)

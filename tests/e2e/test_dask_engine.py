@@ -1,5 +1,6 @@
 """A model's `engine: dask`: trained with xgboost.dask on a dataset that is a folder of parquet
-partitions, judged on the same held-out rows as the single-machine model of the same params."""
+partitions, read, split and encoded by the Dask workers partition by partition, and judged on the
+same held-out rows as the single-machine model of the same params with `split: {by: hash}`."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from tests.helpers import build
 
 pytest.importorskip("xgboost.dask")
 
-# Each Dask worker sketches the histogram quantiles (the split candidates) of its own partitions,
-# and the sketches are merged: the candidate splits differ a little from the single-process
-# sketch of all rows, so the trees differ and so do the metrics (measured here, 3 000 rows: auc
-# 0.9425 vs 0.9420, logloss 0.3111 vs 0.3095, accuracy 0.868 vs 0.875, i.e. 4 of 600 held-out rows
-# on the other side of 0.5). 0.02 is three times the largest gap, and far below what a broken
-# training gives (auc ~0.5 on this signal).
+# Both models hold out the same rows (a hash of the key `id` and the seed picks each: asserted
+# below), so what differs is the training alone: each Dask worker sketches the histogram
+# quantiles (the candidate splits) of its own partitions and the sketches are merged, so the
+# trees differ a little from a single-process training. Measured here (3 000 rows, 636 held
+# out): auc 0.9388 vs 0.9393, logloss 0.3145 vs 0.3138, accuracy 0.8569 vs 0.8616 (3 rows of
+# 636 on the other side of 0.5). 0.02 is four times the largest gap, and far below what a broken
+# training or a misaligned prediction gives (auc ~0.5 on this signal). It was 0.02 when the two
+# models held out different rows too; the same rows now make the gaps smaller, not the bound.
 TOLERANCE = 0.02
 ROWS_PER_PART, PARTS = 750, 4
 
@@ -30,16 +33,22 @@ datasets:
   events:
     path: data/events
     format: parquet
+features:
+  rows:
+    from: events
+    key: id
+    sql: SELECT * FROM events
 models:
   here:
-    features: events
+    features: rows
     target: label
     task: binary
+    split: {by: hash}
     params: {num_boost_round: 20, max_depth: 4, nthread: 2}
     metrics: [auc, logloss, accuracy]
     slices: [region]
   spread:
-    features: events
+    features: rows
     target: label
     task: binary
     engine: dask
@@ -77,13 +86,20 @@ def test_engine_dask_trains_on_the_partitions_and_agrees_with_the_single_machine
     partitioned(root)
     result, ran = build(run_cli, root)
     assert result.exit_code == 0, result.stderr
-    assert ran == {"datasets.events": "built", "models.here": "built", "models.spread": "built",
-                   "deploy.scores": "built"}
+    assert ran == {"datasets.events": "built", "features.rows": "built", "models.here": "built",
+                   "models.spread": "built", "deploy.scores": "built"}
 
     here, spread = (root / "build" / "models" / "here", root / "build" / "models" / "spread")
     assert sorted(p.name for p in spread.iterdir()) == sorted(p.name for p in here.iterdir())
     local, dask = (json.loads((d / "metrics.json").read_text()) for d in (here, spread))
-    assert (dask["n_train"], dask["n_test"]) == (local["n_train"], local["n_test"]) == (2400, 600)
+    # the same rows held out: each picked by a hash of its key and the seed, by both engines
+    assert (dask["n_train"], dask["n_test"]) == (local["n_train"], local["n_test"]) == (2364, 636)
+    import polars as pl
+
+    held = [pl.read_parquet(d / "predictions.parquet") for d in (here, spread)]
+    assert held[0].columns == held[1].columns == ["id", "label", "prediction", "probability"]
+    assert held[0]["id"].to_list() == held[1]["id"].to_list()
+    assert held[0]["label"].to_list() == held[1]["label"].to_list()
     assert local["metrics"]["auc"] > 0.9
     for name in ("auc", "logloss", "accuracy"):
         assert dask["metrics"][name] == pytest.approx(local["metrics"][name], abs=TOLERANCE), name
@@ -93,11 +109,10 @@ def test_engine_dask_trains_on_the_partitions_and_agrees_with_the_single_machine
     assert (spread / "signature.json").read_text() == (here / "signature.json").read_text()
 
     log = (root / ".mlmake" / "logs" / "models.spread.log").read_text()
-    assert "engine dask on a LocalCluster for the node: 2 worker(s), 2400 training rows in partitions of 600" in log
+    assert ("engine dask on a LocalCluster for the node: 2 worker(s); features.rows (1 file(s)) in 4 partitions, "
+            "read by the workers\ntraining 20 rounds on 2364 rows, 636 held out (split by hash)\n") in log
 
     # the saved booster loads through the batch scorer as a single-machine model's does
-    import polars as pl
-
     scores = pl.read_parquet(root / "build" / "scores.parquet")
     assert scores.height == ROWS_PER_PART * PARTS
 
@@ -122,9 +137,29 @@ def test_on_the_builds_cluster_engine_dask_trains_across_its_workers(
                                   dashboard_address=None, local_directory=str(tmp_path / "workers")) as cluster:
         result, ran = build(run_cli, root, "--scheduler", cluster.scheduler_address, "-j", "1")
     assert result.exit_code == 0, result.stderr
-    assert ran == {"datasets.events": "built", "models.here": "built", "models.spread": "built"}
+    assert ran == {"datasets.events": "built", "features.rows": "built", "models.here": "built",
+                   "models.spread": "built"}
     local, dask = (json.loads((root / "build" / "models" / m / "metrics.json").read_text()) for m in ("here", "spread"))
     for name in ("auc", "logloss", "accuracy"):
         assert dask["metrics"][name] == pytest.approx(local["metrics"][name], abs=TOLERANCE), name
     log = (root / ".mlmake" / "logs" / "models.spread.log").read_text()
-    assert "engine dask on the build's cluster: 2 worker(s), 2400 training rows in partitions of 600" in log
+    assert ("engine dask on the build's cluster: 2 worker(s); features.rows (1 file(s)) in 4 partitions, "
+            "read by the workers\n") in log
+
+
+def test_a_hash_split_cannot_be_stratified(run_cli: Any, make_project: Any) -> None:
+    from tests.helpers import VALID
+
+    split = 'split: {test_size: "${params.test_size}", seed: "${params.seed}"}'
+    root = make_project({"mlproject.yaml": VALID.replace(split, "split: {by: hash, stratify: true}")})
+    result = run_cli(root, "validate")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "mlproject.yaml:19:33: models.churn.split.stratify: stratify needs by: random (a hash split picks each row "
+        "on its own, without counting the classes)\n"
+        "      split: {by: hash, stratify: true}\n"
+        "                                  ^\n"
+        "  hint: remove stratify, or write by: random\n"
+        "1 error found\n")
+    (root / "mlproject.yaml").write_text(VALID.replace(split, "split: {by: hash}"))
+    assert run_cli(root, "validate").exit_code == 0

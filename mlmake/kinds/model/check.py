@@ -26,6 +26,11 @@ def check(item: ItemCheck, typed_params: Collection[str]) -> list[Diagnostic]:
             found.append(item.doc.diagnostic((item.section, item.name, "params", "extra", key),
                                              f"'{key}' has its own key, checked by mlmake",
                                              f"write it as params.{key}", key=True))
+    split = model.get("split")
+    if isinstance(split, dict) and split.get("by") == "hash" and split.get("stratify") is True:
+        found.append(item.problem(("split", "stratify"), "stratify needs by: random (a hash split picks "
+                                  "each row on its own, without counting the classes)",
+                                  "remove stratify, or write by: random"))
     computed = [m for m in (model.get("metrics") or DEFAULT_METRICS[task]) if m in applies]
     for gate in model.get("gates") or {}:
         metric = gated_metric(gate)

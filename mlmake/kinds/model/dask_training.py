@@ -1,7 +1,10 @@
-"""`engine: dask`: the same booster trained with xgboost.dask, the training rows split into
-partitions that Dask workers hold.
+"""`engine: dask` on a table the node's process has read: the training rows split into
+partitions that Dask workers hold, trained with xgboost.dask. The node reads the table only when
+its split needs the whole table (`split: {by: random}` or `stratify`, see recipe.is_partition_wise);
+otherwise dask_table.py reads it partition by partition on the workers. `train_on` and the client
+serve both.
 
-The rows, split and encoding are the single-machine model's (ml/supervised.prepare), so the
+The rows, split and encoding are then the single-machine model's (ml/supervised.prepare), so the
 held-out rows, metrics, slices, predictions and signature are computed as they are for it, and
 the booster is saved the same way (serve and batch load it unchanged). What differs is the
 training: each worker builds its quantile sketch on its own partitions, so the trees differ a
@@ -63,7 +66,6 @@ def train_dask(plan: TrainingSetup, data: tuple[np.ndarray, np.ndarray], held_ou
     import xgboost as xgb
 
     check_finite(data[0], inputs)
-    params = {k: v for k, v in plan.params.items() if k != "nthread"}  # a thread per Dask worker
     names, types = [i.name for i in inputs], feature_types(inputs)
     with dask_client(workers) as (client, where):
         def dmatrix(x: np.ndarray, y: np.ndarray) -> Any:
@@ -76,11 +78,19 @@ def train_dask(plan: TrainingSetup, data: tuple[np.ndarray, np.ndarray], held_ou
         train_set, test_set = dmatrix(*data), dmatrix(*held_out)
         log_line(log, f"engine dask on {where}: {len(client.scheduler_info()['workers'])} worker(s), "
                       f"{len(data[0])} training rows in partitions of {partitions(len(data[0]), workers)}")
-        try:
-            output = xgb.dask.train(client, params, train_set, plan.rounds, evals=[(test_set, "test")],
-                                    early_stopping_rounds=plan.early_stopping, verbose_eval=False)
-        except xgb.core.XGBoostError as exc:
-            raise NodeError(f"xgboost rejected the training: {first_line(exc)}") from None
+        return train_on(client, plan, train_set, test_set, log)
+
+
+def train_on(client: Any, plan: TrainingSetup, train_set: Any, test_set: Any, log: str) -> Fit:
+    """xgboost.dask.train on two DaskDMatrix; with early stopping, the trees up to the best round."""
+    import xgboost as xgb
+
+    params = {k: v for k, v in plan.params.items() if k != "nthread"}  # a thread per Dask worker
+    try:
+        output = xgb.dask.train(client, params, train_set, plan.rounds, evals=[(test_set, "test")],
+                                early_stopping_rounds=plan.early_stopping, verbose_eval=False)
+    except xgb.core.XGBoostError as exc:
+        raise NodeError(f"xgboost rejected the training: {first_line(exc)}") from None
     booster = output["booster"]
     _log_history(log, output["history"], plan.rounds)
     if plan.early_stopping is None:

@@ -15,6 +15,7 @@ class Split:
     test_size: float = 0.2
     seed: int = 0
     stratify: bool = False
+    by: str | None = None  # "random" or "hash"; None: unset, so no existing fingerprint moves
 
 
 @dataclass(frozen=True, slots=True)

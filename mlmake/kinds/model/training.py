@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError
-from mlmake.ml.design import Input, feature_types
+from mlmake.ml.design import Input, Target, feature_types
 from mlmake.ml.tables import first_line, log_line
 
 if TYPE_CHECKING:
     import numpy as np
+    import polars as pl
 
 OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
 EVAL_METRICS = {"binary": "logloss", "multiclass": "mlogloss", "regression": "rmse"}
@@ -37,6 +38,21 @@ class Fit:
     booster: Any
     best_iteration: int
     objective: str
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained model and its held-out rows: what its metrics and files are made of, whichever
+    engine trained it."""
+
+    fit: Fit
+    key: list[str]
+    target: Target
+    inputs: list[Input]
+    held: pl.DataFrame  # the held-out rows' key, target and slice columns, in the table's order
+    y: np.ndarray  # their encoded target
+    pred: np.ndarray  # their predictions
+    n_train: int
 
 
 def training_setup(given: dict[str, Any], task: str, n_classes: int, threads: int, seed: int) -> TrainingSetup:
@@ -87,10 +103,13 @@ def check_finite(x: np.ndarray, inputs: list[Input]) -> None:
 
     infinite = np.isinf(x).any(axis=0)
     if infinite.any():
-        names = [i.name for i, bad in zip(inputs, infinite, strict=True) if bad]
-        raise NodeError(f"input column(s) {names} hold inf or -inf (or a number too large for float32), which "
-                        "xgboost cannot train on; declare the column as float in its dataset's schema (inf is "
-                        "then a missing value) or replace the values in the feature set")
+        raise NodeError(infinite_error([i.name for i, bad in zip(inputs, infinite, strict=True) if bad]))
+
+
+def infinite_error(names: list[str]) -> str:
+    return (f"input column(s) {names} hold inf or -inf (or a number too large for float32), which "
+            "xgboost cannot train on; declare the column as float in its dataset's schema (inf is "
+            "then a missing value) or replace the values in the feature set")
 
 
 def train(plan: TrainingSetup, train_set: Any, test_set: Any, log: str) -> Fit:

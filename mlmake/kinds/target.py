@@ -17,7 +17,8 @@ from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node
 from mlmake.kinds.follow import followed_version, split_model
 
 SECTION = "deploy"
-RECIPE = 3  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it; 3: raw rows (request.json)
+RECIPE = 4  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it; 3: raw rows (request.json);
+# 4: request.json says whether the SQL is compiled for one row ("compiled")
 LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
 TABLES = ("features", "datasets")
 MODELS = ("models",)
@@ -121,7 +122,11 @@ def store_note(manifest: dict[str, Any]) -> str:
 def raw_note(manifest: dict[str, Any]) -> str:
     """Whether the bundle computes features from raw rows; said by the build, not found by a client."""
     request = manifest.get("request") or {}
-    return "features computed per request" if request.get("runs") else f"not accepted: {request.get('why')}"
+    if not request.get("runs"):
+        return f"not accepted: {request.get('why')}"
+    fast = request.get("compiled") or {"why": "built by an older mlmake"}
+    return "features computed per request" + ("" if fast.get("runs") else
+                                              f" by polars' sql (not compiled: {fast.get('why')})")
 
 
 class ServingKind:

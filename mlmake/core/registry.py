@@ -25,6 +25,7 @@ BUILTIN = (
     ("http", "mlmake.kinds.http:KIND"),
     ("batch", "mlmake.kinds.batch:KIND"),
     ("docker", "mlmake.kinds.docker:KIND"),
+    ("store", "mlmake.kinds.store:KIND"),
     ("card", "mlmake.kinds.card:KIND"),
     ("monitor", "mlmake.kinds.monitor:KIND"),
 )

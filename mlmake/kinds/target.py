@@ -8,7 +8,7 @@ built here: see mlmake.kinds.follow."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlmake.core.errors import Diagnostic, Span
@@ -17,7 +17,8 @@ from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node
 from mlmake.kinds.follow import followed_version, split_model
 
 SECTION = "deploy"
-RECIPE = 3  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it; 3: raw rows (request.json)
+RECIPE = 4  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it; 3: raw rows (request.json);
+# 4: request.json says whether the SQL is compiled for one row ("compiled")
 LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
 TABLES = ("features", "datasets")
 MODELS = ("models",)
@@ -43,6 +44,13 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ServedTarget(Target):
+    """An http or docker target, and the store node (kinds/store/) it serves instead of its model's rows."""
+
+    store: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchTarget(Target):
     """A batch target: a model, the table it scores and the file it writes."""
 
@@ -50,8 +58,8 @@ class BatchTarget(Target):
     output: str | None = None
 
 
-def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Target:
-    return Target(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d))
+def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> ServedTarget:
+    return ServedTarget(name, span, d["model"], d.get("description", ""), deps_of(d), _approvals(d), d.get("store"))
 
 
 def parse_batch(name: str, span: Span | None, d: Mapping[str, Any]) -> BatchTarget:
@@ -105,13 +113,20 @@ def task_folder(task: Task) -> str:
 
 def store_note(manifest: dict[str, Any]) -> str:
     store = manifest.get("store")
-    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}" if store else ""
+    if not store:
+        return ""
+    node = f" from {store['source']}" if str(store.get("source")).startswith(f"{SECTION}.") else ""
+    return f"; online store of {store['rows']} rows keyed by {', '.join(store['key'])}{node}"
 
 
 def raw_note(manifest: dict[str, Any]) -> str:
     """Whether the bundle computes features from raw rows; said by the build, not found by a client."""
     request = manifest.get("request") or {}
-    return "features computed per request" if request.get("runs") else f"not accepted: {request.get('why')}"
+    if not request.get("runs"):
+        return f"not accepted: {request.get('why')}"
+    fast = request.get("compiled") or {"why": "built by an older mlmake"}
+    return "features computed per request" + ("" if fast.get("runs") else
+                                              f" by polars' sql (not compiled: {fast.get('why')})")
 
 
 class ServingKind:
@@ -123,23 +138,29 @@ class ServingKind:
     word = "deploy target"
     recipe = RECIPE
     libraries: tuple[str, ...] = LIBRARIES
-    item_type = Target
+    item_type = ServedTarget
     name: str
     fragment: str  # the kind's module file: its item.schema.json lies beside it
 
     def item_schema(self) -> dict[str, Any]:
         return load_fragment(self.fragment)
 
-    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> Target:
+    def parse(self, name: str, span: Span | None, data: Mapping[str, Any]) -> ServedTarget:
         return parse(name, span, data)
 
     def paths(self, item: ItemCheck) -> ItemPaths:
         return ItemPaths(inputs=dep_files(item))
 
     def check(self, item: ItemCheck) -> list[Diagnostic]:
-        return []
+        from mlmake.kinds.store import check_served_store
 
-    def declare(self, project: Project, item: Target) -> NodeDecl:
+        return check_served_store(item)
+
+    def declare(self, project: Project, item: ServedTarget) -> NodeDecl:
+        if item.store:  # the store node's rows and lookup tables, not the model's feature set
+            decl = declare(self.name, project, item, None)
+            ref = Ref(item.store, (SECTION, item.name, "store"), (SECTION,))
+            return replace(decl, refs=decl.refs + (ref,))
         decl = declare(self.name, project, item, keyed_table(project, item))
         return request_features(project, item, decl)
 
@@ -147,8 +168,6 @@ class ServingKind:
 def request_features(project: Project, item: Target, decl: NodeDecl) -> NodeDecl:
     """A serving target also reads its model's feature set and the datasets that set reads, so
     its bundle can compute features from raw rows (ml/requestbundle.py)."""
-    from dataclasses import replace
-
     from mlmake.kinds.features.sqlcolumns import read_names
 
     table = model_table(project, item)

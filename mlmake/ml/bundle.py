@@ -29,6 +29,7 @@ from mlmake.core.errors import NodeError
 from mlmake.core.kind import Task
 from mlmake.ml.requestbundle import write_request
 from mlmake.ml.scoring import METRICS_FILE, SIGNATURE_FILE, model_files
+from mlmake.ml.storefolder import copy_store
 from mlmake.ml.tables import read_json, scan_upstream, upstream_folder, write_json, write_parquet
 
 MANIFEST_FILE = "manifest.json"
@@ -62,10 +63,14 @@ def write_bundle(task: Task, out: str) -> dict[str, Any]:
     for name in files:
         if name != SIGNATURE_FILE:
             _copy(task, model_dir, name, out)
-    store = _write_store(task, signature, out)
+    store: dict[str, Any] | None
+    if task.config.get("store"):  # a store node's rows and lookup tables (kinds/store/)
+        store, request, written = copy_store(task, signature, out, STORE_FILE)
+    else:
+        store = _write_store(task, signature, out)
+        request, written = write_request(task, signature, out)
     if store:
         files.append(STORE_FILE)
-    request, written = write_request(task, signature, out)
     files += written
     manifest = describe(task, os.path.join(out, files[0]), signature)
     manifest["store"] = store

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import NodeError
 from mlmake.ml.online import REQUEST_FILE, RequestFeatures, make_lookup, replay
+from mlmake.ml.rowplan import compiled
 from mlmake.ml.tables import columns_of, first_line, scan_upstream, write_json, write_parquet
 
 if TYPE_CHECKING:
@@ -52,9 +53,17 @@ def write_request(task: Task, signature: dict[str, Any], out: str) -> tuple[dict
     entry = {"runs": True, "table": first, "key": key, "sql": feature["sql"], "target": _target(signature),
              "tables": files, "columns": columns_of(request.clear()),
              "ignores": [c for c in _frame(task, first, whole=True).columns if c not in request.columns],
-             "replayed": min(request.height, 200)}
+             "replayed": min(request.height, 200), "compiled": _compiled(features, request)}
     write_json(os.path.join(out, REQUEST_FILE), entry)
     return entry, [REQUEST_FILE, *files.values()]
+
+
+def _compiled(features: RequestFeatures, request: pl.DataFrame) -> dict[str, Any]:
+    """Whether the service may answer with the query compiled for one row (ml/rowplan.py)."""
+    try:
+        return compiled(features, request)
+    except Exception as exc:  # noqa: BLE001 - polars' many errors: the general path stays, and says why
+        return {"runs": False, "why": f"checking it failed: {first_line(exc)}"}
 
 
 def _cannot(task: Task, feature: dict[str, Any]) -> tuple[str, list[str]]:

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlmake.core.errors import did_you_mean
 from mlmake.ml.online import REQUEST_FILE, RequestFeatures, key_value, make_lookup
+from mlmake.ml.rowplan import FLOAT_SUMS, RowPlan, compile_row
 from mlmake.ml.rows import Loc, Problem
+from mlmake.ml.rowsql import Unsupported
 
 if TYPE_CHECKING:
     import polars as pl
@@ -40,6 +42,7 @@ class RawRows:
     optional: frozenset[str]  # columns a row may leave out (the target: a client does not know it)
     derived: frozenset[str]  # inputs only the SQL makes
     raw_only: frozenset[str]  # columns a raw row has and a feature row does not
+    fast: RowPlan | None = None  # the SQL compiled for one row, where the build found it gives the same
 
     def is_raw(self, row: Any) -> bool:
         if type(row) is not dict or row.keys() & self.derived:
@@ -52,6 +55,10 @@ class RawRows:
         if found:
             problems += found
             return None
+        if self.fast is not None:
+            computed = self.fast.row(row)
+            if computed is not None:
+                return computed
         frame = self._frame(row, at, problems)
         if frame is None:
             return None
@@ -132,7 +139,20 @@ def load_raw(blobs: dict[str, bytes], manifest: dict[str, Any], input_names: lis
     return RawRows(features, str(manifest.get("model", {}).get("features") or table), columns,
                    frozenset({target} & set(columns)) if isinstance(target, str) else frozenset(),
                    frozenset(inputs - set(columns)),
-                   frozenset((set(columns) | set(entry.get("ignores") or [])) - inputs - set(key)))
+                   frozenset((set(columns) | set(entry.get("ignores") or [])) - inputs - set(key)),
+                   _fast(features, entry.get("compiled"), columns))
+
+
+def _fast(features: RequestFeatures, compiled: Any, columns: dict[str, int]) -> RowPlan | None:
+    """The compiled form the build checked (manifest "compiled"), else None: polars' SQL answers
+    (also where a column is read from a JSON string, a date say: polars parses it)."""
+    if not isinstance(compiled, dict) or not compiled.get("runs") or compiled.get("float_sum") not in FLOAT_SUMS \
+            or _OTHER in columns.values():
+        return None
+    try:
+        return compile_row(features, str(compiled.get("float_sum")))
+    except Unsupported:
+        return None
 
 
 def _kind(dtype: pl.DataType) -> int:

@@ -305,7 +305,7 @@ def test_loading_the_kinds_imports_no_heavy_library(python: Path) -> None:
             "print([m for m in ('sklearn', 'scipy', 'numpy', 'polars', 'xgboost') if m in sys.modules])")
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (0, "")
-    kinds = ['dataset', 'features', 'model', 'cmd', 'http', 'batch', 'docker', 'card', 'monitor', 'sklearn']
+    kinds = ['dataset', 'features', 'model', 'cmd', 'http', 'batch', 'docker', 'store', 'card', 'monitor', 'sklearn']
     assert done.stdout == f"{kinds}\n[]\n"
 
 

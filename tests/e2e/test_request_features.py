@@ -140,3 +140,38 @@ def test_the_build_says_which_feature_sets_cannot_run_per_request(tmp_path: Path
     manifest = json.loads((root / "build/deploy/species_api/manifest.json").read_text())
     assert manifest["request"] == {"runs": False, "why": why}
     assert not (root / "build/deploy/species_api/request.json").exists()
+
+
+def test_the_manifest_says_the_sql_is_compiled_for_one_row(churn: tuple[Path, Service],
+                                                           penguins: tuple[Path, Service]) -> None:
+    for root, deploy in ((churn[0], "churn_api"), (penguins[0], "species_api")):
+        request = json.loads((root / f"build/deploy/{deploy}/manifest.json").read_text())["request"]
+        assert request["compiled"] == {"runs": True, "float_sum": "kahan"}
+
+
+def test_sql_that_is_not_compiled_runs_by_polars_with_the_same_answers(tmp_path: Path) -> None:
+    root = tmp_path / "penguins"
+    copy_example("penguins", root)
+    text = (root / "mlproject.yaml").read_text(encoding="utf-8")
+    (root / "mlproject.yaml").write_text(text.replace("bill_length_mm / bill_depth_mm AS bill_ratio",
+                                                      "bill_length_mm / NULLIF(bill_depth_mm, 0) AS bill_ratio"),
+                                         encoding="utf-8")
+    result = run_cli(root, "build")
+    assert result.exit_code == 0, result.stderr
+    assert "raw_rows=features computed per request by polars' sql (not compiled: function NULLIF)\n" in result.stdout
+    features = pl.read_parquet(root / "build/features/penguin_features/data.parquet")
+    scores = pl.read_parquet(root / "build/deploy/species_scores/scores.parquet")
+    expected = {row: (s["prediction"], [s[f"probability_{c}"] for c in ("Adelie", "Chinstrap", "Gentoo")])
+                for row, s in zip(features.select(PENGUIN_COLUMNS).rows(), scores.iter_rows(named=True), strict=True)}
+    measured = pl.read_parquet(root / "build/datasets/penguins/data.parquet").filter(
+        pl.col("bill_length_mm").is_not_null())
+    is_male = [None if s is None else int(s == "male") for s in measured["sex"]]
+    keys = [(*r[:6], m) for r, m in zip(measured.select(PENGUIN_COLUMNS[:6]).rows(), is_male, strict=True)]
+    service = serve(root, "species_api")
+    try:
+        answer = service.predict({"rows": measured.to_dicts()}).json()
+    finally:
+        service.stop()
+    assert len(keys) == 342
+    assert answer["predictions"] == [expected[k][0] for k in keys]
+    assert answer["probabilities"] == [expected[k][1] for k in keys]

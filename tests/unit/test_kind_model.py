@@ -269,3 +269,22 @@ def test_multiclass_and_regression_metrics_by_hand() -> None:
     reg = compute("regression", ["rmse", "mae", "r2"], np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
     assert reg == pytest.approx({"rmse": np.sqrt(4 / 3), "mae": 2 / 3, "r2": 1 - 4 / 2})
     assert "r2" not in compute("regression", ["r2"], np.array([2.0, 2.0]), np.array([1.0, 3.0]))
+
+
+@pytest.mark.parametrize(("engine", "split", "config_split"), [
+    (None, {}, {"test_size": 0.2, "seed": 0, "stratify": False}),
+    ("dask", {}, {"test_size": 0.2, "seed": 0, "stratify": False, "by": "hash"}),
+    ("dask", {"stratify": True}, {"test_size": 0.2, "seed": 0, "stratify": True, "by": "random"}),
+    ("dask", {"by": "random"}, {"test_size": 0.2, "seed": 0, "stratify": False, "by": "random"}),
+])
+def test_the_split_engine_dask_uses_is_in_the_fingerprint(engine: str | None, split: dict[str, Any],
+                                                         config_split: dict[str, Any]) -> None:
+    """engine: dask splits by hash unless told otherwise; the config says so, so a dask model
+    trained with another split (before partition-wise training) is stale, never called fresh."""
+    from mlmake.core.spec import node_config
+    from mlmake.kinds.model.item import parse
+
+    declared: dict[str, Any] = {"features": "customers", "target": "churned", "task": "binary", "split": split}
+    if engine:
+        declared["engine"] = engine
+    assert node_config(parse("m", None, declared))["split"] == config_split

@@ -77,10 +77,10 @@ def test_the_published_file_is_what_the_builtin_kinds_generate() -> None:
 
 def test_a_shared_section_picks_the_fragment_by_kind() -> None:
     item = SCHEMA["properties"]["deploy"]["additionalProperties"]
-    assert item["required"] == ["kind"] and item["properties"]["kind"]["enum"] == ["http", "batch", "docker"]
+    assert item["required"] == ["kind"] and item["properties"]["kind"]["enum"] == ["http", "batch", "docker", "store"]
     assert [rule["then"] for rule in item["allOf"]] == [
-        {"$ref": "#/$defs/http"}, {"$ref": "#/$defs/batch"}, {"$ref": "#/$defs/docker"}]
-    for name in ("http", "batch", "docker"):
+        {"$ref": "#/$defs/http"}, {"$ref": "#/$defs/batch"}, {"$ref": "#/$defs/docker"}, {"$ref": "#/$defs/store"}]
+    for name in ("http", "batch", "docker", "store"):
         assert SCHEMA["$defs"][name]["properties"]["kind"]["const"] == name
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlmake.core.kind import Kind, Result, Task
 from mlmake.kinds import follow, target
-from mlmake.kinds.target import ServingKind, Target
+from mlmake.kinds.target import ServedTarget, ServingKind
 
 
 class DockerKind(ServingKind):
@@ -30,4 +30,4 @@ class DockerKind(ServingKind):
         return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"]})
 
 
-KIND: Kind[Target] = DockerKind()
+KIND: Kind[ServedTarget] = DockerKind()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from mlmake.core.kind import Kind, Result, Task
 from mlmake.kinds import follow, target
-from mlmake.kinds.target import ServingKind, Target
+from mlmake.kinds.target import ServedTarget, ServingKind
 
 
 class HttpKind(ServingKind):
@@ -27,4 +27,4 @@ class HttpKind(ServingKind):
         return Result(metrics={"model_fingerprint": manifest["model"]["fingerprint"], "raw_rows": raw})
 
 
-KIND: Kind[Target] = HttpKind()
+KIND: Kind[ServedTarget] = HttpKind()

@@ -38,9 +38,14 @@ class Model:
 
 
 def parse(name: str, span: Span | None, d: Mapping[str, Any]) -> Model:
+    split = dict(d.get("split", {}))
+    if d.get("engine") == "dask" and split.get("by") is None:
+        # spelled out, so the split engine: dask uses is in its fingerprint: a dask model built
+        # before partition-wise training (a random split) is stale, not called fresh
+        split["by"] = "random" if split.get("stratify") else "hash"
     return Model(
         name, span, d["features"], d["target"], d["task"], tuple(d.get("drop", ())),
-        Split(**d.get("split", {})), dict(d.get("params", {})), tuple(d.get("metrics", ())),
+        Split(**split), dict(d.get("params", {})), tuple(d.get("metrics", ())),
         dict(d.get("gates", {})), tuple(d.get("slices", ())), tuple((d.get("retrain") or {}).get("when", ())),
         d.get("description", ""), deps_of(d), d.get("engine"),
     )

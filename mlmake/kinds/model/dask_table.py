@@ -15,7 +15,6 @@ model computes them, so every output file is the one it writes."""
 
 from __future__ import annotations
 
-import glob
 import os
 from operator import getitem
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from mlmake.core.errors import NodeError
 from mlmake.core.kind import TABLE_FILE, Task
 from mlmake.kinds.model.dask_training import dask_client, train_on
 from mlmake.kinds.model.training import Trained, infinite_error, training_setup
+from mlmake.ml import tables
 from mlmake.ml.design import Input, Target, encode_target, feature_types, inputs_from, target_from, text_columns
 from mlmake.ml.partwise import HASH_COLUMN, PartPlan, Summary, merge, split_part, summarize
 from mlmake.ml.supervised import check_columns
@@ -36,16 +36,13 @@ PIECES = ("train_x", "train_y", "test_x", "test_y", "held")
 
 
 def table_files(task: Task, address: str) -> list[str]:
-    """The parquet files of an upstream table: its data.parquet, or its parts/part-*.parquet."""
+    """The parquet files of an upstream table: its data.parquet, or its parts (ml/tables.py)."""
     folder = upstream_folder(task, address)
-    whole = os.path.join(folder, TABLE_FILE)
-    parts = sorted(glob.glob(os.path.join(folder, "parts", "part-*.parquet")))
-    if os.path.isfile(whole):
-        return [whole]
-    if parts:
-        return parts
-    raise NodeError(f"upstream {address} has no table at {os.path.relpath(whole, task.root)} nor "
-                    f"{os.path.relpath(os.path.join(folder, 'parts'), task.root)}/; build it first")
+    files = tables.table_files(folder)
+    if not files:
+        whole, parts = (os.path.relpath(os.path.join(folder, name), task.root) for name in (TABLE_FILE, "parts"))
+        raise NodeError(f"upstream {address} has no table at {whole} nor {parts}/; build it first")
+    return files
 
 
 def train_partitions(task: Task) -> Trained:

@@ -67,10 +67,13 @@ def key_value(values: tuple[Any, ...]) -> Any:
 
 
 def make_lookup(frame: pl.DataFrame, key: list[str]) -> Lookup:
-    """Sort a table by its key and note where each key's rows lie."""
+    """Sort a table by its key and note where each key's rows lie. A row with a null in its key
+    joins no row in SQL, so it has no span (key_value would hold a null as the string "None")."""
     frame = frame.sort(key, maintain_order=True)
     spans: dict[Any, tuple[int, int]] = {}
     for n, values in enumerate(frame.select(key).iter_rows()):
+        if None in values:
+            continue
         k = key_value(values)
         start, length = spans.get(k, (n, 0))
         spans[k] = (start, length + 1)

@@ -12,6 +12,7 @@ checks it against the general path on the replayed rows (`check`) before a bundl
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,10 @@ from mlmake.ml.online import REPLAY_ROWS, RequestFeatures, key_value
 from mlmake.ml.rowsql import AGGREGATES, COMPARISONS, Call, Case, Col, Expr, Join, Lit, Op, Query, Unsupported, parse
 from mlmake.ml.rowvalues import (
     BOOL,
+    DEC,
     FLOAT,
     INT,
+    INT32,
     STR,
     Aggregate,
     Bail,
@@ -32,6 +35,7 @@ from mlmake.ml.rowvalues import (
     as_str,
     compare,
     kind_of,
+    literal_kind,
     logic,
     merge,
     output_kind,
@@ -91,6 +95,8 @@ def compile_row(features: RequestFeatures, float_sum: str = FLOAT_SUMS[0]) -> Ro
         if kind != BOOL:
             raise Unsupported("a WHERE that is not a condition")
     items = [compiler.expr(e) for e, _ in query.items]
+    if any(kind == DEC for kind, _ in items):
+        raise Unsupported("a decimal literal as a column (a Decimal in polars)")
     names = tuple(_name(e, alias) for e, alias in query.items)
     if len(set(names)) != len(names):
         raise Unsupported("two columns of one name")
@@ -134,9 +140,16 @@ def check(plan: RowPlan, features: RequestFeatures, sample: pl.DataFrame) -> str
 
 
 def same_row(one: dict[str, Any], other: dict[str, Any]) -> bool:
-    """Equal names, types and values (a NaN equal to a NaN)."""
-    return list(one) == list(other) and all(
-        type(a) is type(b) and (a == b or a != a and b != b) for a, b in zip(one.values(), other.values(), strict=True))
+    """Equal names, types and values (a NaN equal to a NaN, 0.0 not equal to -0.0)."""
+    return list(one) == list(other) and all(_same(a, b) for a, b in zip(one.values(), other.values(), strict=True))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b) or a != a and b != b
+    return bool(a == b)
 
 
 class _Compiler:
@@ -217,7 +230,7 @@ class _Compiler:
     def expr(self, e: Expr) -> tuple[str, Fn]:
         if isinstance(e, Lit):
             value = e.value
-            return e.kind, lambda row, aggs: value
+            return literal_kind(value) if e.kind == INT else e.kind, lambda row, aggs: value
         if isinstance(e, Col):
             return self.column(e)
         if isinstance(e, Call):
@@ -272,8 +285,8 @@ class _Compiler:
             return logic(e.op, args)
         if e.op in COMPARISONS:
             return compare(e.op, *args)
-        if e.op == "NEG":
-            return arith("*", (INT, lambda row, aggs: -1), args[0])
+        if e.op == "NEG":  # as polars negates: 0 - x (so -(0.0) is 0.0, not -0.0)
+            return arith("-", (INT32, lambda row, aggs: 0), args[0])
         return arith(e.op, *args)
 
 

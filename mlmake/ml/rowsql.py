@@ -91,6 +91,8 @@ def tokens(sql: str) -> list[tuple[str, str]]:
             raise Unsupported(f"cannot read {sql[at:at + 10]!r}")
         if match.lastgroup:
             found.append((match.lastgroup, match.group(match.lastgroup)))
+        elif match.group().startswith("/*") and "/*" in match.group()[2:]:
+            raise Unsupported("a block comment inside a block comment (polars nests them)")
         at = match.end()
     return found
 

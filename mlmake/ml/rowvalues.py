@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     import polars as pl
 
 INT, FLOAT, STR, BOOL, NULL, DEC = "int", "float", "str", "bool", "null", "dec"
+INT32 = "int32"  # an integer made of literals alone (a literal, a CASE or COALESCE of them): Int32 in polars
 Fn = Callable[[dict[str, Any], tuple[Any, ...]], Any]  # (the request row, its key's aggregates) → a value
 Aggregate = Callable[[int, int], Any]  # (start, length) of a key's rows in the joined table → a value
 _LOW, _HIGH = -(2**63), 2**63 - 1
+_LOW32, _HIGH32 = -(2**31), 2**31 - 1
 _PAIRWISE = 128  # from this many values on, polars' in-order float sum adds blocks pairwise (not followed)
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 _COMPARE = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, ">": operator.gt, "<=": operator.le,
@@ -92,11 +94,20 @@ def _unsigned(values: list[float]) -> None:
         raise Bail
 
 
+def literal_kind(value: object) -> str:
+    """The kind polars gives an integer literal: Int32 where it fits, else Int64."""
+    return INT32 if isinstance(value, int) and _LOW32 <= value <= _HIGH32 else INT
+
+
 def merge(args: list[tuple[str, Fn]]) -> tuple[str, list[Fn]]:
-    """The common kind of CASE's or COALESCE's values (as polars' supertype), each made of it."""
+    """The common kind of CASE's or COALESCE's values (as polars' supertype), each made of it:
+    Int32 where all are Int32 literals, Int64 where an Int64 is among them."""
     kinds = {k for k, _ in args} - {NULL}
     if len(kinds) == 1 and DEC not in kinds:
         return kinds.pop(), [f for _, f in args]
+    kinds = {INT if k == INT32 else k for k in kinds}
+    if kinds == {INT}:
+        return INT, [f for _, f in args]
     if kinds in ({INT, FLOAT}, {DEC, FLOAT}):
         return FLOAT, [f if k == FLOAT else _to_float(f) for k, f in args]
     raise Unsupported(f"values of the kinds {sorted(kinds) or ['null']} together")
@@ -108,7 +119,9 @@ def _to_float(f: Fn) -> Fn:
 
 def arith(op: str, left: tuple[str, Fn], right: tuple[str, Fn]) -> tuple[str, Fn]:
     (lk, lf), (rk, rf) = left, right
-    kinds = {lk, rk}
+    if lk == rk == INT32:  # polars folds literals, or computes in Int32 and wraps: neither followed
+        raise Unsupported(f"{op} of two integer literals")
+    kinds = {INT if k == INT32 else k for k in (lk, rk)}
     if not kinds <= {INT, FLOAT, DEC} or DEC in kinds and kinds != {DEC, FLOAT}:
         raise Unsupported(f"{op} of {lk} and {rk}")
     if op == "/" or FLOAT in kinds:
@@ -135,7 +148,7 @@ def _divide(a: float, b: float) -> float:
 
 def compare(op: str, left: tuple[str, Fn], right: tuple[str, Fn]) -> tuple[str, Fn]:
     (lk, lf), (rk, rf) = left, right
-    kinds, how = {lk, rk}, _COMPARE[op]
+    kinds, how = {INT if k == INT32 else k for k in (lk, rk)}, _COMPARE[op]
     if kinds in ({STR}, {BOOL}, {INT}):
         return BOOL, lambda row, aggs: None if (a := lf(row, aggs)) is None or (b := rf(row, aggs)) is None \
             else how(a, b)
@@ -195,8 +208,13 @@ def kind_of(dtype: pl.DataType) -> str:
 
 
 def output_kind(dtype: pl.DataType) -> str:
-    """The kind of a column of the query's result: any integer type gives a Python int."""
+    """The kind of a column of the query's result, its exact type: Int64, Int32 (of literals)
+    or the name of a type the compiled form never gives."""
+    import polars as pl
+
+    if dtype == pl.Int32:
+        return INT32
     try:
-        return INT if dtype.is_integer() else kind_of(dtype)
+        return kind_of(dtype)
     except Unsupported:
         return str(dtype)

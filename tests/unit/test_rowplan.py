@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -14,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlmake.ml.online import RequestFeatures, make_lookup
-from mlmake.ml.rowplan import compile_row, compiled
-from mlmake.ml.rowsql import Unsupported, parse
+from mlmake.ml.rowplan import check, compile_row, compiled, same_row
+from mlmake.ml.rowsql import Unsupported, parse, tokens
 from mlmake.serve.raw import RawRows, load_raw
 
 CUSTOMERS = pl.Schema({"customer_id": pl.Int64, "age": pl.Int64, "fee": pl.Float64, "plan": pl.String,
@@ -74,8 +76,7 @@ def both(raw: RawRows, row: dict[str, Any]) -> tuple[dict[str, Any] | None, dict
 
 
 def same(one: dict[str, Any], other: dict[str, Any]) -> bool:
-    return list(one) == list(other) and all(type(a) is type(b) and (a == b or a != a and b != b)
-                                            for a, b in zip(one.values(), other.values(), strict=True))
+    return same_row(one, other)  # names, types, values; a NaN equal to a NaN, -0.0 not equal to 0.0
 
 
 @pytest.mark.parametrize("sql", [CHURN, EXPRESSIONS, BY_KEY, ONE_TABLE], ids=["churn", "expressions", "by-key",
@@ -177,3 +178,88 @@ def test_the_subset_reads_quoted_names_comments_and_literals() -> None:
     assert str(query.items) == ("((Col(table=None, name='a b'), 'x\"y'), (Lit(kind='dec', value=-2.5), 'n'), "
                                 "(Lit(kind='str', value=\"it's\"), 's'))")
     assert (query.table, query.alias) == ("t", "t")
+
+
+def one_row(sql: str, schema: pl.Schema, row: dict[str, Any], lookups: dict[str, Any] | None = None,
+            key: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+    """(the compiled answer, or "unsupported"; polars' row with its types) of `sql` on one row."""
+    features = RequestFeatures("customers", sql, key, schema, lookups or {})
+    general = features.compute(pl.DataFrame([row], schema=schema), [row[k] for k in key])
+    try:
+        fast: Any = compile_row(features).row(row)
+    except Unsupported as exc:
+        fast = f"unsupported: {exc}"
+    return fast, {name: (general[name][0], general.schema[name]) for name in general.columns}
+
+
+def test_a_negated_zero_is_polars_zero_not_minus_zero() -> None:
+    fast, general = one_row("SELECT age / -fee AS x, -fee AS y FROM customers", CUSTOMERS,
+                            {"customer_id": 1, "age": 7, "fee": 0.0, "plan": "pro", "vip": True})
+    assert general == {"x": (math.inf, pl.Float64), "y": (0.0, pl.Float64)}
+    assert fast == {"x": math.inf, "y": 0.0} and math.copysign(1.0, fast["y"]) == 1.0
+    assert same_row({"y": 0.0}, {"y": 0.0}) and not same_row({"y": -0.0}, {"y": 0.0})
+
+
+def test_the_build_refuses_a_plan_whose_zero_has_another_sign() -> None:
+    customers = pl.DataFrame([(1, 7, 0.0, "pro", True)], schema=CUSTOMERS, orient="row")
+    features = RequestFeatures("customers", "SELECT -fee AS y FROM customers", (), CUSTOMERS, {})
+    plan = compile_row(features)
+    minus = dataclasses.replace(plan, values=(lambda row, aggs: -row["fee"],))
+    assert check(plan, features, customers) == ""
+    assert check(minus, features, customers) == "compiled it gives other values than the query on row 0 of the 1 " \
+                                                "replayed"
+
+
+@pytest.mark.parametrize(("sql", "row", "polars", "why"), [
+    ("SELECT CASE WHEN age > 100 THEN 2000000000 ELSE 0 END * 2 AS x FROM customers", {"age": 101}, -294967296, "*"),
+    ("SELECT COALESCE(CASE WHEN vip THEN 2147483647 END, 0) + 1 AS x FROM customers", {"vip": True}, -2147483648,
+     "+"),
+    ("SELECT -CASE WHEN vip THEN -2147483648 END AS x FROM customers", {"vip": True}, -2147483648, "-"),
+])
+def test_arithmetic_of_int32_literals_is_left_to_polars(sql: str, row: dict[str, Any], polars: int, why: str) -> None:
+    full = {"customer_id": 1, "age": 7, "fee": 0.0, "plan": "pro", "vip": True} | row
+    fast, general = one_row(sql, CUSTOMERS, full)
+    assert general == {"x": (polars, pl.Int32)}  # Int32, wrapped
+    assert fast == f"unsupported: {why} of two integer literals"
+
+
+def test_int32_literals_keep_their_type_and_mix_with_int64() -> None:
+    sql = ("SELECT CASE WHEN vip THEN 1 ELSE 2 END AS a, COALESCE(CASE WHEN vip THEN 2147483647 END, age) + 1 AS b, "
+           "CASE WHEN vip THEN 2000000000 END * age AS c, 3000000000 AS d, -(2147483648) AS e FROM customers")
+    row = {"customer_id": 1, "age": 2, "fee": 0.0, "plan": "pro", "vip": True}
+    fast, general = one_row(sql, CUSTOMERS, row)
+    assert general == {"a": (1, pl.Int32), "b": (2147483648, pl.Int64), "c": (4000000000, pl.Int64),
+                       "d": (3000000000, pl.Int64), "e": (-2147483648, pl.Int32)}
+    assert fast == {name: value for name, (value, _) in general.items()}
+    features = RequestFeatures("customers", sql, (), CUSTOMERS, {})
+    assert compile_row(features).kinds == ("int32", "int", "int", "int", "int32")
+    assert compiled(features, pl.DataFrame([row], schema=CUSTOMERS)) == {"runs": True, "float_sum": "kahan"}
+
+
+def test_a_string_key_none_joins_no_row_of_a_null_key() -> None:
+    schema = pl.Schema({"customer_id": pl.String, "age": pl.Int64})
+    events = pl.DataFrame([(None, 5), (None, 6), ("a", 1)], schema=pl.Schema({"customer_id": pl.String,
+                                                                              "qty": pl.Int64}), orient="row")
+    lookup = make_lookup(events, ["customer_id"])
+    assert lookup.spans == {"a": (2, 1)}
+    sql = ("SELECT c.customer_id, COUNT(e.qty) AS n, SUM(e.qty) AS s FROM customers c LEFT JOIN events e "
+           "ON e.customer_id = c.customer_id GROUP BY c.customer_id")
+    for key, n, s in (("None", 0, None), ("a", 1, 1)):
+        fast, general = one_row(sql, schema, {"customer_id": key, "age": 3}, {"events": lookup}, ("customer_id",))
+        assert general == {"customer_id": (key, pl.String), "n": (n, pl.Int64), "s": (s, pl.Int64)}
+        assert fast == {"customer_id": key, "n": n, "s": s}
+
+
+def test_a_nested_block_comment_is_left_to_polars() -> None:
+    sql = "SELECT age /* /* */ * 2 -- */\nAS age FROM customers"
+    fast, general = one_row(sql, CUSTOMERS, {"customer_id": 1, "age": 7, "fee": 2.5, "plan": "pro", "vip": True})
+    assert general == {"age": (7, pl.Int64)}  # polars nests the comments: `* 2` is inside them
+    assert fast == "unsupported: a block comment inside a block comment (polars nests them)"
+    assert [t for _, t in tokens("SELECT a /* x * / y */ FROM t")] == ["SELECT", "a", "FROM", "t"]
+
+
+def test_a_decimal_literal_column_is_left_to_polars() -> None:
+    fast, general = one_row("SELECT 1.5 AS x FROM customers", CUSTOMERS,
+                            {"customer_id": 1, "age": 7, "fee": 2.5, "plan": "pro", "vip": True})
+    assert general == {"x": (Decimal("1.5"), pl.Decimal(2, 1))}
+    assert fast == "unsupported: a decimal literal as a column (a Decimal in polars)"

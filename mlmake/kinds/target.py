@@ -17,8 +17,9 @@ from mlmake.core.spec import INTERNAL, NOT_FINGERPRINTED, Project, deps_of, node
 from mlmake.kinds.follow import followed_version, split_model
 
 SECTION = "deploy"
-RECIPE = 4  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it; 3: raw rows (request.json);
-# 4: request.json says whether the SQL is compiled for one row ("compiled")
+RECIPE = 5  # 2: the manifest's lineage is a fingerprinted input; no gate verdicts in it; 3: raw rows (request.json);
+# 4: request.json says whether the SQL is compiled for one row ("compiled"); 5: that check compares exact types
+# and the sign of zero, refuses Int32 literal arithmetic and nested comments, joins no null key (rowplan.py)
 LIBRARIES = ("polars", "xgboost", "numpy", "pyarrow")  # the versions its manifest records
 TABLES = ("features", "datasets")
 MODELS = ("models",)

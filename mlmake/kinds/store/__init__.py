@@ -49,7 +49,7 @@ class StoreKind:
     section = SECTION
     default = False
     word = "online store"
-    recipe = 1
+    recipe = 2  # 2: request.json's "compiled" as deploy's recipe 5 checks it (kinds/target.py)
     libraries: tuple[str, ...] = ("polars", "pyarrow")
     item_type = Store
 

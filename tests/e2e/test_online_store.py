@@ -329,3 +329,53 @@ def test_a_store_whose_key_repeats_over_its_sources_fails_its_build(make_project
     assert "feature set activity over the store's sources: key (id) is not unique: 2 rows share a key, " \
            "e.g. [1]" in result.stderr
     assert not (root / "build/deploy/live").exists()
+
+
+SHADOWED = """\
+version: 1
+project: demo
+datasets:
+  customers: {path: data/customers.csv}
+  events: {path: data/events.csv}
+features:
+  events:
+    from: events
+    key: id
+    sql: SELECT id, customer_id, amount * 2 AS amount FROM events
+  customer_features:
+    from: [customers, events]
+    key: customer_id
+    sql: SELECT c.customer_id, c.churned, SUM(e.amount) AS spend FROM customers c LEFT JOIN events e USING \
+(customer_id) GROUP BY c.customer_id, c.churned
+models:
+  churn: {features: customer_features, target: churned, task: binary}
+deploy:
+  churn_store: {kind: store, features: customer_features}
+  live_store: {kind: store, features: customer_features, sources: {events: events}}
+  api: {model: churn@production, kind: http, store: live_store}
+"""
+SHADOWED_ERRORS = """\
+mlproject.yaml:18:40: deploy.churn_store.features: feature set customer_features reads events, which is the fea\
+ture set of that name, read before the dataset; a store computes from datasets only
+    churn_store: {kind: store, features: customer_features}
+                                         ^
+  hint: name a dataset for it in sources:, or serve customer_features without a store
+mlproject.yaml:20:53: deploy.api.store: store live_store computes the workspace's customer_features, but churn@\
+production may be a version trained on another definition of it
+    api: {model: churn@production, kind: http, store: live_store}
+                                                      ^
+  hint: serve the workspace's model (model: churn) with the store, or drop store:
+2 errors found
+"""
+
+
+def test_a_store_reads_tables_as_its_feature_set_does_and_serves_only_the_workspaces_model(
+        make_project: MakeProject) -> None:
+    """A bare table name is a feature set before a dataset, for the store as for the feature set
+    (else the store would compute over the dataset the feature set does not read); `sources`
+    naming the dataset is what a store needs. And a store computes the workspace's definition,
+    which a version from the registry may not have been trained on."""
+    root = make_project({"mlproject.yaml": SHADOWED})
+    result = run_cli(root, "validate")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == SHADOWED_ERRORS

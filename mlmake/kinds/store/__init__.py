@@ -106,7 +106,7 @@ def check_store(item: ItemCheck) -> list[Diagnostic]:
     tables = _names(feature.get("from"))
     sources = item.data.get("sources") or {}
     kept = [t for t in tables if t not in sources]  # read as the feature set reads them; the graph checks the rest
-    why, hint = cannot_serve(name, feature, kept, data.get("datasets") or {})
+    why, hint = cannot_serve(name, feature, kept, data.get("datasets") or {}, data.get("features") or {})
     found = [item.problem(("features",), why, hint)] if why else []
     for table in sources:
         if table not in tables:
@@ -126,7 +126,11 @@ def check_served_store(item: ItemCheck) -> list[Diagnostic]:
     if found.get("kind") != "store":
         return [item.problem(("store",), f"deploy target {store} is a {found.get('kind')} target, not a store",
                              "name a deploy target of kind: store")]
-    model = str(item.data.get("model", "")).partition("@")[0]
+    model, at, selector = str(item.data.get("model", "")).partition("@")
+    if at:
+        return [item.problem(("store",), f"store {store} computes the workspace's {found.get('features')}, but "
+                             f"{model}@{selector} may be a version trained on another definition of it",
+                             f"serve the workspace's model (model: {model}) with the store, or drop store:")]
     trained = ((data.get("models") or {}).get(model) or {}).get("features")
     if trained is not None and trained != found.get("features"):
         return [item.problem(("store",), f"store {store} holds feature set {found.get('features')}, but model "
@@ -135,7 +139,7 @@ def check_served_store(item: ItemCheck) -> list[Diagnostic]:
 
 
 def cannot_serve(name: str, feature: Mapping[str, Any], tables: list[str],
-                 datasets: Mapping[str, Any]) -> tuple[str, str]:
+                 datasets: Mapping[str, Any], features: Mapping[str, Any]) -> tuple[str, str]:
     """Why a feature set cannot be a store's, and what to do ('' when it can): what the file shows.
     A store computes its rows and raw rows' features by the feature set's own sql, by key."""
     if not feature.get("sql"):
@@ -147,9 +151,11 @@ def cannot_serve(name: str, feature: Mapping[str, Any], tables: list[str],
     if feature.get("as_of"):
         return (f"feature set {name} joins as_of an event time, which a request cannot replay",
                 f"serve {name} without a store")
-    other = next((t for t in tables if t not in datasets), None)
+    # a bare name is a feature set before a dataset (ml/tables.py TABLE_SECTIONS), as the feature set reads it
+    other = next((t for t in tables if t not in datasets or t in features), None)
     if other is not None:
-        return (f"feature set {name} reads {other}, which is not a dataset; a store computes from datasets only",
+        what = "not a dataset" if other not in datasets else "the feature set of that name, read before the dataset"
+        return (f"feature set {name} reads {other}, which is {what}; a store computes from datasets only",
                 f"name a dataset for it in sources:, or serve {name} without a store")
     return "", ""
 

@@ -148,7 +148,7 @@ def _connect(decl: NodeDecl, decls: dict[str, NodeDecl], owners: dict[str, str],
              errors: list[Diagnostic], at: _Locator) -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
     uses: dict[str, tuple[str, ...]] = {}
     for ref in decl.refs:
-        target = _resolve_ref(ref, decls, decl.address)
+        target = resolve_ref(ref, decls, decl.address)
         if target is None:
             errors.append(at.error(ref.key, _unknown(ref), _suggest(ref, decls), decl.span))
         elif target == decl.address:
@@ -183,7 +183,9 @@ def _owning_output(path: str, decl: NodeDecl) -> str:
     return path
 
 
-def _resolve_ref(ref: Ref, decls: dict[str, NodeDecl], referrer: str) -> str | None:
+def resolve_ref(ref: Ref, decls: dict[str, NodeDecl], referrer: str) -> str | None:
+    """The address a reference names: the first of its sections holding the name (not the referrer
+    itself when another fits), or None."""
     if not ref.sections:
         return ref.name if ref.name in decls else None
     # features.t may read datasets.t: a bare name never resolves to the node itself when another fits

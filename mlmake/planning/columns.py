@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 
 from mlmake.core.columns import ColumnUse, TableRecord, merge, read_hashes, select
-from mlmake.core.graph import Graph, _resolve_ref
+from mlmake.core.graph import Graph, resolve_ref
 from mlmake.core.kind import NodeDecl
 from mlmake.state.lock import Entry, Lock
 
@@ -19,7 +19,7 @@ def column_uses(decl: NodeDecl, graph: Graph) -> dict[str, ColumnUse]:
     (not those it reads whole, by a reference without columns or by naming one of their files)."""
     found: dict[str, list[ColumnUse | None]] = {}
     for ref in decl.refs:
-        target = _resolve_ref(ref, graph.nodes, decl.address)
+        target = resolve_ref(ref, graph.nodes, decl.address)
         if target is not None:
             found.setdefault(target, []).append(ref.columns)
     paths = [os.path.normpath(p) for p in decl.inputs + decl.code]

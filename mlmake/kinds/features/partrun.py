@@ -24,7 +24,6 @@ from mlmake.ml.tables import (
     collect,
     examples,
     first_line,
-    is_checking_determinism,
     log_line,
     output_dir,
     restrict,
@@ -92,14 +91,10 @@ def _rows_of_part(scan: pl.LazyFrame, files: list[str], key: list[str], where: t
 def _part(task: Task, frames: dict[str, pl.LazyFrame], names: list[str], key: list[str],
           where: tuple[int, int]) -> pl.DataFrame:
     """One part of the feature table, computed as a whole table is (recipe.py), its rows checked."""
-    from mlmake.kinds.features.recipe import _as_of, _check_deterministic, _check_leakage, _table
+    from mlmake.kinds.features.recipe import compute
 
-    frames = _as_of(task.config, frames, names, key)
-    frame = _table(task, frames, key)
+    frame = compute(task, frames, names, key)
     _check_strays(frame, key, where)
-    _check_leakage(task.config, frame)
-    if is_checking_determinism():
-        _check_deterministic(task, frame, _table(task, frames, key))
     return frame
 
 

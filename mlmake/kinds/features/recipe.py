@@ -50,11 +50,7 @@ def run(task: Task) -> Result:
 
         return run_parts(task, names, use, key, int(config["partitions"]))
     frames = {n: restrict(scan_upstream(task, upstream_address(task, n)), use) for n in names}
-    frames = _as_of(config, frames, names, key)
-    frame = _table(task, frames, key)
-    _check_leakage(config, frame)
-    if is_checking_determinism():
-        _check_deterministic(task, frame, _table(task, frames, key))
+    frame = compute(task, frames, names, key)
     out = output_dir(task)
     write_parquet(frame, os.path.join(out, TABLE_FILE))
     write_json(os.path.join(out, SCHEMA_FILE), {"columns": columns_of(frame), "key": key, "rows": frame.height,
@@ -63,13 +59,24 @@ def run(task: Task) -> Result:
     return Result(metrics={"rows": frame.height, "columns": frame.width}, tables=table_record(task, frame, key))
 
 
-def _table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.DataFrame:
+def compute(task: Task, frames: dict[str, pl.LazyFrame], names: list[str], key: list[str]) -> pl.DataFrame:
+    """The feature table of these inputs (the whole table's, or one part's): as-of joins, the SQL
+    or hook, its key, the leakage check, and under --check-determinism a second computation."""
+    frames = with_as_of(task.config, frames, names, key)
+    frame = feature_table(task, frames, key)
+    check_leakage(task.config, frame)
+    if is_checking_determinism():
+        check_deterministic(task, frame, feature_table(task, frames, key))
+    return frame
+
+
+def feature_table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.DataFrame:
     """The feature table from the SQL or the hook, its key checked, its rows in a fixed order."""
     import polars as pl
 
     config = task.config
     if config.get("sql"):
-        frame = _sql(str(config["sql"]), frames)
+        frame = run_sql(str(config["sql"]), frames)
     else:
         frame = _collect(_hook(task, str(config["python"]), frames), f"python hook {config['python']}")
     problems = key_problems(frame, key)
@@ -81,7 +88,7 @@ def _table(task: Task, frames: dict[str, pl.LazyFrame], key: list[str]) -> pl.Da
         raise NodeError(f"cannot sort the feature table (declare a key?): {first_line(exc)}") from None
 
 
-def _as_of(config: dict[str, Any], frames: dict[str, pl.LazyFrame], names: list[str],
+def with_as_of(config: dict[str, Any], frames: dict[str, pl.LazyFrame], names: list[str],
            key: list[str]) -> dict[str, pl.LazyFrame]:
     """The first table with each `as_of` table joined to its rows as of their event time."""
     from mlmake.ml.pointintime import join_as_of
@@ -104,7 +111,7 @@ def _as_of(config: dict[str, Any], frames: dict[str, pl.LazyFrame], names: list[
     return {**frames, first: spine}
 
 
-def _check_leakage(config: dict[str, Any], frame: pl.DataFrame) -> None:
+def check_leakage(config: dict[str, Any], frame: pl.DataFrame) -> None:
     from mlmake.ml.pointintime import leakage
 
     lines = [line for check in config.get("checks") or [] if check.get("leakage")
@@ -113,7 +120,7 @@ def _check_leakage(config: dict[str, Any], frame: pl.DataFrame) -> None:
         raise NodeError("the feature table fails its checks:\n" + "\n".join(f"  {line}" for line in lines))
 
 
-def _check_deterministic(task: Task, first: pl.DataFrame, second: pl.DataFrame) -> None:
+def check_deterministic(task: Task, first: pl.DataFrame, second: pl.DataFrame) -> None:
     """--check-determinism: the two computations must agree."""
     found = difference(first, second)
     what = f"python hook {task.config['python']}" if task.config.get("python") else "the sql"
@@ -123,7 +130,7 @@ def _check_deterministic(task: Task, first: pl.DataFrame, second: pl.DataFrame) 
     log_line(task.log, f"determinism check: {what} gave the same table twice")
 
 
-def _sql(query: str, frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+def run_sql(query: str, frames: dict[str, pl.LazyFrame]) -> pl.DataFrame:
     """Run polars SQL with each input registered under its name."""
     import polars as pl
 

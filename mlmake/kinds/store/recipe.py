@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlmake.core.errors import NodeError
 from mlmake.core.kind import Result, Task
-from mlmake.kinds.features.recipe import _sql, key_problems
+from mlmake.kinds.features.recipe import key_problems, run_sql
 from mlmake.kinds.target import raw_note
 from mlmake.ml.storefolder import as_tables, write_store
 from mlmake.ml.tables import log_line, output_dir, scan_upstream, sort_frame
@@ -17,7 +17,7 @@ def run(task: Task) -> Result:
     feature = tables.config["features"]
     key = [str(k) for k in feature["key"]]
     frames = {str(n): scan_upstream(tables, f"datasets.{n}") for n in feature["from"]}
-    frame = _sql(str(feature["sql"]), frames)
+    frame = run_sql(str(feature["sql"]), frames)
     problems = key_problems(frame, key)
     if problems:
         raise NodeError(f"feature set {feature['name']} over the store's sources: " + "; ".join(problems))

@@ -379,3 +379,17 @@ def test_a_store_reads_tables_as_its_feature_set_does_and_serves_only_the_worksp
     result = run_cli(root, "validate")
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == SHADOWED_ERRORS
+
+
+def test_a_store_whose_sql_fails_over_its_sources_says_what_it_read(make_project: MakeProject) -> None:
+    """`sources` may rename a table to a dataset of other columns: the failure names what each
+    table was read from."""
+    root = make_project({"mlproject.yaml": SMALL.replace("{events: live_events}", "{customers: live_events}"),
+                         "data/customers.csv": "id,age\n1,30\n", "data/events.csv": "customer\n1\n",
+                         "data/live_events.csv": "customer\n1\n"})
+    result = run_cli(root, "build", "deploy.live")
+    assert result.exit_code == 1
+    failed = next(line for line in result.stderr.splitlines() if line.startswith("FAILED deploy.live: "))
+    assert failed.startswith("FAILED deploy.live: sql failed: ")
+    assert failed.endswith(" (the store reads customers from datasets.live_events, events from datasets.events)")
+    assert not (root / "build/deploy/live").exists()

@@ -17,7 +17,11 @@ def run(task: Task) -> Result:
     feature = tables.config["features"]
     key = [str(k) for k in feature["key"]]
     frames = {str(n): scan_upstream(tables, f"datasets.{n}") for n in feature["from"]}
-    frame = run_sql(str(feature["sql"]), frames)
+    try:
+        frame = run_sql(str(feature["sql"]), frames)
+    except NodeError as exc:  # say what each table was read from: `sources` may have renamed it
+        read = ", ".join(f"{t} from datasets.{d}" for t, d in tables.config["sources"].items())
+        raise NodeError(f"{exc} (the store reads {read})") from None
     problems = key_problems(frame, key)
     if problems:
         raise NodeError(f"feature set {feature['name']} over the store's sources: " + "; ".join(problems))

@@ -184,7 +184,12 @@ def split_rows(n: int, test_size: float, seed: int, strata: np.ndarray | None) -
 
 def checked_split(n: int, held: int, train: Any, test: Any) -> tuple[Any, Any]:
     """(train, test) as given; NodeError when either part of the n rows is empty (held: held out)."""
+    check_split(n, held)
+    return train, test
+
+
+def check_split(n: int, held: int) -> None:
+    """NodeError when holding out `held` of the n rows leaves either part empty."""
     if held in (0, n):
         raise NodeError(f"the split leaves {n - held} training and {held} held-out rows of {n}; "
                         "change split.test_size or add rows")
-    return train, test

@@ -24,7 +24,16 @@ from mlmake.core.kind import TABLE_FILE, Task
 from mlmake.kinds.model.dask_training import dask_client, train_on
 from mlmake.kinds.model.training import Trained, infinite_error, training_setup
 from mlmake.ml import tables
-from mlmake.ml.design import Input, Target, encode_target, feature_types, inputs_from, target_from, text_columns
+from mlmake.ml.design import (
+    Input,
+    Target,
+    check_split,
+    encode_target,
+    feature_types,
+    inputs_from,
+    target_from,
+    text_columns,
+)
 from mlmake.ml.partwise import HASH_COLUMN, PartPlan, Summary, merge, split_part, summarize
 from mlmake.ml.supervised import check_columns
 from mlmake.ml.tables import log_line, sort_frame, upstream_address, upstream_folder, upstream_key
@@ -143,7 +152,7 @@ def _train(task: Task, client: Any, plan: PartPlan, read: tuple[list[Any], list[
                                              verify_meta=False) for name in PIECES], workers=readers)
     train_x, train_y, test_x, test_y, held = frames
     n_train, n_test = len(train_y), len(test_y)
-    _check_split(n_train, n_test)
+    check_split(n_train + n_test, n_test)
     log_line(task.log, f"training {setup.rounds} rounds on {n_train} rows, {n_test} held out (split by hash)")
     names, types = [i.name for i in inputs], feature_types(inputs)
     shape = {"feature_names": names, "feature_types": types, "enable_categorical": True}
@@ -166,12 +175,6 @@ def _training_matrix(client: Any, params: dict[str, Any], data: tuple[Any, Any],
     if str(params.get("tree_method", "hist")) not in ("hist", "auto"):
         return xgb.dask.DaskDMatrix(client, *data, **shape)
     return xgb.dask.DaskQuantileDMatrix(client, *data, max_bin=int(params.get("max_bin", 256)), **shape)
-
-
-def _check_split(n_train: int, n_test: int) -> None:
-    if not n_train or not n_test:
-        raise NodeError(f"the split leaves {n_train} training and {n_test} held-out rows of {n_train + n_test}; "
-                        "change split.test_size or add rows")
 
 
 def _held_rows(held: Any, plan: PartPlan) -> pl.DataFrame:

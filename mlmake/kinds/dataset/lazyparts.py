@@ -47,7 +47,7 @@ def run_parts(task: Task, schema: dict[str, dict[str, Any]]) -> Result | None:
 
 
 def _build(task: Task, out: str, schema: dict[str, dict[str, Any]]) -> Result:
-    from mlmake.kinds.dataset.recipe import _check, _contract, _table_checks
+    from mlmake.kinds.dataset.recipe import check_types, contract_of, table_checks
 
     config, parts = task.config, int(task.config["partitions"])
     scan = _source(task.root, config, schema)
@@ -58,16 +58,16 @@ def _build(task: Task, out: str, schema: dict[str, dict[str, Any]]) -> Result:
     writer = PartWriter(out, parts, [])
     empty: pl.DataFrame | None = None
     for index in range(parts):
-        frame, problems = _check(collect(scan.filter(in_part(by, parts, index))), schema)
+        frame, problems = check_types(collect(scan.filter(in_part(by, parts, index))), schema)
         if problems or frame.filter(~in_part(by, parts, index)).height:
             raise _Whole(f"part {index}: {problems[0] if problems else 'a row changes part once cast'}")
         writer.write(index, frame)
         empty = frame.clear() if empty is None else empty
     assert empty is not None  # partitions >= 1
-    checks, failed = _table_checks(empty, config.get("checks") or [], rows=writer.rows)
+    checks, failed = table_checks(empty, config.get("checks") or [], rows=writer.rows)
     if failed or not _unique(out, schema):
         raise _Whole(failed[0] if failed else "a unique column repeats across parts")
-    contract = _contract(config, empty, schema, checks) | {"rows": writer.rows, PARTITIONS: described(by, parts)}
+    contract = contract_of(config, empty, schema, checks) | {"rows": writer.rows, PARTITIONS: described(by, parts)}
     write_json(os.path.join(out, "contract.json"), contract)
     log_line(task.log, f"{config['path']}: {writer.rows} rows, {writer.width()} columns, contract holds; "
                        f"read and written in {parts} parts under {PARTS_DIR}/, by {', '.join(by)}")
@@ -77,7 +77,7 @@ def _build(task: Task, out: str, schema: dict[str, dict[str, Any]]) -> Result:
 def _source(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.LazyFrame:
     """The source as a lazy scan, read as recipe.py's first attempt reads it."""
     from mlmake.kinds.dataset.contract import read_types
-    from mlmake.kinds.dataset.recipe import _scan, _scan_csv
+    from mlmake.kinds.dataset.recipe import scan_csv, scan_source
 
     path, fmt = str(config["path"]), str(config["format"])
     full = os.path.join(root, path)
@@ -85,8 +85,8 @@ def _source(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.Laz
         raise _Whole(f"no file {path}")
     nulls = list(config.get("null_values") or [])
     if fmt == "csv" and schema:
-        return _scan_csv(full, nulls, read_types(schema))
-    return _scan(full, fmt, schema, nulls)
+        return scan_csv(full, nulls, read_types(schema))
+    return scan_source(full, fmt, schema, nulls)
 
 
 def _unique(out: str, schema: dict[str, dict[str, Any]]) -> bool:

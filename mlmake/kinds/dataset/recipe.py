@@ -42,8 +42,8 @@ def run(task: Task) -> Result:
         if done is not None:
             return done
     raw = _read(task.root, config, schema)
-    frame, problems = _check(raw, schema)
-    checks, failed = _table_checks(frame, config.get("checks") or [])
+    frame, problems = check_types(raw, schema)
+    checks, failed = table_checks(frame, config.get("checks") or [])
     problems += failed
     if config.get("timestamp") and config["timestamp"] not in frame.columns:
         problems.append(f"timestamp: no column '{config['timestamp']}'; the table has {frame.columns}")
@@ -52,7 +52,7 @@ def run(task: Task) -> Result:
     out = output_dir(task)
     by, parts = _partition_by(config, frame), config.get("partitions")
     tables = _write(task, out, frame, parts, by)
-    contract = _contract(config, frame, schema, checks)
+    contract = contract_of(config, frame, schema, checks)
     if parts:
         contract[PARTITIONS] = described(by or frame.columns, parts)
     write_json(os.path.join(out, CONTRACT_FILE), contract)
@@ -100,15 +100,15 @@ def _read(root: str, config: dict[str, Any], schema: dict[str, Any]) -> pl.DataF
     try:
         if fmt == "csv" and schema:
             try:
-                return collect(_scan_csv(full, nulls, read_types(schema)))
+                return collect(scan_csv(full, nulls, read_types(schema)))
             except pl.exceptions.PolarsError:
                 pass  # a value that does not parse: read it as text below, and let the contract name it
-        return collect(_scan(full, fmt, schema, nulls))
+        return collect(scan_source(full, fmt, schema, nulls))
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise NodeError(f"cannot read '{path}' as {fmt}: {first_line(exc)}") from None
 
 
-def _scan_csv(full: str, nulls: list[str], types: dict[str, pl.DataType]) -> pl.LazyFrame:
+def scan_csv(full: str, nulls: list[str], types: dict[str, pl.DataType]) -> pl.LazyFrame:
     """A CSV file with the given types for those of its columns it has."""
     import polars as pl
 
@@ -117,7 +117,7 @@ def _scan_csv(full: str, nulls: list[str], types: dict[str, pl.DataType]) -> pl.
     return pl.scan_csv(full, schema_overrides={c: t for c, t in types.items() if c in present}, **options)
 
 
-def _scan(full: str, fmt: str, schema: dict[str, Any], nulls: list[str]) -> pl.LazyFrame:
+def scan_source(full: str, fmt: str, schema: dict[str, Any], nulls: list[str]) -> pl.LazyFrame:
     import polars as pl
 
     if fmt == "parquet":
@@ -126,10 +126,10 @@ def _scan(full: str, fmt: str, schema: dict[str, Any], nulls: list[str]) -> pl.L
         present = pl.scan_ndjson(full, infer_schema_length=INFER_ROWS).collect_schema().names()
         text = {c: pl.String for c in schema if c in present}
         return pl.scan_ndjson(full, infer_schema_length=INFER_ROWS, schema_overrides=text)
-    return _scan_csv(full, nulls, {c: pl.String() for c in schema})
+    return scan_csv(full, nulls, {c: pl.String() for c in schema})
 
 
-def _check(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple[pl.DataFrame, list[str]]:
+def check_types(raw: pl.DataFrame, schema: dict[str, dict[str, Any]]) -> tuple[pl.DataFrame, list[str]]:
     """The table with declared columns cast, and every contract violation."""
     problems = [_missing(c, raw.columns) for c in schema if c not in raw.columns]
     if problems and delimiter_problem(raw.columns):
@@ -143,7 +143,7 @@ def _missing(column: str, actual: list[str]) -> str:
     return f"column '{column}': missing; the file has columns {actual}" + (f" ({hint})" if hint else "")
 
 
-def _table_checks(frame: pl.DataFrame, checks: list[dict[str, Any]],
+def table_checks(frame: pl.DataFrame, checks: list[dict[str, Any]],
                   rows: int | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Each check with its outcome, and a line for each that failed (ROWS: the table's, when
     FRAME is not the whole table)."""
@@ -173,7 +173,7 @@ def _report(path: str, problems: list[str]) -> str:
     return f"'{path}' breaks its contract ({n} problem{'s' if n != 1 else ''}):\n{lines}"
 
 
-def _contract(config: dict[str, Any], frame: pl.DataFrame, schema: dict[str, Any],
+def contract_of(config: dict[str, Any], frame: pl.DataFrame, schema: dict[str, Any],
               checks: list[dict[str, Any]]) -> dict[str, Any]:
     columns = [dict(c, declared=c["name"] in schema) for c in columns_of(frame)]
     return {"source": config["path"], "format": config["format"], "rows": frame.height,

@@ -59,7 +59,21 @@ def _init_worker(threads: int) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since it was started (submit)
 
 
+_running = False  # in a pool worker: whether a recipe runs now (_run_in_worker)
+
+
+def _run_in_worker(task: Task) -> Done:
+    global _running
+    _running = True
+    try:
+        return run_task(task)
+    finally:
+        _running = False
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    if not _running:  # idle, waiting for work: leave at once (raising there prints multiprocessing's traceback)
+        os._exit(128 + signum)
     raise KeyboardInterrupt
 
 
@@ -80,7 +94,7 @@ class PoolRunner:
         # KeyboardInterrupt traceback); in this process the signal is only held for the call
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            return self.pool.submit(run_task, task)
+            return self.pool.submit(_run_in_worker, task)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
